@@ -1,0 +1,149 @@
+"""
+Admin for Folio's documents. Issuing, paying and cancelling go through billing.services,
+exactly as in the app: the admin is never a second road to a number.
+"""
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from counters.services import preview_number
+
+from . import services
+from .models import (
+    Client,
+    Company,
+    CreditNote,
+    CreditNoteLine,
+    Invoice,
+    InvoiceLine,
+    Membership,
+)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Company)
+class CompanyAdmin(admin.ModelAdmin):
+    list_display = ["name", "vat_id", "currency"]
+    search_fields = ["name", "vat_id"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Client)
+class ClientAdmin(admin.ModelAdmin):
+    list_display = ["name", "company", "email", "vat_id"]
+    list_filter = ["company"]
+    search_fields = ["name", "email", "vat_id"]
+    list_select_related = ["company"]
+
+
+class LineInline(admin.TabularInline):
+    extra = 1
+    fields = ["position", "description", "quantity", "unit_price", "tax_rate"]
+
+    def _editable(self, obj):
+        return obj is None or obj.is_draft
+
+    def has_add_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
+class InvoiceLineInline(LineInline):
+    model = InvoiceLine
+
+
+class CreditNoteLineInline(LineInline):
+    model = CreditNoteLine
+
+
+def _run_on_each(modeladmin, request, queryset, operation, done_message):
+    done = 0
+    for document in queryset.order_by("pk"):
+        try:
+            operation(document, user=request.user)
+        except ValidationError as error:
+            modeladmin.message_user(
+                request, f"{document}: {' '.join(error.messages)}", messages.ERROR
+            )
+        else:
+            done += 1
+    if done:
+        modeladmin.message_user(request, done_message(done), messages.SUCCESS)
+
+
+@admin.action(description=_("Send (issue) the selected drafts"))
+def send_selected(modeladmin, request, queryset):
+    _run_on_each(
+        modeladmin, request, queryset, services.send_document,
+        lambda n: ngettext("%d document issued.", "%d documents issued.", n) % n,
+    )
+
+
+class DocumentAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "company", "client", "state", "issue_date", "total", "currency"]
+    list_filter = ["state", "company"]
+    search_fields = ["number", "client__name"]
+    list_select_related = ["company", "client"]
+    date_hierarchy = "created_at"
+    actions = [send_selected]
+    issued_readonly = ["number", "issue_date", "state", "subtotal", "tax_total", "total"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.is_issued:
+            return [f.name for f in self.model._meta.fields if f.name != "id"]
+        return ["state", "number_preview", "subtotal", "tax_total", "total"]
+
+    @admin.display(description=_("number"))
+    def number_preview(self, obj):
+        if obj is None or obj.pk is None:
+            return _("assigned when the document is sent")
+        return _("Draft — number on send: %(number)s (preview)") % {
+            "number": preview_number(obj)
+        }
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.is_issued:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        # One by one, so that the model refuses issued documents with its own message.
+        for document in queryset:
+            document.delete()
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if form.instance.is_draft:
+            form.instance.update_totals()
+
+
+@admin.action(description=_("Mark the selected invoices paid"))
+def mark_paid_selected(modeladmin, request, queryset):
+    _run_on_each(
+        modeladmin, request, queryset, services.mark_paid,
+        lambda n: ngettext("%d invoice marked paid.", "%d invoices marked paid.", n) % n,
+    )
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(DocumentAdmin):
+    inlines = [InvoiceLineInline]
+    actions = [send_selected, mark_paid_selected]
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(DocumentAdmin):
+    inlines = [CreditNoteLineInline]
+    raw_id_fields = ["invoice"]

@@ -1,0 +1,394 @@
+"""
+Folio's documents: companies, clients, invoices and credit notes with their lines.
+
+A document is a draft until it is sent. Sending (``billing.services.send_document``) is the
+only way to give it a number; from then on it is never edited or deleted (the model refuses,
+and database triggers refuse what bypasses the model): it is corrected by a credit note.
+"""
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from counters.models import NUMBER_MAX_LENGTH, Kind
+from counters.services import allocate_number
+
+CENT = Decimal("0.01")
+
+
+def money(amount) -> Decimal:
+    """Round to cents, halves away from zero: the one rounding rule Folio uses."""
+    return Decimal(amount).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+class Company(models.Model):
+    name = models.CharField(_("name"), max_length=200)
+    address = models.TextField(_("address"), blank=True)
+    vat_id = models.CharField(_("VAT number"), max_length=32, blank=True)
+    email = models.EmailField(_("e-mail"), blank=True)
+    currency = models.CharField(_("default currency"), max_length=3, default="EUR")
+    payment_terms_days = models.PositiveSmallIntegerField(_("payment terms (days)"), default=30)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="companies"
+    )
+
+    class Meta:
+        verbose_name = _("company")
+        verbose_name_plural = _("companies")
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", _("Owner")
+        ACCOUNTANT = "accountant", _("Accountant")
+        VIEWER = "viewer", _("Viewer")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE)
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.OWNER)
+
+    class Meta:
+        verbose_name = _("membership")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "company"], name="billing_membership_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} @ {self.company} ({self.get_role_display()})"
+
+
+class Client(models.Model):
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="clients")
+    name = models.CharField(_("name"), max_length=200)
+    email = models.EmailField(_("e-mail"), blank=True)
+    address = models.TextField(_("address"), blank=True)
+    vat_id = models.CharField(_("VAT number"), max_length=32, blank=True)
+
+    class Meta:
+        verbose_name = _("client")
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["company", "name"])]
+
+    def __str__(self):
+        return self.name
+
+
+class DocumentState(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    SENT = "sent", _("Sent")
+    PAID = "paid", _("Paid")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+DRAFT = DocumentState.DRAFT
+
+
+class DocumentLocked(ValidationError):
+    """An issued document was about to be changed or deleted."""
+
+
+class Document(ConcurrentTransitionMixin, models.Model):
+    """What invoices and credit notes share: parties, state, number, dates, money."""
+
+    kind: str  # a counters.models.Kind, set by each concrete document
+    # Columns an issued document may still change; everything else is frozen at send.
+    MUTABLE_WHEN_ISSUED = frozenset({"state", "updated_at"})
+
+    company = models.ForeignKey(
+        Company, on_delete=models.PROTECT, related_name="%(class)ss", verbose_name=_("company")
+    )
+    client = models.ForeignKey(
+        Client, on_delete=models.PROTECT, related_name="%(class)ss", verbose_name=_("client")
+    )
+    state = FSMField(
+        _("state"), default=DRAFT, choices=DocumentState.choices, protected=True, db_index=True
+    )
+    number = models.CharField(
+        _("number"), max_length=NUMBER_MAX_LENGTH, blank=True, default="", editable=False
+    )
+    sequence_value = models.PositiveBigIntegerField(
+        _("sequence value"), null=True, blank=True, editable=False
+    )
+    issue_date = models.DateField(_("issue date"), null=True, blank=True, editable=False)
+    due_date = models.DateField(_("due date"), null=True, blank=True)
+    currency = models.CharField(_("currency"), max_length=3, default="EUR")
+    notes = models.TextField(_("notes"), blank=True)
+    subtotal = models.DecimalField(
+        _("subtotal"), max_digits=14, decimal_places=2, default=Decimal("0.00"), editable=False
+    )
+    tax_total = models.DecimalField(
+        _("tax"), max_digits=14, decimal_places=2, default=Decimal("0.00"), editable=False
+    )
+    total = models.DecimalField(
+        _("total"), max_digits=14, decimal_places=2, default=Decimal("0.00"), editable=False
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A draft has no number; an issued document has a number, a value and a date.
+            models.CheckConstraint(
+                condition=(
+                    Q(state=DRAFT, number="", sequence_value__isnull=True, issue_date__isnull=True)
+                    | (~Q(state=DRAFT) & ~Q(number="") & Q(sequence_value__isnull=False)
+                       & Q(issue_date__isnull=False))
+                ),
+                name="%(app_label)s_%(class)s_numbered_iff_issued",
+            ),
+            models.UniqueConstraint(
+                fields=["company", "number"],
+                condition=~Q(number=""),
+                name="%(app_label)s_%(class)s_number_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(total=models.F("subtotal") + models.F("tax_total")),
+                name="%(app_label)s_%(class)s_total_adds_up",
+            ),
+        ]
+
+    def __str__(self):
+        return self.number or str(_("Draft %(kind)s #%(id)s") % {
+            "kind": self._meta.verbose_name, "id": self.pk
+        })
+
+    def save(self, *args, **kwargs):
+        self._refuse_if_issued(kwargs.get("update_fields"))
+        super().save(*args, **kwargs)
+        self._stored_state = self.state
+
+    def delete(self, *args, **kwargs):
+        self._refuse_if_issued()
+        return super().delete(*args, **kwargs)
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._stored_state = instance.__dict__.get("state")
+        return instance
+
+    @property
+    def is_draft(self):
+        return self.state == DRAFT
+
+    @property
+    def is_issued(self):
+        return not self.is_draft
+
+    def _refuse_if_issued(self, update_fields=None):
+        stored = getattr(self, "_stored_state", None)
+        if stored in (None, DRAFT):
+            return
+        if update_fields is not None and set(update_fields) <= self.MUTABLE_WHEN_ISSUED:
+            return
+        raise DocumentLocked(
+            _("%(document)s has been issued and can no longer be changed or deleted; "
+              "correct it with a credit note.") % {"document": self},
+            code="issued",
+        )
+
+    def clean_fields(self, exclude=None):
+        # The state is protected: only transitions change it, so validation never sets it.
+        super().clean_fields(exclude={*(exclude or ()), "state"})
+
+    def clean(self):
+        if self.client_id and self.company_id and self.client.company_id != self.company_id:
+            raise ValidationError({"client": _("This client belongs to another company.")})
+
+    # --- Money ------------------------------------------------------------------------------
+
+    def compute_totals(self):
+        """(subtotal, tax, total) of the document's lines, each line rounded to cents."""
+        lines = list(self.lines.all())
+        subtotal = sum((line.net_amount for line in lines), Decimal("0.00"))
+        tax = sum((line.tax_amount for line in lines), Decimal("0.00"))
+        return subtotal, tax, subtotal + tax
+
+    def update_totals(self):
+        """Store the totals of the current lines. Drafts only: issued totals are frozen."""
+        self.subtotal, self.tax_total, self.total = self.compute_totals()
+        self.save(update_fields=["subtotal", "tax_total", "total", "updated_at"])
+
+    def tax_breakdown(self):
+        """[(rate, net, tax)] per tax rate, in rate order."""
+        rates = {}
+        for line in self.lines.all():
+            net, tax = rates.get(line.tax_rate, (Decimal("0.00"), Decimal("0.00")))
+            rates[line.tax_rate] = (net + line.net_amount, tax + line.tax_amount)
+        return [(rate, net, tax) for rate, (net, tax) in sorted(rates.items())]
+
+    # --- Lifecycle --------------------------------------------------------------------------
+
+    def can_be_sent(self):
+        return self.lines.exists()
+
+    @transition(field="state", source=DRAFT, target=DocumentState.SENT, conditions=[can_be_sent])
+    def send(self, user=None):
+        """
+        Issue the document: date it today and give it the next number of its series.
+
+        Only ``billing.services.send_document`` calls this, inside the transaction that
+        locks and saves the document.
+        """
+        self.issue_date = timezone.localdate()
+        issued = allocate_number(
+            company_id=self.company_id,
+            kind=self.kind,
+            document_id=self.pk,
+            issue_date=self.issue_date,
+            user=user,
+        )
+        self.number = issued.number
+        self.sequence_value = issued.value
+        return issued
+
+
+class LineItem(models.Model):
+    description = models.CharField(_("description"), max_length=500)
+    quantity = models.DecimalField(
+        _("quantity"), max_digits=12, decimal_places=3, default=Decimal("1"),
+        validators=[MinValueValidator(Decimal("0.001"))],
+    )
+    unit_price = models.DecimalField(
+        _("unit price"), max_digits=12, decimal_places=2,
+        validators=[MinValueValidator(Decimal("0"))],
+    )
+    tax_rate = models.DecimalField(
+        _("tax rate (%)"), max_digits=5, decimal_places=2, default=Decimal("20.00"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+    )
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+        ordering = ["position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="%(app_label)s_%(class)s_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(unit_price__gte=0), name="%(app_label)s_%(class)s_price_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(tax_rate__gte=0, tax_rate__lte=100),
+                name="%(app_label)s_%(class)s_tax_rate_range",
+            ),
+        ]
+
+    def __str__(self):
+        return self.description
+
+    def save(self, *args, **kwargs):
+        self.document._refuse_if_issued()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        self.document._refuse_if_issued()
+        return super().delete(*args, **kwargs)
+
+    @property
+    def net_amount(self):
+        return money(self.quantity * self.unit_price)
+
+    @property
+    def tax_amount(self):
+        return money(self.net_amount * self.tax_rate / 100)
+
+
+
+class Invoice(Document):
+    kind = Kind.INVOICE
+
+    class Meta(Document.Meta):
+        verbose_name = _("invoice")
+        indexes = [models.Index(fields=["company", "state", "-created_at"])]
+
+    def credited_total(self):
+        """The total of the credit notes issued against this invoice."""
+        return (
+            self.credit_notes.exclude(state=DRAFT).aggregate(s=models.Sum("total"))["s"]
+            or Decimal("0.00")
+        )
+
+    def open_amount(self):
+        """What is left to credit: the invoice total less issued credit notes."""
+        return self.total - self.credited_total()
+
+    @transition(field="state", source=DocumentState.SENT, target=DocumentState.PAID)
+    def mark_paid(self):
+        """Record the payment. ``billing.services.mark_paid`` saves it."""
+
+    @transition(field="state", source=DocumentState.SENT, target=DocumentState.CANCELLED)
+    def cancel(self):
+        """Cancel the invoice; ``billing.services.cancel_invoice`` issues its credit note."""
+
+
+class InvoiceLine(LineItem):
+    document = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+
+    class Meta(LineItem.Meta):
+        verbose_name = _("invoice line")
+
+
+class CreditNote(Document):
+    kind = Kind.CREDIT_NOTE
+
+    invoice = models.ForeignKey(
+        Invoice, null=True, blank=True, on_delete=models.PROTECT, related_name="credit_notes",
+        verbose_name=_("corrected invoice"),
+    )
+    # Snapshots of the corrected invoice, taken when the credit note is created: the law wants
+    # them on the credit note whatever happens to the invoice later.
+    invoice_number = models.CharField(
+        _("invoice number"), max_length=NUMBER_MAX_LENGTH, blank=True, editable=False
+    )
+    invoice_issue_date = models.DateField(
+        _("invoice date"), null=True, blank=True, editable=False
+    )
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+
+    class Meta(Document.Meta):
+        verbose_name = _("credit note")
+        indexes = [models.Index(fields=["company", "state", "-created_at"])]
+
+    def save(self, *args, **kwargs):
+        if self.invoice_id and self.is_draft:
+            self.invoice_number = self.invoice.number
+            self.invoice_issue_date = self.invoice.issue_date
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        super().clean()
+        if self.invoice_id is None:
+            return
+        invoice = self.invoice
+        if invoice.company_id != self.company_id:
+            raise ValidationError({"invoice": _("This invoice belongs to another company.")})
+        if invoice.client_id != self.client_id:
+            raise ValidationError(
+                {"invoice": _("The credit note and the invoice must have the same client.")}
+            )
+        if invoice.is_draft:
+            raise ValidationError(
+                {"invoice": _("Only an issued invoice can be credited; edit the draft instead.")}
+            )
+
+
+class CreditNoteLine(LineItem):
+    document = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="lines")
+
+    class Meta(LineItem.Meta):
+        verbose_name = _("credit note line")

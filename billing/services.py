@@ -1,0 +1,161 @@
+"""
+The business operations on documents. Views, the admin and commands all call these; each
+runs in one transaction that locks the rows it changes before reading them.
+
+django-fsm neither opens transactions nor saves: these functions do both. They work on a
+freshly locked copy of the document and return it, so a caller's instance is never left
+half-changed by a rollback.
+"""
+
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from .models import DRAFT, CreditNote, CreditNoteLine, Document, DocumentState, Invoice, money
+from .signals import document_issued
+
+
+class NotADraft(ValidationError):
+    """The document has already been issued (perhaps a moment ago, by someone else)."""
+
+
+class CreditExceedsInvoice(ValidationError):
+    """Issuing the credit note would credit more than the invoice's open amount."""
+
+
+def _lock(document):
+    return type(document).objects.select_for_update().get(pk=document.pk)
+
+
+def _check_credit(credit_note):
+    """Refuse a credit note that would take the invoice's credits past its total."""
+    if credit_note.invoice_id is None:
+        return
+    # Locking the invoice serialises credit notes issued against it.
+    invoice = Invoice.objects.select_for_update().get(pk=credit_note.invoice_id)
+    open_amount = invoice.open_amount()
+    if credit_note.total > open_amount:
+        raise CreditExceedsInvoice(
+            _("This credit note (%(credit)s %(currency)s) exceeds the open amount of "
+              "%(invoice)s (%(open)s %(currency)s).") % {
+                "credit": credit_note.total, "open": open_amount,
+                "currency": invoice.currency, "invoice": invoice.number,
+            },
+            code="credit_exceeds_invoice",
+        )
+
+
+def send_document(document: Document, user=None) -> Document:
+    """
+    Issue a draft: give it its number and date, in one transaction.
+
+    Lock the document → check it is still a draft → validate → run the ``send`` transition,
+    which allocates the number last so the counter row is locked for the shortest time →
+    save. Side effects that leave the database wait for the commit.
+    """
+    with transaction.atomic():
+        locked = _lock(document)
+        if locked.state != DRAFT:
+            raise NotADraft(
+                _("%(document)s has already been issued.") % {"document": locked},
+                code="not_draft",
+            )
+        locked.update_totals()
+        if not locked.can_be_sent():
+            raise ValidationError(
+                _("Add at least one line before sending."), code="no_lines"
+            )
+        if isinstance(locked, CreditNote):
+            _check_credit(locked)
+        locked.send(user=user)
+        locked.save()
+        transaction.on_commit(
+            lambda: document_issued.send(sender=type(locked), document=locked, user=user)
+        )
+    return locked
+
+
+def mark_paid(invoice: Invoice, user=None) -> Invoice:
+    with transaction.atomic():
+        locked = _lock(invoice)
+        if locked.state != DocumentState.SENT:
+            raise ValidationError(
+                _("Only a sent invoice can be marked paid; %(invoice)s is %(state)s.") % {
+                    "invoice": locked, "state": locked.get_state_display()
+                },
+                code="not_sent",
+            )
+        locked.mark_paid()
+        locked.save(update_fields=["state", "updated_at"])
+    return locked
+
+
+def draft_credit_note(invoice: Invoice, *, reason="", amount_lines=None) -> CreditNote:
+    """
+    A draft credit note for ``invoice``'s open amount: its lines when nothing has been
+    credited yet, otherwise one line per tax rate for what is left of each.
+    """
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        if invoice.is_draft:
+            raise ValidationError(
+                _("Only an issued invoice can be credited."), code="invoice_draft"
+            )
+        credit_note = CreditNote(
+            company_id=invoice.company_id, client_id=invoice.client_id, invoice=invoice,
+            currency=invoice.currency, reason=reason,
+        )
+        credit_note.full_clean()
+        credit_note.save()
+        for position, (description, quantity, unit_price, tax_rate) in enumerate(
+            amount_lines if amount_lines is not None else _open_lines(invoice)
+        ):
+            CreditNoteLine.objects.create(
+                document=credit_note, position=position, description=description,
+                quantity=quantity, unit_price=unit_price, tax_rate=tax_rate,
+            )
+        credit_note.update_totals()
+    return credit_note
+
+
+def _open_lines(invoice):
+    credited = list(
+        CreditNoteLine.objects.filter(document__invoice=invoice).exclude(document__state=DRAFT)
+    )
+    if not credited:
+        return [(line.description, line.quantity, line.unit_price, line.tax_rate)
+                for line in invoice.lines.all()]
+    credited_net = {}
+    for line in credited:
+        credited_net[line.tax_rate] = credited_net.get(line.tax_rate, 0) + line.net_amount
+    lines = []
+    for rate, net, _tax in invoice.tax_breakdown():
+        left = money(net - credited_net.get(rate, Decimal("0")))
+        if left > 0:
+            lines.append((_("Balance of %(invoice)s at %(rate)s%%") % {
+                "invoice": invoice.number, "rate": rate}, Decimal("1"), left, rate))
+    return lines
+
+
+def cancel_invoice(invoice: Invoice, user=None, *, reason="") -> CreditNote:
+    """
+    Cancel a sent invoice by issuing a credit note for its open amount, in one transaction:
+    either both happen or neither does.
+    """
+    with transaction.atomic():
+        locked = _lock(invoice)
+        if locked.state != DocumentState.SENT:
+            raise ValidationError(
+                _("Only a sent, unpaid invoice can be cancelled; %(invoice)s is %(state)s.")
+                % {"invoice": locked, "state": locked.get_state_display()},
+                code="not_sent",
+            )
+        credit_note = draft_credit_note(
+            locked, reason=reason or _("Cancellation of %(invoice)s") % {"invoice": locked}
+        )
+        credit_note = send_document(credit_note, user=user) if credit_note.lines.exists() else None
+        locked.cancel()
+        locked.save(update_fields=["state", "updated_at"])
+    return credit_note

@@ -1,0 +1,52 @@
+"""
+Row guards: database triggers that refuse a change the application never makes, so that a
+raw SQL statement, a bulk update or another program cannot rewrite what has been issued.
+
+Used from migrations. Each guard fires BEFORE one event (INSERT, UPDATE or DELETE) on one
+table when a condition written in SQL over OLD/NEW holds, and aborts the statement with an
+integrity error carrying ``message``.
+"""
+
+
+def distinct(column, vendor):
+    """SQL that is true when OLD.column and NEW.column differ, NULLs included."""
+    op = "IS DISTINCT FROM" if vendor == "postgresql" else "IS NOT"
+    return f"OLD.{column} {op} NEW.{column}"
+
+
+def create_guard(schema_editor, *, name, table, event, condition, message):
+    vendor = schema_editor.connection.vendor
+    message = message.replace("'", "''")
+    if vendor == "postgresql":
+        schema_editor.execute(
+            f"CREATE OR REPLACE FUNCTION {name}_fn() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+            f"BEGIN\n"
+            f"  IF {condition} THEN\n"
+            f"    RAISE EXCEPTION '{message}' USING ERRCODE = 'integrity_constraint_violation';\n"
+            f"  END IF;\n"
+            f"  IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;\n"
+            f"  RETURN NEW;\n"
+            f"END $$"
+        )
+        schema_editor.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+        schema_editor.execute(
+            f"CREATE TRIGGER {name} BEFORE {event} ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {name}_fn()"
+        )
+    elif vendor == "sqlite":
+        schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}")
+        schema_editor.execute(
+            f"CREATE TRIGGER {name} BEFORE {event} ON {table} FOR EACH ROW WHEN {condition} "
+            f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
+        )
+    else:  # pragma: no cover - Folio supports these two databases
+        raise NotImplementedError(f"No row guards for {vendor}.")
+
+
+def drop_guard(schema_editor, *, name, table):
+    vendor = schema_editor.connection.vendor
+    if vendor == "postgresql":
+        schema_editor.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+        schema_editor.execute(f"DROP FUNCTION IF EXISTS {name}_fn()")
+    else:
+        schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}")

@@ -1,0 +1,258 @@
+"""
+Numbering for business documents: settings, sequences, the ledger of issued numbers and the
+record of deliberate jumps.
+
+The app knows two kinds of document (invoices and credit notes) and the model that owns a
+numbering (``settings.COUNTERS_COMPANY_MODEL``); it imports nothing from the app that issues.
+"""
+
+from datetime import date
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from . import patterns
+
+COMPANY_MODEL = settings.COUNTERS_COMPANY_MODEL
+NUMBER_MAX_LENGTH = 64
+PATTERN_MAX_LENGTH = 48
+MAX_PADDING = 12
+# A pattern must leave room for this many counter digits within NUMBER_MAX_LENGTH.
+COUNTER_DIGITS_RESERVED = 9
+
+
+class Kind(models.TextChoices):
+    INVOICE = "invoice", _("Invoice")
+    CREDIT_NOTE = "credit_note", _("Credit note")
+
+
+class ResetPeriod(models.TextChoices):
+    NEVER = patterns.NEVER, _("Never")
+    YEARLY = patterns.YEARLY, _("Every year")
+    MONTHLY = patterns.MONTHLY, _("Every month")
+
+
+SHARED_SERIES = "shared"
+SERIES_CHOICES = [(SHARED_SERIES, _("Shared"))] + list(Kind.choices)
+
+
+class NumberingSettings(models.Model):
+    """How one company numbers its documents. Change it through ``save_numbering_settings``."""
+
+    company = models.OneToOneField(
+        COMPANY_MODEL, on_delete=models.CASCADE, related_name="numbering_settings"
+    )
+    shared_counter = models.BooleanField(
+        _("shared counter"),
+        default=False,
+        help_text=_("Invoices and credit notes draw their values from one sequence."),
+    )
+    invoice_pattern = models.CharField(
+        _("invoice pattern"), max_length=PATTERN_MAX_LENGTH, default="INV-{YYYY}-{counter}"
+    )
+    credit_note_pattern = models.CharField(
+        _("credit note pattern"), max_length=PATTERN_MAX_LENGTH, default="CN-{YYYY}-{counter}"
+    )
+    padding = models.PositiveSmallIntegerField(
+        _("padding"),
+        default=4,
+        validators=[MaxValueValidator(MAX_PADDING)],
+        help_text=_("The counter is zero-padded to this many digits."),
+    )
+    reset_period = models.CharField(
+        _("restart numbering"),
+        max_length=10,
+        choices=ResetPeriod.choices,
+        default=ResetPeriod.YEARLY,
+    )
+
+    class Meta:
+        verbose_name = _("numbering settings")
+        verbose_name_plural = _("numbering settings")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(padding__lte=MAX_PADDING), name="counters_padding_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(reset_period__in=ResetPeriod.values),
+                name="counters_reset_period_valid",
+            ),
+        ]
+
+    # Fields whose change moves values between sequences (see save_numbering_settings).
+    LAYOUT_FIELDS = ("shared_counter", "reset_period")
+    TRACKED_FIELDS = (
+        "shared_counter", "invoice_pattern", "credit_note_pattern", "padding", "reset_period"
+    )
+
+    def __str__(self):
+        return str(_("Numbering of %(company)s") % {"company": self.company})
+
+    @classmethod
+    def for_company(cls, company_id):
+        settings_, _created = cls.objects.get_or_create(company_id=company_id)
+        return settings_
+
+    def series_for(self, kind) -> str:
+        return SHARED_SERIES if self.shared_counter else str(kind)
+
+    def pattern_for(self, kind) -> str:
+        return self.invoice_pattern if kind == Kind.INVOICE else self.credit_note_pattern
+
+    def series_in_use(self) -> list[str]:
+        return [SHARED_SERIES] if self.shared_counter else [Kind.INVOICE, Kind.CREDIT_NOTE]
+
+    def format(self, kind, issue_date: date, value: int) -> str:
+        return patterns.format_number(self.pattern_for(kind), issue_date, value, self.padding)
+
+    def as_dict(self):
+        return {name: getattr(self, name) for name in self.TRACKED_FIELDS}
+
+    def clean(self):
+        errors = {}
+        for field in ("invoice_pattern", "credit_note_pattern"):
+            pattern = getattr(self, field)
+            try:
+                patterns.validate_pattern(pattern, reset_period=self.reset_period)
+            except ValidationError as error:
+                errors[field] = error
+                continue
+            longest = patterns.format_number(
+                pattern, date(2099, 12, 31), 0, max(self.padding or 0, COUNTER_DIGITS_RESERVED)
+            )
+            if len(longest) > NUMBER_MAX_LENGTH:
+                errors[field] = ValidationError(
+                    _("Numbers from this pattern could be longer than %(max)d characters."),
+                    code="too_long",
+                    params={"max": NUMBER_MAX_LENGTH},
+                )
+        if errors:
+            raise ValidationError(errors)
+        if not self.shared_counter and patterns.patterns_may_collide(
+            self.invoice_pattern, self.credit_note_pattern
+        ):
+            raise ValidationError({
+                "credit_note_pattern": ValidationError(
+                    _("With separate counters, invoices and credit notes would produce the same "
+                      "numbers (%(example)s). Give the patterns different text, e.g. INV- and "
+                      "CN-."),
+                    code="collision",
+                    params={"example": self.format(Kind.CREDIT_NOTE, date.today(), 1)},
+                )
+            })
+
+
+class Sequence(models.Model):
+    """The last value handed out in one series of one company for one period."""
+
+    company = models.ForeignKey(COMPANY_MODEL, on_delete=models.CASCADE, related_name="+")
+    series = models.CharField(_("series"), max_length=20, choices=SERIES_CHOICES)
+    period = models.CharField(
+        _("period"), max_length=7, blank=True, help_text=_("Empty when numbers never restart.")
+    )
+    last = models.PositiveBigIntegerField(_("last value"), default=0)
+
+    class Meta:
+        verbose_name = _("sequence")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "series", "period"], name="counters_sequence_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.series} {self.period or '-'}: {self.last}"
+
+
+class IssuedNumber(models.Model):
+    """
+    The ledger: one row per issued document, written in the transaction that issues it.
+
+    Rows are never changed or deleted (the database refuses); audits read this table.
+    """
+
+    company = models.ForeignKey(COMPANY_MODEL, on_delete=models.PROTECT, related_name="+")
+    series = models.CharField(_("series"), max_length=20, choices=SERIES_CHOICES)
+    period = models.CharField(_("period"), max_length=7, blank=True)
+    value = models.PositiveBigIntegerField(_("value"))
+    number = models.CharField(_("number"), max_length=NUMBER_MAX_LENGTH)
+    kind = models.CharField(_("document kind"), max_length=20, choices=Kind.choices)
+    document_id = models.BigIntegerField(_("document id"))
+    issue_date = models.DateField(_("issue date"))
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", verbose_name=_("issued by"),
+    )
+    issued_at = models.DateTimeField(_("issued at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("issued number")
+        ordering = ["company", "series", "period", "value"]
+        constraints = [
+            models.UniqueConstraint(fields=["company", "number"], name="counters_number_unique"),
+            models.UniqueConstraint(
+                fields=["company", "series", "period", "value"],
+                name="counters_series_value_unique",
+            ),
+            models.UniqueConstraint(fields=["kind", "document_id"], name="counters_document_once"),
+            models.CheckConstraint(condition=models.Q(value__gte=1), name="counters_value_gte_1"),
+        ]
+
+    def __str__(self):
+        return self.number
+
+
+class NumberJump(models.Model):
+    """
+    A deliberate, explained hole in a series: values ``first_value``..``last_value`` were
+    never issued, because someone set the next number forward or the counter layout changed.
+    """
+
+    company = models.ForeignKey(COMPANY_MODEL, on_delete=models.PROTECT, related_name="+")
+    series = models.CharField(_("series"), max_length=20, choices=SERIES_CHOICES)
+    period = models.CharField(_("period"), max_length=7, blank=True)
+    first_value = models.PositiveBigIntegerField(_("first skipped value"))
+    last_value = models.PositiveBigIntegerField(_("last skipped value"))
+    reason = models.TextField(_("reason"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", verbose_name=_("by"),
+    )
+    created_at = models.DateTimeField(_("at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("explained jump")
+        ordering = ["company", "series", "period", "first_value"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(first_value__gte=1)
+                & models.Q(last_value__gte=models.F("first_value")),
+                name="counters_jump_range",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.series} {self.period or '-'}: {self.first_value}..{self.last_value}"
+
+
+class NumberingSettingsChange(models.Model):
+    """Who changed a company's numbering settings, when, from what to what."""
+
+    company = models.ForeignKey(COMPANY_MODEL, on_delete=models.CASCADE, related_name="+")
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    changed_at = models.DateTimeField(auto_now_add=True)
+    old = models.JSONField()
+    new = models.JSONField()
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        verbose_name = _("numbering settings change")
+
+    def __str__(self):
+        return f"{self.changed_at:%Y-%m-%d %H:%M} {self.changed_by or '-'}"

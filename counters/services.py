@@ -1,0 +1,190 @@
+"""
+The numbering operations. Each runs inside the caller's transaction (``allocate_number``) or
+opens exactly one of its own.
+
+Gaplessness rests on three things: the sequence row is locked and incremented inside the
+transaction that issues the document, so a rollback hands the value back; the ledger row is
+written in that same transaction; and unique constraints refuse any duplicate that slips past.
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import patterns
+from .models import IssuedNumber, NumberingSettings, NumberingSettingsChange, NumberJump, Sequence
+
+
+class TransactionRequired(RuntimeError):
+    """The allocator was called outside ``transaction.atomic()``: its number could leak."""
+
+
+def _locked_settings(company_id) -> NumberingSettings:
+    """
+    The company's settings, share-locked until the transaction ends.
+
+    Issuing takes a share lock, so issues never wait for each other here, while a settings
+    change (which locks the row for update) waits for issues in flight and they wait for it:
+    no document is numbered from a layout that is being replaced.
+    """
+    if connection.vendor == "postgresql":
+        table = NumberingSettings._meta.db_table
+        rows = list(NumberingSettings.objects.raw(
+            f"SELECT * FROM {table} WHERE company_id = %s FOR SHARE", [company_id]
+        ))
+        if rows:
+            return rows[0]
+        NumberingSettings.for_company(company_id)
+        return _locked_settings(company_id)
+    # SQLite: the IMMEDIATE transaction already holds the database's single write lock.
+    return NumberingSettings.for_company(company_id)
+
+
+def _increment(company_id, series, period) -> int:
+    """Lock the sequence row (creating it at 1) and return its new last value."""
+    table = Sequence._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (company_id, series, period, last) VALUES (%s, %s, %s, 1) "
+            f"ON CONFLICT (company_id, series, period) "
+            f"DO UPDATE SET last = {table}.last + 1 RETURNING last",
+            [company_id, series, period],
+        )
+        return cursor.fetchone()[0]
+
+
+def allocate_number(*, company_id, kind, document_id, issue_date, user=None) -> IssuedNumber:
+    """
+    Give the document ``(kind, document_id)`` the next number of its series and record it in
+    the ledger. Must run inside the transaction that issues the document: the sequence row
+    stays locked until it commits, and a rollback returns the number.
+    """
+    if not connection.in_atomic_block:
+        raise TransactionRequired(
+            "allocate_number() must run inside transaction.atomic(), in the transaction "
+            "that issues the document."
+        )
+    numbering = _locked_settings(company_id)
+    series = numbering.series_for(kind)
+    period = patterns.period_key(numbering.reset_period, issue_date)
+    # Everything above only reads; the hot row is locked from here to commit.
+    value = _increment(company_id, series, period)
+    return IssuedNumber.objects.create(
+        company_id=company_id,
+        series=series,
+        period=period,
+        value=value,
+        number=numbering.format(kind, issue_date, value),
+        kind=kind,
+        document_id=document_id,
+        issue_date=issue_date,
+        issued_by=user if user is not None and user.is_authenticated else None,
+    )
+
+
+def preview_number(document, issue_date=None) -> str:
+    """
+    The number ``document`` would take if it were issued now. Reads only: consumes nothing,
+    and another document issued first will take this number instead.
+    """
+    issue_date = issue_date or timezone.localdate()
+    numbering = NumberingSettings.for_company(document.company_id)
+    series = numbering.series_for(document.kind)
+    period = patterns.period_key(numbering.reset_period, issue_date)
+    last = (
+        Sequence.objects.filter(company_id=document.company_id, series=series, period=period)
+        .values_list("last", flat=True)
+        .first()
+    ) or 0
+    return numbering.format(document.kind, issue_date, last + 1)
+
+
+def _move_forward(sequence, next_value, reason, user):
+    """Make ``next_value`` the next value of a locked ``sequence``, recording the jump."""
+    if next_value <= sequence.last + 1:
+        return None
+    jump = NumberJump.objects.create(
+        company_id=sequence.company_id,
+        series=sequence.series,
+        period=sequence.period,
+        first_value=sequence.last + 1,
+        last_value=next_value - 1,
+        reason=reason,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    sequence.last = next_value - 1
+    sequence.save(update_fields=["last"])
+    return jump
+
+
+@transaction.atomic
+def set_next_number(*, company_id, series, period, next_value, reason, user=None) -> NumberJump:
+    """
+    Move a series forward so that its next value is ``next_value`` (e.g. when migrating from
+    another system). Never backwards: values already handed out are never handed out again.
+    The skipped values are recorded as an explained jump.
+    """
+    if not (reason or "").strip():
+        raise ValidationError({"reason": _("Say why the numbering jumps forward.")})
+    sequence, _created = Sequence.objects.select_for_update().get_or_create(
+        company_id=company_id, series=series, period=period
+    )
+    if next_value <= sequence.last:
+        raise ValidationError({
+            "next_value": _(
+                "The next number can only move forward: %(value)d has already been issued "
+                "in this series; the next one is %(next)d."
+            ) % {"value": sequence.last, "next": sequence.last + 1}
+        })
+    return _move_forward(sequence, next_value, reason.strip(), user)
+
+
+@transaction.atomic
+def save_numbering_settings(numbering: NumberingSettings, user=None) -> NumberingSettings:
+    """
+    Validate and save ``numbering``, record the change, and when the counter layout changed
+    (shared/separate counters, reset period) carry the current period's values over.
+
+    The rule for a layout change: every series of the new layout starts the current period
+    after the highest value any series has used in a period that overlaps it. Numbers so stay
+    unique and increasing; the values skipped are recorded as explained jumps.
+    """
+    numbering.full_clean()
+    before = (
+        NumberingSettings.objects.select_for_update().filter(pk=numbering.pk).first()
+        if numbering.pk else None
+    )
+    numbering.save()
+    old = before.as_dict() if before else {}
+    new = numbering.as_dict()
+    if old == new:
+        return numbering
+    NumberingSettingsChange.objects.create(
+        company_id=numbering.company_id,
+        changed_by=user if user is not None and user.is_authenticated else None,
+        old=old,
+        new=new,
+    )
+    if before and any(old[f] != new[f] for f in NumberingSettings.LAYOUT_FIELDS):
+        _carry_values_over(numbering, user)
+    return numbering
+
+
+def _carry_values_over(numbering, user):
+    period = patterns.period_key(numbering.reset_period, timezone.localdate())
+    sequences = list(
+        Sequence.objects.select_for_update().filter(company_id=numbering.company_id)
+    )
+    floor = max(
+        (s.last for s in sequences if patterns.periods_overlap(s.period, period)), default=0
+    )
+    reason = _("Counter layout changed (shared counter: %(shared)s, restart: %(reset)s).") % {
+        "shared": _("yes") if numbering.shared_counter else _("no"),
+        "reset": numbering.get_reset_period_display(),
+    }
+    for series in numbering.series_in_use():
+        sequence, _created = Sequence.objects.select_for_update().get_or_create(
+            company_id=numbering.company_id, series=series, period=period
+        )
+        _move_forward(sequence, floor + 1, reason, user)

@@ -1,0 +1,61 @@
+import os
+from datetime import date
+from unittest import mock
+
+import pytest
+from django.db.backends.sqlite3 import base as sqlite3_base
+
+ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith(("postgres", "postgresql"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """PostgreSQL-only tests are deselected (not skipped) when the suite runs on SQLite."""
+    if ON_POSTGRES:
+        return
+    kept, dropped = [], []
+    for item in items:
+        (dropped if item.get_closest_marker("postgres") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+SQLiteOperations = sqlite3_base.DatabaseOperations
+_flush = SQLiteOperations.execute_sql_flush
+
+
+def _flush_past_guards(self, sql_list):
+    """
+    Transactional tests empty the tables between tests. PostgreSQL's TRUNCATE does not fire
+    row triggers; SQLite's DELETE does, and the append-only guards would refuse it: lift them
+    for the flush and put them back exactly as they were.
+    """
+    with self.connection.cursor() as cursor:
+        cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+        triggers = cursor.fetchall()
+        for name, _sql in triggers:
+            cursor.execute(f'DROP TRIGGER "{name}"')
+    try:
+        _flush(self, sql_list)
+    finally:
+        with self.connection.cursor() as cursor:
+            for _name, sql in triggers:
+                cursor.execute(sql)
+
+
+SQLiteOperations.execute_sql_flush = _flush_past_guards
+
+
+@pytest.fixture
+def issue_on():
+    """Freeze "today" for issuing and previews: ``issue_on(date(2026, 12, 31))``."""
+    patches = []
+
+    def freeze(day: date):
+        patcher = mock.patch("django.utils.timezone.localdate", return_value=day)
+        patcher.start()
+        patches.append(patcher)
+
+    yield freeze
+    for patcher in reversed(patches):
+        patcher.stop()

@@ -1,0 +1,87 @@
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+
+from billing.models import (
+    Client,
+    Company,
+    CreditNote,
+    CreditNoteLine,
+    Invoice,
+    InvoiceLine,
+    Membership,
+)
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ["username"]
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.django.Password("correct horse battery staple")
+
+
+class CompanyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Company
+
+    name = factory.Sequence(lambda n: f"Company {n}")
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    company = factory.SubFactory(CompanyFactory)
+
+
+class ClientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Client
+
+    company = factory.SubFactory(CompanyFactory)
+    name = factory.Sequence(lambda n: f"Client {n}")
+    email = factory.LazyAttribute(lambda c: f"billing{c.name.split()[-1]}@client.example")
+
+
+class DocumentFactory(factory.django.DjangoModelFactory):
+    """A draft with ``lines`` lines (one by default) and its totals stored."""
+
+    class Meta:
+        abstract = True
+        skip_postgeneration_save = True
+
+    client = factory.SubFactory(ClientFactory)
+    company = factory.LazyAttribute(lambda d: d.client.company)
+
+    @factory.post_generation
+    def lines(self, create, extracted, **kwargs):
+        if not create:
+            return
+        specs = extracted if extracted is not None else [
+            {"description": "Consulting", "quantity": Decimal("2"),
+             "unit_price": Decimal("100.00"), "tax_rate": Decimal("20")},
+        ]
+        for position, spec in enumerate(specs):
+            self.lines.create(position=position, **spec)
+        self.update_totals()
+
+
+class InvoiceFactory(DocumentFactory):
+    class Meta:
+        model = Invoice
+
+
+class CreditNoteFactory(DocumentFactory):
+    class Meta:
+        model = CreditNote
+
+
+__all__ = [
+    "ClientFactory", "CompanyFactory", "CreditNoteFactory", "CreditNoteLine", "InvoiceFactory",
+    "InvoiceLine", "MembershipFactory", "UserFactory",
+]
