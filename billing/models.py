@@ -154,10 +154,6 @@ class Document(ConcurrentTransitionMixin, models.Model):
                 condition=~Q(number=""),
                 name="%(app_label)s_%(class)s_number_unique",
             ),
-            models.CheckConstraint(
-                condition=Q(total=models.F("subtotal") + models.F("tax_total")),
-                name="%(app_label)s_%(class)s_total_adds_up",
-            ),
         ]
 
     def __str__(self):

@@ -1,0 +1,93 @@
+"""The admin issues through billing.services and shows drafts' numbers as previews only."""
+
+import pytest
+from django.urls import reverse
+
+from billing.models import Invoice
+from counters.models import IssuedNumber, NumberingSettings, NumberingSettingsChange, NumberJump
+
+from .factories import InvoiceFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return client
+
+
+def test_draft_change_page_shows_a_preview_not_a_number(admin_client):
+    draft = InvoiceFactory()
+    page = admin_client.get(reverse("admin:billing_invoice_change", args=[draft.pk]))
+    assert "number on send: INV-" in page.content.decode()
+    assert not IssuedNumber.objects.exists()
+
+
+def test_send_action_issues_through_the_service(admin_client):
+    drafts = [InvoiceFactory(), InvoiceFactory(lines=[])]
+    response = admin_client.post(reverse("admin:billing_invoice_changelist"), {
+        "action": "send_selected", "_selected_action": [d.pk for d in drafts]}, follow=True)
+    text = response.content.decode()
+    assert "1 document issued." in text and "Add at least one line" in text
+    assert Invoice.objects.get(pk=drafts[0].pk).number.endswith("-0001")
+    assert Invoice.objects.get(pk=drafts[1].pk).is_draft
+
+
+def test_issued_documents_are_read_only_in_the_admin(admin_client):
+    from billing.services import send_document
+
+    sent = send_document(InvoiceFactory())
+    url = reverse("admin:billing_invoice_change", args=[sent.pk])
+    admin_client.post(url, {"notes": "changed", "due_date": "2030-01-01"})
+    assert Invoice.objects.get(pk=sent.pk).notes == ""
+    assert admin_client.get(reverse("admin:billing_invoice_delete", args=[sent.pk])).status_code \
+        == 403
+
+
+def test_settings_admin_validates_and_records_changes(admin_client):
+    numbering = NumberingSettings.for_company(InvoiceFactory().company_id)
+    url = reverse("admin:counters_numberingsettings_change", args=[numbering.pk])
+    form = {"company": numbering.company_id, "invoice_pattern": "INV-{YYYY}-{countr}",
+            "credit_note_pattern": "CN-{YYYY}-{counter}", "padding": 4, "reset_period": "yearly"}
+    page = admin_client.post(url, form)
+    assert "Unknown token {countr}" in page.content.decode()
+    response = admin_client.post(url, {**form, "invoice_pattern": "FA-{YYYY}-{counter}"})
+    assert response.status_code == 302
+    numbering.refresh_from_db()
+    assert numbering.invoice_pattern == "FA-{YYYY}-{counter}"
+    change = NumberingSettingsChange.objects.get()
+    assert change.old["invoice_pattern"] == "INV-{YYYY}-{counter}"
+
+
+def test_set_next_number_action_moves_forward_only(admin_client, issue_on):
+    from datetime import date
+
+    from billing.services import send_document
+    from counters.models import Sequence
+
+    issue_on(date(2026, 5, 1))
+    first = send_document(InvoiceFactory())
+    sequence = Sequence.objects.get()
+    url = reverse("admin:counters_sequence_changelist")
+    base = {"action": "set_next_number_action", "_selected_action": [sequence.pk], "apply": "1"}
+    page = admin_client.post(url, {**base, "next_value": 1, "reason": "typo"})
+    assert "can only move forward" in page.content.decode()
+    admin_client.post(url, {**base, "next_value": 500, "reason": "Migrated from Sage"})
+    jump = NumberJump.objects.get()
+    assert (jump.first_value, jump.last_value, jump.reason) == (2, 499, "Migrated from Sage")
+    assert send_document(InvoiceFactory(client=first.client)).number == "INV-2026-0500"
+
+
+def test_the_ledger_cannot_be_edited_in_the_admin(admin_client):
+    from billing.services import send_document
+
+    send_document(InvoiceFactory())
+    entry = IssuedNumber.objects.get()
+    assert admin_client.get(
+        reverse("admin:counters_issuednumber_change", args=[entry.pk])).status_code == 200
+    admin_client.post(reverse("admin:counters_issuednumber_change", args=[entry.pk]),
+                      {"number": "X"})
+    assert IssuedNumber.objects.get().number == entry.number
+    assert admin_client.get(
+        reverse("admin:counters_issuednumber_delete", args=[entry.pk])).status_code == 403
