@@ -245,6 +245,8 @@ class Document(ConcurrentTransitionMixin, models.Model):
             kind=self.kind,
             document_id=self.pk,
             issue_date=self.issue_date,
+            total=self.total,
+            currency=self.currency,
             user=user,
         )
         self.number = issued.number

@@ -7,6 +7,10 @@ table when a condition written in SQL over OLD/NEW holds, and aborts the stateme
 integrity error carrying ``message``.
 """
 
+from contextlib import contextmanager
+
+from django.db import transaction
+
 
 def distinct(column, vendor):
     """SQL that is true when OLD.column and NEW.column differ, NULLs included."""
@@ -50,3 +54,30 @@ def drop_guard(schema_editor, *, name, table):
         schema_editor.execute(f"DROP FUNCTION IF EXISTS {name}_fn()")
     else:
         schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}")
+
+
+@contextmanager
+def guards_lifted(connection):
+    """
+    Run the block with the row guards off, for maintenance that must rewrite history (and
+    for tests that simulate damage done outside Folio). PostgreSQL: the triggers do not fire
+    for a ``session_replication_role = replica`` transaction (superuser only). SQLite: the
+    triggers are dropped and re-created exactly as they were.
+    """
+    if connection.vendor == "postgresql":
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+            yield
+            cursor.execute("SET LOCAL session_replication_role = DEFAULT")
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+        triggers = cursor.fetchall()
+        for name, _sql in triggers:
+            cursor.execute(f'DROP TRIGGER "{name}"')
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for _name, sql in triggers:
+                cursor.execute(sql)

@@ -154,6 +154,9 @@ class Sequence(models.Model):
         _("period"), max_length=7, blank=True, help_text=_("Empty when numbers never restart.")
     )
     last = models.PositiveBigIntegerField(_("last value"), default=0)
+    last_hash = models.CharField(
+        _("hash of the last entry"), max_length=64, blank=True, default="", editable=False
+    )
 
     class Meta:
         verbose_name = _("sequence")
@@ -182,6 +185,10 @@ class IssuedNumber(models.Model):
     kind = models.CharField(_("document kind"), max_length=20, choices=Kind.choices)
     document_id = models.BigIntegerField(_("document id"))
     issue_date = models.DateField(_("issue date"))
+    total = models.DecimalField(_("total"), max_digits=14, decimal_places=2)
+    currency = models.CharField(_("currency"), max_length=3)
+    previous_hash = models.CharField(_("previous hash"), max_length=64, blank=True)
+    entry_hash = models.CharField(_("hash"), max_length=64)
     issued_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+", verbose_name=_("issued by"),

@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import patterns
+from . import chain, patterns
 from .models import IssuedNumber, NumberingSettings, NumberingSettingsChange, NumberJump, Sequence
 
 
@@ -41,24 +41,30 @@ def _locked_settings(company_id) -> NumberingSettings:
     return NumberingSettings.for_company(company_id)
 
 
-def _increment(company_id, series, period) -> int:
-    """Lock the sequence row (creating it at 1) and return its new last value."""
+def _increment(company_id, series, period) -> tuple[int, str]:
+    """
+    Lock the sequence row (creating it at 1) and return its new last value with the hash of
+    the ledger entry before it.
+    """
     table = Sequence._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (company_id, series, period, last) VALUES (%s, %s, %s, 1) "
+            f"INSERT INTO {table} (company_id, series, period, last, last_hash) "
+            f"VALUES (%s, %s, %s, 1, '') "
             f"ON CONFLICT (company_id, series, period) "
-            f"DO UPDATE SET last = {table}.last + 1 RETURNING last",
+            f"DO UPDATE SET last = {table}.last + 1 RETURNING last, last_hash",
             [company_id, series, period],
         )
-        return cursor.fetchone()[0]
+        return cursor.fetchone()
 
 
-def allocate_number(*, company_id, kind, document_id, issue_date, user=None) -> IssuedNumber:
+def allocate_number(*, company_id, kind, document_id, issue_date, total, currency,
+                    user=None) -> IssuedNumber:
     """
     Give the document ``(kind, document_id)`` the next number of its series and record it in
-    the ledger. Must run inside the transaction that issues the document: the sequence row
-    stays locked until it commits, and a rollback returns the number.
+    the ledger, chained to the entry before it. Must run inside the transaction that issues
+    the document: the sequence row stays locked until it commits, and a rollback returns the
+    number.
     """
     if not connection.in_atomic_block:
         raise TransactionRequired(
@@ -69,18 +75,22 @@ def allocate_number(*, company_id, kind, document_id, issue_date, user=None) -> 
     series = numbering.series_for(kind)
     period = patterns.period_key(numbering.reset_period, issue_date)
     # Everything above only reads; the hot row is locked from here to commit.
-    value = _increment(company_id, series, period)
-    return IssuedNumber.objects.create(
-        company_id=company_id,
-        series=series,
-        period=period,
-        value=value,
-        number=numbering.format(kind, issue_date, value),
-        kind=kind,
-        document_id=document_id,
-        issue_date=issue_date,
+    value, previous_hash = _increment(company_id, series, period)
+    content = dict(
+        company_id=company_id, series=series, period=period, value=value,
+        number=numbering.format(kind, issue_date, value), kind=str(kind),
+        document_id=document_id, issue_date=issue_date, total=total, currency=currency,
+        previous_hash=previous_hash,
+    )
+    entry = IssuedNumber.objects.create(
+        **content,
+        entry_hash=chain.entry_hash(**content),
         issued_by=user if user is not None and user.is_authenticated else None,
     )
+    Sequence.objects.filter(company_id=company_id, series=series, period=period).update(
+        last_hash=entry.entry_hash
+    )
+    return entry
 
 
 def preview_number(document, issue_date=None) -> str:

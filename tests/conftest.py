@@ -5,6 +5,8 @@ from unittest import mock
 import pytest
 from django.db.backends.sqlite3 import base as sqlite3_base
 
+from counters.dbguards import guards_lifted
+
 ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith(("postgres", "postgresql"))
 
 
@@ -27,20 +29,10 @@ _flush = SQLiteOperations.execute_sql_flush
 def _flush_past_guards(self, sql_list):
     """
     Transactional tests empty the tables between tests. PostgreSQL's TRUNCATE does not fire
-    row triggers; SQLite's DELETE does, and the append-only guards would refuse it: lift them
-    for the flush and put them back exactly as they were.
+    row triggers; SQLite's DELETE does, and the append-only guards would refuse it.
     """
-    with self.connection.cursor() as cursor:
-        cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
-        triggers = cursor.fetchall()
-        for name, _sql in triggers:
-            cursor.execute(f'DROP TRIGGER "{name}"')
-    try:
+    with guards_lifted(self.connection):
         _flush(self, sql_list)
-    finally:
-        with self.connection.cursor() as cursor:
-            for _name, sql in triggers:
-                cursor.execute(sql)
 
 
 SQLiteOperations.execute_sql_flush = _flush_past_guards

@@ -4,6 +4,7 @@ transaction that issues it, from the series the company chose, never skipped, ne
 """
 
 from datetime import date
+from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -159,7 +160,7 @@ def test_allocator_refuses_to_run_outside_a_transaction(client_):
     # A transactional test: ordinary tests run wrapped in a transaction of their own.
     with pytest.raises(TransactionRequired):
         allocate_number(company_id=client_.company_id, kind="invoice", document_id=1,
-                        issue_date=date(2026, 1, 1))
+                        issue_date=date(2026, 1, 1), total=Decimal("1.00"), currency="EUR")
     assert not Sequence.objects.exists()
 
 
@@ -258,6 +259,7 @@ def test_database_refuses_a_duplicate_number_across_kinds(client_):
         IssuedNumber.objects.create(
             company_id=entry.company_id, series="credit_note", period="2026", value=1,
             number=entry.number, kind="credit_note", document_id=999, issue_date=entry.issue_date,
+            total=entry.total, currency="EUR", entry_hash="x",
         )
 
 

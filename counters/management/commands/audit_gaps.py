@@ -1,0 +1,152 @@
+"""
+``manage.py audit_gaps``: prove that every numbering series is whole.
+
+Exit status: 0 when the books are clean, 1 when there are findings, 2 for bad arguments.
+"""
+
+import json
+import re
+from datetime import date
+
+from django.apps import apps
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from counters.audit import AuditScope, company_names, run_audit
+from counters.models import SERIES_CHOICES
+
+PERIOD_RE = re.compile(r"^(none|\d{4}(-(0[1-9]|1[0-2]))?)$")
+
+
+def bad_argument(message):
+    return CommandError(message, returncode=2)
+
+
+def parse_date(text, option):
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise bad_argument(f"{option} takes a date as YYYY-MM-DD, not {text!r}.") from None
+
+
+class Command(BaseCommand):
+    help = (
+        "Audit document numbering: gaps, duplicates, numbered drafts, issued documents "
+        "without a number, ledger mismatches, chronology breaks and tampering (hash chain). "
+        "Deliberate jumps are listed with their reason. Exit status 0 when clean, 1 when "
+        "there are findings, 2 for bad arguments."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--company", help="Company id or exact name (default: all).")
+        parser.add_argument(
+            "--series", choices=[value for value, _label in SERIES_CHOICES],
+            help="Only this series.",
+        )
+        parser.add_argument(
+            "--period",
+            help="Only this period: 2026, 2026-03, or 'none' for series that never restart.",
+        )
+        parser.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD",
+                            help="Only findings dated on or after this day.")
+        parser.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD",
+                            help="Only findings dated on or before this day.")
+        parser.add_argument("--json", action="store_true", help="Print one JSON document.")
+
+    def handle(self, *args, **options):
+        scope = self.scope(options)
+        audit = run_audit(scope)
+        if options["json"]:
+            count = self.write_json(audit)
+        else:
+            count = self.write_text(audit, options["verbosity"])
+        if count:
+            # Findings are not an error in the command, but cron and CI must see them.
+            raise CommandError(f"{count} finding(s).", returncode=1)
+
+    def scope(self, options):
+        scope = AuditScope(series=options["series"])
+        if options["company"]:
+            scope.company_id = self.company_id(options["company"])
+        period = options["period"]
+        if period is not None:
+            if not PERIOD_RE.match(period):
+                raise bad_argument(f"--period takes YYYY, YYYY-MM or 'none', not {period!r}.")
+            scope.period = "" if period == "none" else period
+        if options["date_from"]:
+            scope.date_from = parse_date(options["date_from"], "--from")
+        if options["date_to"]:
+            scope.date_to = parse_date(options["date_to"], "--to")
+        if scope.date_from and scope.date_to and scope.date_from > scope.date_to:
+            raise bad_argument("--from is after --to.")
+        return scope
+
+    def company_id(self, value):
+        model = apps.get_model(settings.COUNTERS_COMPANY_MODEL)
+        if value.isdigit() and model.objects.filter(pk=int(value)).exists():
+            return int(value)
+        matches = list(model.objects.filter(name=value).values_list("pk", flat=True)[:2])
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise bad_argument(f"Several companies are named {value!r}; give the id.")
+        raise bad_argument(f"No company {value!r} (give an id or an exact name).")
+
+    def write_text(self, audit, verbosity):
+        names = company_names(s.company_id for s in audit.series)
+
+        def company(company_id):
+            if company_id not in names:
+                names.update(company_names([company_id]))
+            return names.get(company_id, f"company #{company_id}")
+
+        if verbosity >= 1:
+            self.stdout.write(f"Numbering audit: {len(audit.series)} series")
+            for summary in audit.series:
+                span = (f"{summary.first_value}..{summary.last_value}"
+                        if summary.issued else "nothing issued")
+                self.stdout.write(
+                    f"  {company(summary.company_id)} | {summary.series} "
+                    f"{summary.period or '(no reset)'}: {span}, {summary.issued} issued"
+                )
+                for jump in summary.explained_jumps:
+                    self.stdout.write(
+                        f"    explained jump {jump['first_value']}..{jump['last_value']} "
+                        f"by {jump['by'] or 'system'} at {jump['at']}: {jump['reason']}"
+                    )
+        count = 0
+        for finding in audit.findings:
+            count += 1
+            where = " ".join(
+                part for part in (company(finding.company_id), finding.series, finding.period)
+                if part
+            )
+            documents = f" [{', '.join(finding.documents)}]" if finding.documents else ""
+            self.stdout.write(f"{finding.kind.upper()}: {where}: {finding.message}{documents}")
+        if count == 0:
+            self.stdout.write(self.style.SUCCESS("All series complete: no findings."))
+        else:
+            self.stdout.write(self.style.ERROR(f"{count} finding(s)."))
+        return count
+
+    def write_json(self, audit):
+        names = company_names(s.company_id for s in audit.series)
+        out = self.stdout
+        head = {
+            "scope": {
+                "company": audit.scope.company_id, "series": audit.scope.series,
+                "period": audit.scope.period,
+                "from": audit.scope.date_from.isoformat() if audit.scope.date_from else None,
+                "to": audit.scope.date_to.isoformat() if audit.scope.date_to else None,
+            },
+            "series": [{**s.as_dict(), "company": names.get(s.company_id)}
+                       for s in audit.series],
+        }
+        # Findings stream out one by one, so the document is written by hand around them.
+        out.write(json.dumps(head)[:-1] + ', "findings": [', ending="")
+        count = 0
+        for finding in audit.findings:
+            out.write(("," if count else "") + json.dumps(finding.as_dict()), ending="")
+            count += 1
+        out.write(f'], "finding_count": {count}, "clean": {json.dumps(count == 0)}}}')
+        return count
