@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import connection
 
 from . import chain, registry
-from .models import IssuedNumber, NumberJump, Sequence
+from .models import SHARED_SERIES, IssuedNumber, NumberJump, Sequence
 
 GAP = "gap"
 DUPLICATE = "duplicate"
@@ -49,6 +49,7 @@ class Finding:
     numbers: list[str] = field(default_factory=list)
     documents: list[str] = field(default_factory=list)
     date: date | None = None
+    document_kind: str = ""  # for findings about a document outside any series
 
     def as_dict(self):
         data = asdict(self)
@@ -93,12 +94,18 @@ class AuditScope:
             params.append(self.period)
         return " AND ".join(conditions), params
 
-    def covers(self, day):
-        if day is None:
-            return True
-        if self.date_from and day < self.date_from:
+    def covers(self, finding):
+        day = finding.date
+        if day is not None and self.date_from and day < self.date_from:
             return False
-        return not (self.date_to and day > self.date_to)
+        if day is not None and self.date_to and day > self.date_to:
+            return False
+        if finding.series or not finding.document_kind:
+            return True
+        # A document-level finding has no series: match it by kind and date.
+        if self.series and self.series not in (SHARED_SERIES, finding.document_kind):
+            return False
+        return not (self.period and day and not day.isoformat().startswith(self.period))
 
 
 @dataclass
@@ -122,7 +129,7 @@ def run_audit(scope: AuditScope | None = None) -> Audit:
     findings = (
         finding
         for finding in _all_findings(scope, jumps, last)
-        if scope.covers(finding.date)
+        if scope.covers(finding)
     )
     return Audit(scope=scope, series=summaries, findings=findings)
 
@@ -354,10 +361,11 @@ def _document_findings(scope):
     for company_id, kind, doc_id, number, is_draft in _stream(sql, params_d):
         if is_draft:
             yield Finding(NUMBERED_DRAFT, company_id=company_id, numbers=[number],
+                          document_kind=kind,
                           documents=[f"{kind} #{doc_id}"],
                           message=f"draft {kind} #{doc_id} carries the number {number}")
         else:
-            yield Finding(UNNUMBERED_ISSUED, company_id=company_id,
+            yield Finding(UNNUMBERED_ISSUED, company_id=company_id, document_kind=kind,
                           documents=[f"{kind} #{doc_id}"],
                           message=f"issued {kind} #{doc_id} has no number")
 
@@ -384,6 +392,7 @@ def _document_findings(scope):
            f"WHERE {where_d} AND d.is_draft = 0 AND l.id IS NULL")
     for company_id, kind, doc_id, number, issue_date in _stream(sql, params_d):
         yield Finding(LEDGER_MISMATCH, company_id=company_id, numbers=[number] if number else [],
+                      document_kind=kind,
                       documents=[f"{kind} #{doc_id}"], date=_as_date(issue_date),
                       message=f"issued {kind} #{doc_id} ({number or 'no number'}) "
                               f"has no ledger entry")

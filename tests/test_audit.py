@@ -1,0 +1,305 @@
+"""
+The gap audit, as a specification. Damage is done the way it happens in real life: raw SQL
+that bypasses the application (and, where needed, its triggers and constraints).
+"""
+
+import json
+import subprocess
+import sys
+from datetime import date
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from billing.models import CreditNote, Invoice
+from billing.services import send_document
+from counters.dbguards import guards_lifted
+from counters.models import NumberingSettings
+from counters.services import save_numbering_settings, set_next_number
+
+from .conftest import ON_POSTGRES
+from .factories import ClientFactory, CreditNoteFactory, InvoiceFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args):
+    """(exit status, output, error message) of ``manage.py audit_gaps *args``."""
+    out = StringIO()
+    try:
+        call_command("audit_gaps", *args, stdout=out)
+    except CommandError as error:
+        return error.returncode, out.getvalue(), str(error)
+    return 0, out.getvalue(), ""
+
+
+def audit(*args):
+    status, out, error = run(*args)
+    return status, out + error
+
+
+def audit_json(*args):
+    status, out, _error = run("--json", *args)
+    return status, json.loads(out)
+
+
+def findings(kind=None, *args):
+    status, report = audit_json(*args)
+    found = [f for f in report["findings"] if kind is None or f["kind"] == kind]
+    return status, found, report
+
+
+def sql(statement, params=()):
+    """Run ``statement`` with Folio's triggers out of the way, as a DBA with psql would."""
+    with guards_lifted(connection), connection.cursor() as cursor:
+        cursor.execute(statement, params)
+
+
+def delete_invoices(*invoices):
+    ids = [invoice.pk for invoice in invoices]
+    marks = ", ".join(["%s"] * len(ids))
+    sql(f"DELETE FROM billing_invoiceline WHERE document_id IN ({marks})", ids)
+    sql(f"DELETE FROM billing_invoice WHERE id IN ({marks})", ids)
+
+
+def without_check_constraints(table, statement, params=()):
+    """Run ``statement`` as if the check constraints of ``table`` had been dropped."""
+    with guards_lifted(connection), connection.cursor() as cursor:
+        if ON_POSTGRES:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending checks before ALTER
+            cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_numbered_iff_issued")
+        else:
+            cursor.execute("PRAGMA ignore_check_constraints = ON")
+        try:
+            cursor.execute(statement, params)
+        finally:
+            if not ON_POSTGRES:
+                cursor.execute("PRAGMA ignore_check_constraints = OFF")
+
+
+@pytest.fixture
+def books(issue_on):
+    """A company with invoices INV-2026-0001..0004 and credit note CN-2026-0001."""
+    issue_on(date(2026, 3, 2))
+    client = ClientFactory()
+    invoices = [send_document(InvoiceFactory(client=client)) for _ in range(4)]
+    credit_note = send_document(CreditNoteFactory(client=client))
+    InvoiceFactory(client=client)  # a draft: no number, nothing to find
+    return invoices, credit_note
+
+
+def test_clean_books_audit_clean(books):
+    status, text = audit()
+    assert status == 0
+    assert "invoice 2026: 1..4, 4 issued" in text
+    assert "credit_note 2026: 1..1, 1 issued" in text
+    assert "All series complete: no findings." in text
+    status, report = audit_json()
+    assert (status, report["clean"], report["finding_count"], report["findings"]) == (
+        0, True, 0, [])
+    assert {(s["series"], s["first_value"], s["last_value"], s["issued"])
+            for s in report["series"]} == {("invoice", 1, 4, 4), ("credit_note", 1, 1, 1)}
+
+
+def test_switches_resets_and_deliberate_jumps_audit_clean(issue_on, django_user_model):
+    operator = django_user_model.objects.create_user("accountant")
+    issue_on(date(2026, 12, 30))
+    client = ClientFactory()
+    send_document(InvoiceFactory(client=client))
+    send_document(CreditNoteFactory(client=client))
+    numbering = NumberingSettings.for_company(client.company_id)
+    numbering.shared_counter = True
+    save_numbering_settings(numbering, user=operator)  # shared continues after 1: jump 1..1
+    send_document(InvoiceFactory(client=client))
+    numbering.shared_counter = False
+    save_numbering_settings(numbering, user=operator)
+    send_document(CreditNoteFactory(client=client))
+    issue_on(date(2027, 1, 2))  # yearly reset
+    send_document(InvoiceFactory(client=client))
+    set_next_number(company_id=client.company_id, series="invoice", period="2027",
+                    next_value=10, reason="Paper invoices 2..9 written on site", user=operator)
+    send_document(InvoiceFactory(client=client))
+    CreditNoteFactory(client=client)
+
+    status, text = audit()
+    assert status == 0, text
+    assert "explained jump 2..9 by accountant" in text
+    assert "Paper invoices 2..9 written on site" in text
+    status, report = audit_json()
+    jumps = [j for s in report["series"] for j in s["explained_jumps"]]
+    assert {(j["series"], j["period"], j["first_value"], j["last_value"]) for j in jumps} >= {
+        ("invoice", "2027", 2, 9), ("shared", "2026", 1, 1)}
+
+
+def test_a_gap_in_the_middle(books):
+    invoices, _ = books
+    sql("DELETE FROM counters_issuednumber WHERE number = 'INV-2026-0002'")
+    delete_invoices(invoices[1])
+    status, gaps, report = findings("gap")
+    assert status == 1 and not report["clean"]
+    assert len(gaps) == 1
+    gap = gaps[0]
+    assert (gap["series"], gap["period"], gap["values"]) == ("invoice", "2026", [2])
+    assert gap["numbers"] == ["INV-2026-0001", "INV-2026-0003"]
+    assert gap["company_id"] == invoices[0].company_id
+    _, text = audit()
+    assert "GAP: " in text and "value 2 missing (between INV-2026-0001 and INV-2026-0003)" in text
+    # The next entry was chained to the removed one: the hash chain shows it too.
+    _, tampered, _ = findings("tampered")
+    assert [t["numbers"] for t in tampered] == [["INV-2026-0003"]]
+
+
+def test_a_missing_start_and_a_missing_end(books):
+    invoices, _ = books
+    sql("DELETE FROM counters_issuednumber WHERE number IN ('INV-2026-0001', 'INV-2026-0004')")
+    delete_invoices(invoices[0], invoices[3])
+    status, gaps, _ = findings("gap")
+    assert status == 1
+    assert [(g["values"], g["message"]) for g in gaps] == [
+        ([1], "value 1 missing (before INV-2026-0002)"),
+        ([4], "value 4 missing (after the last entry)"),
+    ]
+
+
+def test_a_number_carried_by_two_documents(books):
+    invoices, credit_note = books
+    sql("UPDATE billing_creditnote SET number = %s WHERE id = %s",
+        [invoices[0].number, credit_note.pk])
+    status, duplicates, _ = findings("duplicate")
+    assert status == 1
+    assert [(d["numbers"], d["message"]) for d in duplicates] == [
+        (["INV-2026-0001"], "2 documents carry the number INV-2026-0001")]
+    _, mismatches, _ = findings("ledger_mismatch")
+    assert "carries INV-2026-0001 but the ledger issued it CN-2026-0001" in \
+        mismatches[0]["message"]
+
+
+@pytest.mark.postgres
+def test_a_value_recorded_twice_in_the_ledger(books):
+    # Only possible once someone dropped the unique constraints, e.g. a botched restore.
+    sql("SET CONSTRAINTS ALL IMMEDIATE")
+    sql("ALTER TABLE counters_issuednumber DROP CONSTRAINT counters_series_value_unique")
+    sql("ALTER TABLE counters_issuednumber DROP CONSTRAINT counters_number_unique")
+    sql("ALTER TABLE counters_issuednumber DROP CONSTRAINT counters_document_once")
+    sql("INSERT INTO counters_issuednumber (company_id, series, period, value, number, kind, "
+        "document_id, issue_date, total, currency, previous_hash, entry_hash, issued_at) "
+        "SELECT company_id, series, period, value, number, kind, document_id, issue_date, "
+        "total, currency, previous_hash, entry_hash, issued_at FROM counters_issuednumber "
+        "WHERE number = 'INV-2026-0003'")
+    status, duplicates, _ = findings("duplicate")
+    assert status == 1
+    messages = sorted(d["message"] for d in duplicates)
+    assert messages == ["number INV-2026-0003 recorded 2 times in the ledger",
+                        "value 3 issued twice (INV-2026-0003 and INV-2026-0003)"]
+
+
+def test_a_numbered_draft(books):
+    draft = Invoice.objects.get(state="draft")
+    without_check_constraints("billing_invoice",
+                              "UPDATE billing_invoice SET number = 'INV-2026-0099' WHERE id = %s",
+                              [draft.pk])
+    status, found, _ = findings("numbered_draft")
+    assert status == 1
+    assert found[0]["documents"] == [f"invoice #{draft.pk}"]
+    assert found[0]["numbers"] == ["INV-2026-0099"]
+
+
+def test_an_issued_document_without_a_number(books):
+    _, credit_note = books
+    without_check_constraints("billing_creditnote",
+                              "UPDATE billing_creditnote SET number = '' WHERE id = %s",
+                              [credit_note.pk])
+    status, found, _ = findings("unnumbered_issued")
+    assert status == 1
+    assert found[0]["message"] == f"issued credit_note #{credit_note.pk} has no number"
+
+
+def test_ledger_entry_without_its_document_and_document_without_its_entry(books):
+    invoices, credit_note = books
+    delete_invoices(invoices[2])
+    sql("DELETE FROM counters_issuednumber WHERE kind = 'credit_note'")
+    status, found, _ = findings("ledger_mismatch")
+    assert status == 1
+    assert sorted(f["message"] for f in found) == sorted([
+        f"INV-2026-0003 is in the ledger but its invoice #{invoices[2].pk} is gone",
+        f"issued credit_note #{credit_note.pk} (CN-2026-0001) has no ledger entry",
+    ])
+
+
+def test_a_chronology_break(issue_on):
+    client = ClientFactory()
+    issue_on(date(2026, 5, 20))
+    send_document(InvoiceFactory(client=client))
+    issue_on(date(2026, 5, 19))  # a server clock set back a day
+    send_document(InvoiceFactory(client=client))
+    status, found, _ = findings("chronology_break")
+    assert status == 1
+    assert found[0]["message"] == (
+        "INV-2026-0002 is dated 2026-05-19 but the lower INV-2026-0001 is dated 2026-05-20")
+    assert found[0]["date"] == "2026-05-19"
+
+
+def test_a_document_edited_after_issue(books):
+    invoices, _ = books
+    sql("UPDATE billing_invoice SET total = 1, subtotal = 1, tax_total = 0 WHERE id = %s",
+        [invoices[0].pk])
+    status, found, _ = findings("tampered")
+    assert status == 1
+    assert [f["message"] for f in found] == [
+        "INV-2026-0001 was changed after it was issued: total 240.00 -> 1.00"]
+
+
+def test_a_ledger_entry_edited_after_issue(books):
+    sql("UPDATE counters_issuednumber SET issue_date = '2026-01-01' "
+        "WHERE number = 'CN-2026-0001'")
+    status, found, _ = findings("tampered")
+    assert status == 1
+    messages = [f["message"] for f in found]
+    assert ("ledger entry CN-2026-0001 was altered after it was issued "
+            "(its hash no longer matches its content)") in messages
+
+
+def test_scope_options_restrict_the_audit(books, issue_on):
+    invoices, _ = books
+    other = send_document(InvoiceFactory())
+    sql("DELETE FROM counters_issuednumber WHERE number = 'INV-2026-0002'")
+    company = str(invoices[0].company_id)
+    assert audit("--company", str(other.company_id))[0] == 0
+    assert audit("--company", company)[0] == 1
+    assert audit("--company", invoices[0].company.name)[0] == 1
+    assert audit("--company", company, "--series", "credit_note")[0] == 0
+    assert audit("--period", "2025")[0] == 0
+    assert audit("--period", "2026")[0] == 1
+    assert audit("--from", "2026-04-01")[0] == 0
+    assert audit("--from", "2026-03-01", "--to", "2026-03-31")[0] == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--period", "2026-13"], "--period takes YYYY, YYYY-MM or 'none'"),
+    (["--from", "yesterday"], "--from takes a date as YYYY-MM-DD"),
+    (["--from", "2026-05-01", "--to", "2026-04-01"], "--from is after --to"),
+    (["--company", "Nobody Ltd"], "No company 'Nobody Ltd'"),
+])
+def test_bad_arguments_exit_with_status_2(books, args, message):
+    status, text = audit(*args)
+    assert status == 2 and message in text
+
+
+def test_bad_choice_exits_with_status_2():
+    command = [sys.executable, "manage.py", "audit_gaps", "--series", "everything"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 2 and "invalid choice: 'everything'" in result.stderr
+
+
+def test_credit_notes_are_audited_like_invoices(books):
+    _, credit_note = books
+    assert CreditNote.objects.get(pk=credit_note.pk).number == "CN-2026-0001"
+    sql("DELETE FROM counters_issuednumber WHERE kind = 'credit_note'")
+    sql("UPDATE counters_sequence SET last = 0 WHERE series = 'credit_note'")
+    status, found, _ = findings("ledger_mismatch", "--series", "credit_note")
+    assert status == 1 and found[0]["documents"] == [f"credit_note #{credit_note.pk}"]
