@@ -35,6 +35,10 @@ class Company(models.Model):
     email = models.EmailField(_("e-mail"), blank=True)
     currency = models.CharField(_("default currency"), max_length=3, default="EUR")
     payment_terms_days = models.PositiveSmallIntegerField(_("payment terms (days)"), default=30)
+    locale = models.CharField(
+        _("language and formats"), max_length=10, choices=settings.LANGUAGES, default="en",
+        help_text=_("Dates and numbers are shown in this locale."),
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="companies"
     )
@@ -66,6 +70,16 @@ class Membership(models.Model):
 
     def __str__(self):
         return f"{self.user} @ {self.company} ({self.get_role_display()})"
+
+    @property
+    def can_edit(self):
+        """Create, send, credit and mark paid."""
+        return self.role in (self.Role.OWNER, self.Role.ACCOUNTANT)
+
+    @property
+    def can_manage(self):
+        """Numbering settings and members."""
+        return self.role == self.Role.OWNER
 
 
 class Client(models.Model):
@@ -390,3 +404,37 @@ class CreditNoteLine(LineItem):
 
     class Meta(LineItem.Meta):
         verbose_name = _("credit note line")
+
+
+class EmailDelivery(models.Model):
+    """
+    One attempt to e-mail an issued document, made after the transaction that issued it has
+    committed. A failure is recorded here and shown; it never un-issues the document.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    document_id = models.BigIntegerField()
+    recipient = models.EmailField(_("to"))
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("e-mail delivery")
+        verbose_name_plural = _("e-mail deliveries")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["kind", "document_id"])]
+
+    def __str__(self):
+        return f"{self.kind} #{self.document_id} -> {self.recipient}: {self.status}"

@@ -13,8 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from . import emails
 from .models import DRAFT, CreditNote, CreditNoteLine, Document, DocumentState, Invoice, money
-from .signals import document_issued
 
 
 class NotADraft(ValidationError):
@@ -47,13 +47,14 @@ def _check_credit(credit_note):
         )
 
 
-def send_document(document: Document, user=None) -> Document:
+def send_document(document: Document, user=None, *, email=False) -> Document:
     """
     Issue a draft: give it its number and date, in one transaction.
 
     Lock the document → check it is still a draft → validate → run the ``send`` transition,
     which allocates the number last so the counter row is locked for the shortest time →
-    save. Side effects that leave the database wait for the commit.
+    save. With ``email``, the PDF is e-mailed to the client once the transaction has
+    committed: a rolled-back send sends nothing.
     """
     with transaction.atomic():
         locked = _lock(document)
@@ -71,10 +72,16 @@ def send_document(document: Document, user=None) -> Document:
             _check_credit(locked)
         locked.send(user=user)
         locked.save()
-        transaction.on_commit(
-            lambda: document_issued.send(sender=type(locked), document=locked, user=user)
-        )
+        if email:
+            transaction.on_commit(lambda: emails.deliver(locked, user=user))
     return locked
+
+
+def retry_email(document: Document, user=None):
+    """E-mail an issued document again (after a failed delivery, say)."""
+    if document.is_draft:
+        raise NotADraft(_("A draft cannot be e-mailed; send it first."), code="draft")
+    return emails.deliver(document, user=user)
 
 
 def mark_paid(invoice: Invoice, user=None) -> Invoice:

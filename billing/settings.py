@@ -59,6 +59,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "billing.tenancy.CurrentCompanyMiddleware",
 ]
 
 ROOT_URLCONF = "billing.urls"
@@ -74,6 +75,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "billing.context_processors.folio",
             ],
         },
     },
@@ -118,6 +120,9 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en"
+# Each company picks the locale its dates and amounts are shown in.
+LANGUAGES = [("en", "English"), ("en-gb", "English (UK)"), ("fr", "Français"),
+             ("de", "Deutsch"), ("es", "Español"), ("it", "Italiano"), ("nl", "Nederlands")]
 TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/Paris")
 USE_I18N = True
 USE_TZ = True

@@ -1,8 +1,40 @@
 from django.contrib import admin
-from django.urls import path
-from django.views.generic import RedirectView
+from django.urls import include, path
+
+from . import views
+
+
+def document_urls(kind, prefix):
+    """The same pages for each kind of document, named ``<kind>_<action>``."""
+    k = {"kind": kind}
+    return [
+        path(f"{prefix}/", views.document_list, k, name=f"{kind}_list"),
+        path(f"{prefix}/new/", views.document_form, k, name=f"{kind}_create"),
+        path(f"{prefix}/totals/", views.document_totals, k, name=f"{kind}_totals"),
+        path(f"{prefix}/<int:pk>/", views.document_detail, k, name=f"{kind}_detail"),
+        path(f"{prefix}/<int:pk>/edit/", views.document_form, k, name=f"{kind}_edit"),
+        path(f"{prefix}/<int:pk>/send/", views.document_send, k, name=f"{kind}_send"),
+        path(f"{prefix}/<int:pk>/delete/", views.document_delete, k, name=f"{kind}_delete"),
+        path(f"{prefix}/<int:pk>/pdf/", views.document_pdf_view, k, name=f"{kind}_pdf"),
+        path(f"{prefix}/<int:pk>/email/", views.document_email, k, name=f"{kind}_email"),
+    ]
+
 
 urlpatterns = [
+    path("", views.dashboard, name="home"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("company/switch/", views.switch_company, name="switch_company"),
+    path("clients/", views.client_list, name="client_list"),
+    path("clients/new/", views.client_form, name="client_create"),
+    path("clients/<int:pk>/", views.client_detail, name="client_detail"),
+    path("clients/<int:pk>/edit/", views.client_form, name="client_edit"),
+    *document_urls("invoice", "invoices"),
+    *document_urls("creditnote", "credit-notes"),
+    path("invoices/<int:pk>/paid/", views.invoice_mark_paid, name="invoice_mark_paid"),
+    path("invoices/<int:pk>/cancel/", views.invoice_cancel, name="invoice_cancel"),
+    path("invoices/<int:pk>/credit/", views.invoice_credit, name="invoice_credit"),
+    path("numbering/", views.numbering_settings, name="numbering_settings"),
+    path("numbering/preview/", views.numbering_preview, name="numbering_preview"),
+    path("audit/", views.audit, name="audit"),
     path("admin/", admin.site.urls),
-    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
 ]

@@ -184,15 +184,22 @@ def _summaries(scope):
 
 def _all_findings(scope, jumps, last):
     yield from _series_findings(scope, jumps, last)
-    yield from _ledger_duplicates(scope)
+    yield from _hash_findings(scope)
+    yield from _duplicate_numbers(scope)
     yield from _document_findings(scope)
 
 
 def _stream(sql, params):
-    """Rows of ``sql``, fetched in chunks (a server-side cursor on PostgreSQL)."""
-    if connection.vendor == "sqlite":
+    """
+    Rows of ``sql`` one at a time, never the whole result in memory. On PostgreSQL through
+    psycopg's streaming mode rather than a server-side cursor, which would rule out parallel
+    plans.
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            yield from cursor.cursor.stream(sql, params)
+            return
         _register_sqlite_sha256()
-    with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(2000):
             yield from rows
@@ -234,15 +241,14 @@ def _as_money(value):
 
 
 def _series_findings(scope, jumps, last):
-    """One pass over the ledger, in series order: gaps, repeats, dates, the hash chain."""
+    """One pass over the ledger, in series order: gaps, repeats, dates, chain links."""
     where, params = scope.where("l")
     sql = f"""
         SELECT company_id, series, period, value, number, kind, document_id, issue_date,
-               entry_hash, previous_hash, recomputed,
-               prev_value, prev_number, prev_date, prev_hash
+               previous_hash, prev_value, prev_number, prev_date, prev_hash
         FROM (
             SELECT l.company_id, l.series, l.period, l.value, l.number, l.kind, l.document_id,
-                   l.issue_date, l.entry_hash, l.previous_hash, {_hash_sql("l")} AS recomputed,
+                   l.issue_date, l.previous_hash,
                    LAG(l.value) OVER w AS prev_value, LAG(l.number) OVER w AS prev_number,
                    LAG(l.issue_date) OVER w AS prev_date, LAG(l.entry_hash) OVER w AS prev_hash
             FROM {LEDGER} l
@@ -253,14 +259,13 @@ def _series_findings(scope, jumps, last):
            OR value - prev_value > 1
            OR value = prev_value
            OR prev_date > issue_date
-           OR recomputed <> entry_hash
            OR previous_hash <> COALESCE(prev_hash, '')
         ORDER BY company_id, series, period, value
     """
     seen_last = {}
     for row in _stream(sql, params):
-        (company_id, series, period, value, number, kind, document_id, issue_date, entry_hash,
-         previous_hash, recomputed, prev_value, prev_number, prev_date, prev_hash) = row
+        (company_id, series, period, value, number, kind, document_id, issue_date,
+         previous_hash, prev_value, prev_number, prev_date, prev_hash) = row
         issue_date, prev_date = _as_date(issue_date), _as_date(prev_date)
         key = (company_id, series, period)
         where_ = dict(company_id=company_id, series=series, period=period, date=issue_date)
@@ -277,10 +282,6 @@ def _series_findings(scope, jumps, last):
             yield Finding(CHRONOLOGY, message=f"{number} is dated {issue_date} but the lower "
                           f"{prev_number} is dated {prev_date}", values=[prev_value, value],
                           numbers=[prev_number, number], documents=[document], **where_)
-        if recomputed != entry_hash:
-            yield Finding(TAMPERED, message=f"ledger entry {number} was altered after it was "
-                          f"issued (its hash no longer matches its content)", values=[value],
-                          numbers=[number], documents=[document], **where_)
         if previous_hash != (prev_hash or chain.GENESIS):
             yield Finding(TAMPERED, message=f"the hash chain breaks before {number}: the entry "
                           f"it was chained to is missing or altered", values=[value],
@@ -331,14 +332,40 @@ def _subtract(span, covered):
         yield (start, end)
 
 
-def _ledger_duplicates(scope):
-    """Numbers recorded twice: only possible once a unique constraint has been dropped."""
+def _hash_findings(scope):
+    """Ledger entries whose content no longer matches their hash (a parallel scan)."""
+    where, params = scope.where("l")
+    sql = (f"SELECT l.company_id, l.series, l.period, l.value, l.number, l.kind, "
+           f"l.document_id, l.issue_date FROM {LEDGER} l "
+           f"WHERE {where} AND {_hash_sql('l')} <> l.entry_hash "
+           f"ORDER BY l.company_id, l.series, l.period, l.value")
+    for company_id, series, period, value, number, kind, document_id, issue_date in _stream(
+            sql, params):
+        yield Finding(TAMPERED, company_id=company_id, series=series, period=period,
+                      values=[value], numbers=[number], documents=[f"{kind} #{document_id}"],
+                      date=_as_date(issue_date),
+                      message=f"ledger entry {number} was altered after it was issued "
+                              f"(its hash no longer matches its content)")
+
+
+def _duplicate_numbers(scope):
+    """
+    Numbers recorded twice in the ledger (only possible once its unique constraint has been
+    dropped) or carried by two documents (invoices and credit notes live in two tables).
+    """
     where, params = scope.where("l")
     sql = (f"SELECT l.company_id, l.number, COUNT(*) FROM {LEDGER} l WHERE {where} "
            f"GROUP BY l.company_id, l.number HAVING COUNT(*) > 1")
     for company_id, number, count in _stream(sql, params):
         yield Finding(DUPLICATE, company_id=company_id, numbers=[number],
                       message=f"number {number} recorded {count} times in the ledger")
+    where, params = scope.where("d", series_columns=False)
+    sql = (f"SELECT d.company_id, d.number, COUNT(*) FROM ({_documents_sql()}) d "
+           f"WHERE {where} AND d.number <> '' GROUP BY d.company_id, d.number "
+           f"HAVING COUNT(*) > 1")
+    for company_id, number, count in _stream(sql, params):
+        yield Finding(DUPLICATE, company_id=company_id, numbers=[number],
+                      message=f"{count} documents carry the number {number}")
 
 
 def _documents_sql():
@@ -351,67 +378,63 @@ def _documents_sql():
 
 
 def _document_findings(scope):
+    """
+    One join of the ledger with every document: numbered drafts, issued documents without a
+    number or without a ledger entry, entries whose document is gone, and documents that no
+    longer say what the ledger recorded when they were issued.
+    """
     docs = _documents_sql()
     where_d, params_d = scope.where("d", series_columns=False)
-    where_l, params_l = scope.where("l")
-
-    sql = (f"SELECT d.company_id, d.kind, d.id, d.number, d.is_draft FROM ({docs}) d "
-           f"WHERE {where_d} AND ((d.is_draft = 1 AND d.number <> '') "
-           f"OR (d.is_draft = 0 AND (d.number = '' OR d.number IS NULL)))")
-    for company_id, kind, doc_id, number, is_draft in _stream(sql, params_d):
-        if is_draft:
-            yield Finding(NUMBERED_DRAFT, company_id=company_id, numbers=[number],
-                          document_kind=kind,
-                          documents=[f"{kind} #{doc_id}"],
-                          message=f"draft {kind} #{doc_id} carries the number {number}")
-        else:
-            yield Finding(UNNUMBERED_ISSUED, company_id=company_id, document_kind=kind,
-                          documents=[f"{kind} #{doc_id}"],
-                          message=f"issued {kind} #{doc_id} has no number")
-
-    sql = (f"SELECT d.company_id, d.number, COUNT(*) FROM ({docs}) d "
-           f"WHERE {where_d} AND d.number <> '' GROUP BY d.company_id, d.number "
-           f"HAVING COUNT(*) > 1")
-    for company_id, number, count in _stream(sql, params_d):
-        yield Finding(DUPLICATE, company_id=company_id, numbers=[number],
-                      message=f"{count} documents carry the number {number}")
-
-    sql = (f"SELECT l.company_id, l.series, l.period, l.value, l.number, l.kind, "
-           f"l.document_id, l.issue_date FROM {LEDGER} l "
-           f"LEFT JOIN ({docs}) d ON d.kind = l.kind AND d.id = l.document_id "
-           f"WHERE {where_l} AND d.id IS NULL")
-    for company_id, series, period, value, number, kind, doc_id, issue_date in _stream(
-            sql, params_l):
-        yield Finding(LEDGER_MISMATCH, company_id=company_id, series=series, period=period,
-                      values=[value], numbers=[number], documents=[f"{kind} #{doc_id}"],
-                      date=_as_date(issue_date),
-                      message=f"{number} is in the ledger but its {kind} #{doc_id} is gone")
-
-    sql = (f"SELECT d.company_id, d.kind, d.id, d.number, d.issue_date FROM ({docs}) d "
-           f"LEFT JOIN {LEDGER} l ON l.kind = d.kind AND l.document_id = d.id "
-           f"WHERE {where_d} AND d.is_draft = 0 AND l.id IS NULL")
-    for company_id, kind, doc_id, number, issue_date in _stream(sql, params_d):
-        yield Finding(LEDGER_MISMATCH, company_id=company_id, numbers=[number] if number else [],
-                      document_kind=kind,
-                      documents=[f"{kind} #{doc_id}"], date=_as_date(issue_date),
-                      message=f"issued {kind} #{doc_id} ({number or 'no number'}) "
-                              f"has no ledger entry")
-
-    sql = (f"SELECT l.company_id, l.series, l.period, l.value, l.kind, l.document_id, "
-           f"l.number, d.number, l.issue_date, d.issue_date, l.total, d.total, l.currency, "
-           f"d.currency, d.company_id FROM {LEDGER} l "
-           f"JOIN ({docs}) d ON d.kind = l.kind AND d.id = l.document_id "
-           f"WHERE {where_l} AND (d.number <> l.number OR d.issue_date IS NULL "
-           f"OR d.issue_date <> l.issue_date OR d.total <> l.total "
-           f"OR d.currency <> l.currency OR d.company_id <> l.company_id)")
-    for (company_id, series, period, value, kind, doc_id, l_number, d_number, l_date, d_date,
-         l_total, d_total, l_currency, d_currency, d_company) in _stream(sql, params_l):
-        where_ = dict(company_id=company_id, series=series, period=period, values=[value],
-                      documents=[f"{kind} #{doc_id}"], date=_as_date(l_date))
-        if l_number != d_number:
+    where_l, params_l = scope.where("l", series_columns=False)
+    in_series, params_s = scope.where("l")
+    sql = f"""
+        SELECT l.company_id, l.series, l.period, l.value, l.number, l.kind, l.document_id,
+               l.issue_date, l.total, l.currency,
+               d.company_id, d.kind, d.id, d.number, d.issue_date, d.total, d.currency,
+               d.is_draft
+        FROM (SELECT * FROM {LEDGER} l WHERE {where_l}) l
+        FULL JOIN (SELECT * FROM ({docs}) d WHERE {where_d}) d
+            ON d.kind = l.kind AND d.id = l.document_id
+        WHERE (l.id IS NULL AND (d.is_draft = 0 OR d.number <> ''))
+           OR (d.id IS NULL AND {in_series})
+           OR (l.id IS NOT NULL AND d.id IS NOT NULL AND {in_series} AND (
+                d.is_draft = 1 OR d.number <> l.number OR d.issue_date IS NULL
+                OR d.issue_date <> l.issue_date OR d.total <> l.total
+                OR d.currency <> l.currency OR d.company_id <> l.company_id))
+    """
+    for row in _stream(sql, params_l + params_d + params_s + params_s):
+        (company_id, series, period, value, l_number, l_kind, l_doc_id, l_date, l_total,
+         l_currency, d_company, d_kind, d_id, d_number, d_date, d_total, d_currency,
+         is_draft) = row
+        if d_id is None:
+            yield Finding(LEDGER_MISMATCH, company_id=company_id, series=series, period=period,
+                          values=[value], numbers=[l_number],
+                          documents=[f"{l_kind} #{l_doc_id}"], date=_as_date(l_date),
+                          message=f"{l_number} is in the ledger but its {l_kind} #{l_doc_id} "
+                                  f"is gone")
+            continue
+        document = f"{d_kind} #{d_id}"
+        about_document = dict(company_id=d_company, documents=[document], document_kind=d_kind,
+                              date=_as_date(d_date))
+        if is_draft and d_number:
+            yield Finding(NUMBERED_DRAFT, numbers=[d_number],
+                          message=f"draft {document} carries the number {d_number}",
+                          **about_document)
+        elif not is_draft and not d_number:
+            yield Finding(UNNUMBERED_ISSUED, message=f"issued {document} has no number",
+                          **about_document)
+        if company_id is None:
+            if not is_draft:
+                yield Finding(LEDGER_MISMATCH, numbers=[d_number] if d_number else [],
+                              message=f"issued {document} ({d_number or 'no number'}) has no "
+                                      f"ledger entry", **about_document)
+            continue
+        in_ledger = dict(company_id=company_id, series=series, period=period, values=[value],
+                         documents=[document], date=_as_date(l_date))
+        if d_number and d_number != l_number:
             yield Finding(LEDGER_MISMATCH, numbers=[l_number, d_number],
-                          message=f"{kind} #{doc_id} carries {d_number or 'no number'} "
-                                  f"but the ledger issued it {l_number}", **where_)
+                          message=f"{document} carries {d_number} but the ledger issued it "
+                                  f"{l_number}", **in_ledger)
         changed = [
             f"{name} {was} -> {now}" for name, was, now in (
                 ("issue date", _as_date(l_date), _as_date(d_date)),
@@ -422,7 +445,7 @@ def _document_findings(scope):
         if changed:
             yield Finding(TAMPERED, numbers=[l_number],
                           message=f"{l_number} was changed after it was issued: "
-                                  f"{', '.join(changed)}", **where_)
+                                  f"{', '.join(changed)}", **in_ledger)
 
 
 def company_names(ids):

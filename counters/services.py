@@ -13,7 +13,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import chain, patterns
-from .models import IssuedNumber, NumberingSettings, NumberingSettingsChange, NumberJump, Sequence
+from .models import (
+    IssuedNumber,
+    Kind,
+    NumberingSettings,
+    NumberingSettingsChange,
+    NumberJump,
+    Sequence,
+)
 
 
 class TransactionRequired(RuntimeError):
@@ -93,6 +100,19 @@ def allocate_number(*, company_id, kind, document_id, issue_date, total, currenc
     return entry
 
 
+def _next_value(numbering, kind, issue_date, *, layout_changed=False) -> int:
+    series = numbering.series_for(kind)
+    period = patterns.period_key(numbering.reset_period, issue_date)
+    rows = Sequence.objects.filter(company_id=numbering.company_id)
+    if layout_changed:
+        # The carry-over rule of save_numbering_settings.
+        lasts = [last for row_period, last in rows.values_list("period", "last")
+                 if patterns.periods_overlap(row_period, period)]
+    else:
+        lasts = list(rows.filter(series=series, period=period).values_list("last", flat=True))
+    return max(lasts, default=0) + 1
+
+
 def preview_number(document, issue_date=None) -> str:
     """
     The number ``document`` would take if it were issued now. Reads only: consumes nothing,
@@ -100,14 +120,25 @@ def preview_number(document, issue_date=None) -> str:
     """
     issue_date = issue_date or timezone.localdate()
     numbering = NumberingSettings.for_company(document.company_id)
-    series = numbering.series_for(document.kind)
-    period = patterns.period_key(numbering.reset_period, issue_date)
-    last = (
-        Sequence.objects.filter(company_id=document.company_id, series=series, period=period)
-        .values_list("last", flat=True)
-        .first()
-    ) or 0
-    return numbering.format(document.kind, issue_date, last + 1)
+    return numbering.format(document.kind, issue_date,
+                            _next_value(numbering, document.kind, issue_date))
+
+
+def preview_settings(numbering: NumberingSettings, issue_date=None) -> dict:
+    """
+    The next invoice and credit-note numbers if ``numbering`` (unsaved, perhaps invalid)
+    were saved now: {kind: number}. Reads only.
+    """
+    issue_date = issue_date or timezone.localdate()
+    stored = NumberingSettings.objects.filter(pk=numbering.pk).first() if numbering.pk else None
+    changed = stored is not None and any(
+        getattr(stored, f) != getattr(numbering, f) for f in NumberingSettings.LAYOUT_FIELDS
+    )
+    return {
+        kind: numbering.format(kind, issue_date,
+                               _next_value(numbering, kind, issue_date, layout_changed=changed))
+        for kind in Kind
+    }
 
 
 def _move_forward(sequence, next_value, reason, user):

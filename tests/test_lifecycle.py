@@ -8,7 +8,6 @@ from django.db import IntegrityError, connection, transaction
 
 from billing import services
 from billing.models import DocumentLocked, Invoice, InvoiceLine
-from billing.signals import document_issued
 from counters.models import IssuedNumber
 
 from .factories import ClientFactory, CreditNoteFactory, InvoiceFactory
@@ -40,22 +39,27 @@ def test_totals_round_each_line_to_cents_half_up():
         Decimal("11.06"), Decimal("0.55"), Decimal("11.61"))
 
 
-def test_send_works_on_a_fresh_copy_and_announces_after_commit(
-        django_capture_on_commit_callbacks):
+def test_send_works_on_a_fresh_copy_and_emails_only_after_commit(
+        django_capture_on_commit_callbacks, mailoutbox):
     draft = InvoiceFactory()
-    announced = []
-    document_issued.connect(lambda **kw: announced.append(kw["document"].number), weak=False,
-                            dispatch_uid="test-announce")
-    try:
-        with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            sent = services.send_document(draft)
-        assert announced == []  # nothing leaves the database before the commit
-        for callback in callbacks:
-            callback()
-    finally:
-        document_issued.disconnect(dispatch_uid="test-announce")
-    assert announced == [sent.number]
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        sent = services.send_document(draft, email=True)
+    assert mailoutbox == []  # nothing leaves before the commit
+    for callback in callbacks:
+        callback()
+    assert len(mailoutbox) == 1
+    assert sent.number in mailoutbox[0].subject
+    assert mailoutbox[0].attachments[0][0] == f"{sent.number}.pdf"
     assert draft.is_draft  # the caller's instance is untouched
+
+
+def test_a_rolled_back_send_emails_nothing(django_capture_on_commit_callbacks, mailoutbox):
+    draft = InvoiceFactory()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, \
+            pytest.raises(RuntimeError), transaction.atomic():
+        services.send_document(draft, email=True)
+        raise RuntimeError("rolled back")
+    assert callbacks == [] and mailoutbox == []
 
 
 def test_mark_paid(invoice):

@@ -1,0 +1,131 @@
+"""
+``manage.py bench_audit --count 1000000``: fill one series with N issued invoices (bulk SQL,
+with a valid ledger hash chain), then time ``manage.py audit_gaps`` on it in a child process
+and report its wall time and peak memory. Run it on a scratch database: by default the
+benchmark company is removed afterwards (``--keep`` leaves it).
+"""
+
+import io
+import resource
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import connection, transaction
+from django.utils import timezone
+
+from billing.models import Client, Company, Invoice
+from counters.chain import GENESIS, entry_hash
+from counters.dbguards import guards_lifted
+from counters.models import IssuedNumber, NumberingSettings, Sequence
+
+CHUNK = 20_000
+
+
+class Command(BaseCommand):
+    help = "Benchmark the gap audit on a series of N issued numbers (use a scratch database)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--count", type=int, default=100_000)
+        parser.add_argument("--keep", action="store_true", help="Keep the benchmark data.")
+
+    def handle(self, *args, count, keep, **options):
+        started = time.perf_counter()
+        company = self.fill(count)
+        filled = time.perf_counter() - started
+        self.stdout.write(f"filled {count:,} issued invoices in {filled:.1f} s "
+                          f"({connection.vendor})")
+        try:
+            seconds, peak_kib, status = self.time_audit(company)
+            self.stdout.write(
+                f"audit_gaps on {count:,} numbers: {seconds:.2f} s wall, "
+                f"peak memory {peak_kib / 1024:.0f} MiB, exit status {status} "
+                f"({'clean' if status == 0 else 'FINDINGS'})"
+            )
+        finally:
+            if not keep:
+                self.remove(company)
+
+    def fill(self, count):
+        with transaction.atomic():
+            company = Company.objects.create(name=f"Benchmark {timezone.now():%Y%m%d%H%M%S}")
+            client = Client.objects.create(company=company, name="Benchmark client")
+            NumberingSettings.objects.create(company=company, padding=7)
+            first_id = (Invoice.objects.order_by("-id").values_list("id", flat=True).first()
+                        or 0) + 1
+            now = timezone.now()
+            documents, ledger = [], []
+            previous = GENESIS
+            total = Decimal("120.00")
+            for offset in range(count):
+                value, doc_id = offset + 1, first_id + offset
+                day = date(2026, 1, 1) + timedelta(days=offset * 365 // count)
+                number = f"INV-2026-{value:07d}"
+                content = dict(company_id=company.pk, series="invoice", period="2026",
+                               value=value, number=number, kind="invoice", document_id=doc_id,
+                               issue_date=day, total=total, currency="EUR",
+                               previous_hash=previous)
+                previous = entry_hash(**content)
+                documents.append((doc_id, company.pk, client.pk, "sent", number, value, day,
+                                  "EUR", "", Decimal("100.00"), Decimal("20.00"), total, now,
+                                  now))
+                ledger.append((*content.values(), previous, now))
+                if len(documents) >= CHUNK or offset == count - 1:
+                    self.write(Invoice, documents, ["id", "company_id", "client_id", "state",
+                               "number", "sequence_value", "issue_date", "currency", "notes",
+                               "subtotal", "tax_total", "total", "created_at", "updated_at"])
+                    self.write(IssuedNumber, ledger, [
+                        "company_id", "series", "period", "value", "number", "kind",
+                        "document_id", "issue_date", "total", "currency", "previous_hash",
+                        "entry_hash", "issued_at"])
+                    documents, ledger = [], []
+            Sequence.objects.create(company=company, series="invoice", period="2026",
+                                    last=count, last_hash=previous)
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT setval(pg_get_serial_sequence('billing_invoice', "
+                                   "'id'), (SELECT MAX(id) FROM billing_invoice))")
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE billing_invoice")
+                cursor.execute("ANALYZE counters_issuednumber")
+        return company
+
+    def write(self, model, rows, columns):
+        table = model._meta.db_table
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                buffer = io.StringIO()
+                for row in rows:
+                    buffer.write("\t".join(str(v) for v in row) + "\n")
+                with cursor.cursor.copy(
+                        f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                    copy.write(buffer.getvalue())
+            else:
+                marks = ", ".join(["%s"] * len(columns))
+                cursor.executemany(
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    def time_audit(self, company):
+        command = [sys.executable, str(settings.BASE_DIR / "manage.py"), "audit_gaps",
+                   "--company", str(company.pk), "--verbosity", "0"]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        started = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        if result.returncode:
+            self.stderr.write(result.stdout[-2000:] + result.stderr[-2000:])
+        return seconds, max(peak, before), result.returncode
+
+    def remove(self, company):
+        with guards_lifted(connection), connection.cursor() as cursor:
+            for table in ("counters_issuednumber", "billing_invoice", "counters_sequence",
+                          "counters_numberingsettings", "billing_client"):
+                cursor.execute(f"DELETE FROM {table} WHERE company_id = %s", [company.pk])
+            cursor.execute("DELETE FROM billing_company WHERE id = %s", [company.pk])
+        self.stdout.write("benchmark data removed")

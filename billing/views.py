@@ -1,0 +1,466 @@
+"""
+Folio's pages. Thin: company data only through ``tenancy.scoped``, every change of state
+through ``billing.services``, every message for a person through ``messages``.
+"""
+
+from decimal import Decimal
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from counters.audit import AuditScope, run_audit
+from counters.models import NumberingSettings, NumberingSettingsChange
+from counters.services import preview_number, preview_settings, save_numbering_settings
+
+from . import services
+from .emails import deliveries_of
+from .forms import (
+    CancelForm,
+    ClientForm,
+    CreditNoteForm,
+    CreditNoteLineFormSet,
+    DocumentFilterForm,
+    InvoiceForm,
+    InvoiceLineFormSet,
+    NumberingSettingsForm,
+    SendForm,
+)
+from .models import Client, CreditNote, DocumentState, Invoice, InvoiceLine
+from .pdf import document_pdf, pdf_filename
+from .tenancy import SESSION_KEY, scoped
+
+AUDIT_FINDINGS_SHOWN = 200
+
+
+class DocumentKind:
+    """What the document pages need to know about one kind of document."""
+
+    def __init__(self, model, form, formset, title, title_plural, states):
+        self.model, self.form, self.formset = model, form, formset
+        self.title, self.title_plural = title, title_plural
+        self.states = [choice for choice in DocumentState.choices if choice[0] in states]
+        self.name = model._meta.model_name
+
+    def url(self, action, document=None):
+        return reverse(f"{self.name}_{action}", args=[document.pk] if document else [])
+
+
+KINDS = {
+    "invoice": DocumentKind(Invoice, InvoiceForm, InvoiceLineFormSet, gettext_lazy("Invoice"),
+                            gettext_lazy("Invoices"), DocumentState.values),
+    "creditnote": DocumentKind(CreditNote, CreditNoteForm, CreditNoteLineFormSet,
+                               gettext_lazy("Credit note"), gettext_lazy("Credit notes"),
+                               [DocumentState.DRAFT, DocumentState.SENT]),
+}
+
+
+def company_required(view=None, *, edit=False, manage=False):
+    """Login, a company, and (for ``edit``/``manage``) a role that may change things."""
+
+    def decorate(view):
+        @login_required
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.company is None:
+                return render(request, "billing/no_company.html", status=403)
+            if edit and not request.membership.can_edit and request.method == "POST":
+                raise PermissionDenied(_("Your role lets you read, not change, documents."))
+            if manage and not request.membership.can_manage and request.method == "POST":
+                raise PermissionDenied(_("Only the company's owners may change this."))
+            return view(request, *args, **kwargs)
+        return wrapper
+
+    return decorate(view) if view else decorate
+
+
+def error_text(error: ValidationError) -> str:
+    return " ".join(error.messages)
+
+
+# --- Dashboard and company -----------------------------------------------------------------
+
+
+@company_required
+def dashboard(request):
+    today = timezone.localdate()
+    invoices = scoped(request, Invoice)
+    by_currency = (
+        invoices.values("currency").order_by("currency").annotate(
+            drafts=Count("id", filter=Q(state=DocumentState.DRAFT)),
+            drafts_total=Sum("total", filter=Q(state=DocumentState.DRAFT)),
+            open=Count("id", filter=Q(state=DocumentState.SENT)),
+            open_total=Sum("total", filter=Q(state=DocumentState.SENT)),
+            overdue=Count("id", filter=Q(state=DocumentState.SENT, due_date__lt=today)),
+            overdue_total=Sum("total", filter=Q(state=DocumentState.SENT, due_date__lt=today)),
+            paid=Count("id", filter=Q(state=DocumentState.PAID)),
+            paid_total=Sum("total", filter=Q(state=DocumentState.PAID)),
+        )
+    )
+    return render(request, "billing/dashboard.html", {
+        "by_currency": list(by_currency),
+        "recent_invoices": invoices.select_related("client")[:6],
+        "recent_credit_notes": scoped(request, CreditNote).select_related("client")[:6],
+        "today": today,
+    })
+
+
+@require_POST
+@login_required
+def switch_company(request):
+    chosen = request.POST.get("company", "")
+    if any(str(m.company_id) == chosen for m in request.memberships):
+        request.session[SESSION_KEY] = int(chosen)
+    else:
+        messages.error(request, _("You are not a member of that company."))
+    return redirect("home")
+
+
+# --- Clients -------------------------------------------------------------------------------
+
+
+@company_required
+def client_list(request):
+    clients = scoped(request, Client)
+    query = request.GET.get("q", "").strip()
+    if query:
+        clients = clients.filter(
+            Q(name__icontains=query) | Q(email__icontains=query) | Q(vat_id__icontains=query)
+        )
+    clients = clients.annotate(invoice_count=Count("invoices", distinct=True)).order_by(
+        "name", "id")
+    page = Paginator(clients, 25).get_page(request.GET.get("page"))
+    return render(request, "billing/client_list.html", {"page": page, "query": query})
+
+
+@company_required(edit=True)
+def client_form(request, pk=None):
+    client = get_object_or_404(scoped(request, Client), pk=pk) if pk else Client(
+        company=request.company)
+    form = ClientForm(request.POST or None, instance=client)
+    if request.method == "POST":
+        if not request.membership.can_edit:
+            raise PermissionDenied
+        if form.is_valid():
+            client = form.save()
+            messages.success(request, _("Client %(name)s saved.") % {"name": client.name})
+            return redirect("client_detail", pk=client.pk)
+    return render(request, "billing/client_form.html", {"form": form, "client": client})
+
+
+@company_required
+def client_detail(request, pk):
+    client = get_object_or_404(scoped(request, Client), pk=pk)
+    invoices = client.invoices.select_related("client")
+    credit_notes = client.creditnotes.select_related("client", "invoice")
+    outstanding = invoices.filter(state=DocumentState.SENT).aggregate(s=Sum("total"))["s"] or 0
+    credited = credit_notes.filter(
+        invoice__state=DocumentState.SENT).exclude(state=DocumentState.DRAFT).aggregate(
+        s=Sum("total"))["s"] or 0
+    return render(request, "billing/client_detail.html", {
+        "client": client, "invoices": invoices, "credit_notes": credit_notes,
+        "balance": outstanding - credited, "today": timezone.localdate(),
+    })
+
+
+# --- Documents -----------------------------------------------------------------------------
+
+
+@company_required
+def document_list(request, kind):
+    spec = KINDS[kind]
+    documents = scoped(request, spec.model).select_related("client")
+    filters = DocumentFilterForm(request.GET or None, company=request.company,
+                                 states=spec.states)
+    if filters.is_valid():
+        data = filters.cleaned_data
+        if data["q"]:
+            documents = documents.filter(
+                Q(number__icontains=data["q"]) | Q(client__name__icontains=data["q"]))
+        if data["state"]:
+            documents = documents.filter(state=data["state"])
+        if data["client"]:
+            documents = documents.filter(client=data["client"])
+        if data["date_from"]:
+            documents = documents.filter(issue_date__gte=data["date_from"])
+        if data["date_to"]:
+            documents = documents.filter(issue_date__lte=data["date_to"])
+    page = Paginator(documents, 25).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "billing/document_list.html", {
+        "spec": spec, "page": page, "filters": filters, "query": query.urlencode(),
+        "today": timezone.localdate(),
+    })
+
+
+@company_required(edit=True)
+def document_form(request, kind, pk=None):
+    spec = KINDS[kind]
+    document = get_object_or_404(scoped(request, spec.model), pk=pk) if pk else spec.model(
+        company=request.company)
+    if document.pk and not document.is_draft:
+        messages.error(request, _("%(document)s has been issued and can no longer be edited; "
+                                  "correct it with a credit note.") % {"document": document})
+        return redirect(spec.url("detail", document))
+    form = spec.form(request.POST or None, instance=document, company=request.company,
+                     initial={"client": request.GET.get("client")})
+    formset = spec.formset(request.POST or None, instance=document, prefix="lines")
+    if request.method == "POST" and form.is_valid() and formset.is_valid():
+        with transaction.atomic():
+            document = form.save()
+            formset.instance = document
+            lines = formset.save(commit=False)
+            for line in formset.deleted_objects:
+                line.delete()
+            for position, line in enumerate(lines):
+                line.position = position
+                line.save()
+            document.update_totals()
+        messages.success(request, _("Draft saved."))
+        return redirect(spec.url("detail", document))
+    if request.method == "GET" and not document.pk:
+        formset = spec.formset(instance=document, prefix="lines",
+                               initial=[{"quantity": 1, "tax_rate": Decimal("20")}])
+        formset.extra = 1
+    return render(request, "billing/document_form.html", {
+        "spec": spec, "form": form, "formset": formset, "document": document,
+        "totals": _totals(formset),
+    })
+
+
+def _totals(formset):
+    """Live totals of the lines in a bound or unbound formset, by the model's rounding."""
+    subtotal = tax = Decimal("0.00")
+    for line_form in formset.forms:
+        data = line_form.cleaned_data if line_form.is_bound and line_form.is_valid() else None
+        if data is None and not line_form.is_bound and line_form.instance.pk:
+            data = {f: getattr(line_form.instance, f) for f in ("quantity", "unit_price",
+                                                                  "tax_rate")}
+        if not data or data.get("DELETE") or data.get("unit_price") is None:
+            continue
+        line = InvoiceLine(quantity=data.get("quantity") or 0, unit_price=data["unit_price"],
+                           tax_rate=data.get("tax_rate") or 0)
+        subtotal += line.net_amount
+        tax += line.tax_amount
+    return {"subtotal": subtotal, "tax": tax, "total": subtotal + tax}
+
+
+@require_POST
+@company_required
+def document_totals(request, kind):
+    """htmx: the totals block for the lines being edited."""
+    spec = KINDS[kind]
+    formset = spec.formset(request.POST, instance=spec.model(company=request.company),
+                           prefix="lines")
+    formset.is_valid()
+    currency = request.POST.get("currency", request.company.currency)[:3].upper()
+    return render(request, "billing/_totals.html",
+                  {"totals": _totals(formset), "currency": currency})
+
+
+@company_required
+def document_detail(request, kind, pk):
+    spec = KINDS[kind]
+    document = get_object_or_404(scoped(request, spec.model).select_related("client"), pk=pk)
+    context = {
+        "spec": spec, "document": document, "lines": document.lines.all(),
+        "taxes": document.tax_breakdown(), "today": timezone.localdate(),
+        "deliveries": deliveries_of(document),
+        "send_form": SendForm(initial={"email": bool(document.client.email)}),
+        "cancel_form": CancelForm(),
+    }
+    if document.is_draft:
+        context["preview"] = preview_number(document)
+    if kind == "invoice" and document.is_issued:
+        context["credit_notes"] = document.credit_notes.all()
+        context["open_amount"] = document.open_amount()
+    return render(request, "billing/document_detail.html", context)
+
+
+@require_POST
+@company_required(edit=True)
+def document_send(request, kind, pk):
+    spec = KINDS[kind]
+    document = get_object_or_404(scoped(request, spec.model), pk=pk)
+    form = SendForm(request.POST)
+    form.is_valid()
+    try:
+        sent = services.send_document(document, user=request.user,
+                                      email=form.cleaned_data.get("email", False))
+    except ValidationError as error:
+        messages.error(request, _("Not sent: %(reason)s") % {"reason": error_text(error)})
+    else:
+        messages.success(request, _("%(document)s issued on %(date)s.") % {
+            "document": sent, "date": sent.issue_date})
+    return redirect(spec.url("detail", document))
+
+
+@require_POST
+@company_required(edit=True)
+def document_delete(request, kind, pk):
+    spec = KINDS[kind]
+    document = get_object_or_404(scoped(request, spec.model), pk=pk)
+    try:
+        with transaction.atomic():
+            document.delete()
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+        return redirect(spec.url("detail", document))
+    messages.success(request, _("Draft deleted. It never had a number, so none is lost."))
+    return redirect(spec.url("list"))
+
+
+@company_required
+def document_pdf_view(request, kind, pk):
+    spec = KINDS[kind]
+    document = get_object_or_404(
+        scoped(request, spec.model).select_related("client", "company"), pk=pk)
+    response = HttpResponse(document_pdf(document), content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{pdf_filename(document)}"'
+    return response
+
+
+@require_POST
+@company_required(edit=True)
+def document_email(request, kind, pk):
+    spec = KINDS[kind]
+    document = get_object_or_404(scoped(request, spec.model).select_related("client"), pk=pk)
+    try:
+        delivery = services.retry_email(document, user=request.user)
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+    else:
+        if delivery.status == delivery.Status.SENT:
+            messages.success(request, _("E-mailed to %(to)s.") % {"to": delivery.recipient})
+        else:
+            messages.error(request, _("The e-mail could not be sent: %(error)s") % {
+                "error": delivery.error})
+    return redirect(spec.url("detail", document))
+
+
+@require_POST
+@company_required(edit=True)
+def invoice_mark_paid(request, pk):
+    invoice = get_object_or_404(scoped(request, Invoice), pk=pk)
+    try:
+        services.mark_paid(invoice, user=request.user)
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+    else:
+        messages.success(request, _("%(invoice)s marked paid.") % {"invoice": invoice})
+    return redirect("invoice_detail", pk=pk)
+
+
+@require_POST
+@company_required(edit=True)
+def invoice_cancel(request, pk):
+    invoice = get_object_or_404(scoped(request, Invoice), pk=pk)
+    form = CancelForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Say why the invoice is cancelled."))
+        return redirect("invoice_detail", pk=pk)
+    try:
+        credit_note = services.cancel_invoice(invoice, user=request.user,
+                                              reason=form.cleaned_data["reason"])
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+        return redirect("invoice_detail", pk=pk)
+    if credit_note:
+        messages.success(request, _("%(invoice)s cancelled by credit note %(credit)s.") % {
+            "invoice": invoice, "credit": credit_note})
+    else:
+        messages.success(request, _("%(invoice)s cancelled; it was already fully credited.")
+                         % {"invoice": invoice})
+    return redirect("invoice_detail", pk=pk)
+
+
+@company_required(edit=True)
+def invoice_credit(request, pk):
+    """Choose what to credit: the open amount, or some of the invoice's lines."""
+    invoice = get_object_or_404(scoped(request, Invoice).select_related("client"), pk=pk)
+    lines = list(invoice.lines.all())
+    if request.method == "POST":
+        reason = request.POST.get("reason", "").strip()[:500]
+        chosen = None
+        if request.POST.get("what") == "lines":
+            ids = set(request.POST.getlist("line"))
+            chosen = [(line.description, line.quantity, line.unit_price, line.tax_rate)
+                      for line in lines if str(line.pk) in ids]
+            if not chosen:
+                messages.error(request, _("Choose at least one line to credit."))
+                return redirect("invoice_credit", pk=pk)
+        try:
+            credit_note = services.draft_credit_note(invoice, reason=reason,
+                                                     amount_lines=chosen)
+        except ValidationError as error:
+            messages.error(request, error_text(error))
+            return redirect("invoice_detail", pk=pk)
+        messages.success(request, _("Credit note drafted. Check it, then send it to issue it."))
+        return redirect("creditnote_detail", pk=credit_note.pk)
+    return render(request, "billing/invoice_credit.html", {
+        "invoice": invoice, "lines": lines, "open_amount": invoice.open_amount()})
+
+
+# --- Numbering and audit -------------------------------------------------------------------
+
+
+@company_required(manage=True)
+def numbering_settings(request):
+    numbering = NumberingSettings.for_company(request.company.pk)
+    form = NumberingSettingsForm(request.POST or None, instance=numbering)
+    if request.method == "POST" and form.is_valid():
+        save_numbering_settings(form.instance, user=request.user)
+        messages.success(request, _("Numbering settings saved."))
+        return redirect("numbering_settings")
+    return render(request, "billing/numbering_settings.html", {
+        "form": form, "examples": _examples(form),
+        "can_manage": request.membership.can_manage,
+        "changes": NumberingSettingsChange.objects.filter(company=request.company)
+        .select_related("changed_by")[:20],
+    })
+
+
+def _examples(form):
+    """Next numbers under the settings in ``form``, or None while they are invalid."""
+    if form.is_bound and not form.is_valid():
+        return None
+    return preview_settings(form.instance)
+
+
+@require_POST
+@company_required
+def numbering_preview(request):
+    """htmx: the live example of the next numbers under the settings being edited."""
+    numbering = NumberingSettings.for_company(request.company.pk)
+    form = NumberingSettingsForm(request.POST, instance=numbering)
+    return render(request, "billing/_numbering_examples.html",
+                  {"examples": _examples(form), "form": form})
+
+
+@company_required
+def audit(request):
+    if not request.user.is_staff:
+        raise PermissionDenied(_("The audit is for staff."))
+    result = run_audit(AuditScope(company_id=request.company.pk))
+    findings = []
+    more = 0
+    for finding in result.findings:
+        if len(findings) < AUDIT_FINDINGS_SHOWN:
+            findings.append(finding)
+        else:
+            more += 1
+    return render(request, "billing/audit.html", {
+        "series": result.series, "findings": findings, "more": more,
+    })
