@@ -6,6 +6,7 @@ only way to give it a number; from then on it is never edited or deleted (the mo
 and database triggers refuse what bypasses the model): it is corrected by a credit note.
 """
 
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
@@ -245,6 +246,9 @@ class Document(ConcurrentTransitionMixin, models.Model):
     def can_be_sent(self):
         return self.lines.exists()
 
+    def complete_for_issue(self):
+        """Fill in what an issued document needs and the draft left open."""
+
     @transition(field="state", source=DRAFT, target=DocumentState.SENT, conditions=[can_be_sent])
     def send(self, user=None):
         """
@@ -254,6 +258,7 @@ class Document(ConcurrentTransitionMixin, models.Model):
         locks and saves the document.
         """
         self.issue_date = timezone.localdate()
+        self.complete_for_issue()
         issued = allocate_number(
             company_id=self.company_id,
             kind=self.kind,
@@ -327,6 +332,10 @@ class Invoice(Document):
     class Meta(Document.Meta):
         verbose_name = _("invoice")
         indexes = [models.Index(fields=["company", "state", "-created_at"])]
+
+    def complete_for_issue(self):
+        if self.due_date is None:
+            self.due_date = self.issue_date + timedelta(days=self.company.payment_terms_days)
 
     def credited_total(self):
         """The total of the credit notes issued against this invoice."""

@@ -214,8 +214,9 @@ def document_form(request, kind, pk=None):
         messages.error(request, _("%(document)s has been issued and can no longer be edited; "
                                   "correct it with a credit note.") % {"document": document})
         return redirect(spec.url("detail", document))
+    initial = {"client": request.GET["client"]} if request.GET.get("client") else {}
     form = spec.form(request.POST or None, instance=document, company=request.company,
-                     initial={"client": request.GET.get("client")})
+                     initial=initial)
     formset = spec.formset(request.POST or None, instance=document, prefix="lines")
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         with transaction.atomic():

@@ -1,0 +1,366 @@
+"""The pages, through Django's test client: what a user can do and what they are refused."""
+
+import io
+from decimal import Decimal
+
+import pypdf
+import pytest
+from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from billing.models import Client, CreditNote, EmailDelivery, Invoice, Membership
+from billing.services import send_document
+from counters.models import IssuedNumber, NumberingSettings, NumberingSettingsChange
+
+from .factories import (
+    ClientFactory,
+    CompanyFactory,
+    CreditNoteFactory,
+    InvoiceFactory,
+    MembershipFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def member():
+    return MembershipFactory(role=Membership.Role.OWNER)
+
+
+@pytest.fixture
+def browser(client, member):
+    client.force_login(member.user)
+    client.company = member.company
+    return client
+
+
+def lines_data(*lines, prefix="lines", initial=0):
+    data = {f"{prefix}-TOTAL_FORMS": len(lines), f"{prefix}-INITIAL_FORMS": initial,
+            f"{prefix}-MIN_NUM_FORMS": 0, f"{prefix}-MAX_NUM_FORMS": 1000}
+    for i, (description, quantity, price, rate) in enumerate(lines):
+        data.update({f"{prefix}-{i}-description": description, f"{prefix}-{i}-quantity": quantity,
+                     f"{prefix}-{i}-unit_price": price, f"{prefix}-{i}-tax_rate": rate})
+    return data
+
+
+def text_of(response):
+    return response.content.decode()
+
+
+def pdf_text(data: bytes) -> str:
+    return "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(data)).pages)
+
+
+def test_pages_require_login(client):
+    response = client.get(reverse("invoice_list"))
+    assert response.status_code == 302 and reverse("login") in response["Location"]
+
+
+def test_a_user_without_a_company_is_told_so(client):
+    client.force_login(UserFactory())
+    response = client.get(reverse("home"))
+    assert response.status_code == 403 and "not a member of any company" in text_of(response)
+
+
+def test_create_a_client_and_find_it(browser):
+    response = browser.post(reverse("client_create"), {"name": "Épicerie <b>Nord</b>",
+                                                      "email": "shop@nord.example"})
+    client = Client.objects.get()
+    assert response.status_code == 302 and client.company == browser.company
+    listing = text_of(browser.get(reverse("client_list"), {"q": "picerie"}))
+    assert "Épicerie &lt;b&gt;Nord&lt;/b&gt;" in listing  # escaped, never raw HTML
+    assert "No client matches" in text_of(browser.get(reverse("client_list"), {"q": "zzz"}))
+
+
+def test_a_client_form_with_bad_input_keeps_what_was_typed(browser):
+    response = browser.post(reverse("client_create"), {"name": "", "email": "not-an-email"})
+    body = text_of(response)
+    assert response.status_code == 200 and "This field is required." in body
+    assert "Enter a valid email address." in body and 'value="not-an-email"' in body
+    assert not Client.objects.exists()
+
+
+def test_create_an_invoice_draft_with_two_lines(browser):
+    client = ClientFactory(company=browser.company)
+    data = {"client": client.pk, "currency": "eur", "notes": "",
+            **lines_data(("Design", "2", "150.00", "20"), ("Hosting", "1", "19.99", "5.5"))}
+    response = browser.post(reverse("invoice_create"), data)
+    invoice = Invoice.objects.get()
+    assert response.status_code == 302
+    assert (invoice.state, invoice.number, invoice.currency) == ("draft", "", "EUR")
+    assert (invoice.subtotal, invoice.tax_total, invoice.total) == (
+        Decimal("319.99"), Decimal("61.10"), Decimal("381.09"))
+    page = text_of(browser.get(reverse("invoice_detail", args=[invoice.pk])))
+    assert "number on send: <strong class=\"preview-number\">INV-" in page
+    assert not IssuedNumber.objects.exists()
+
+
+def test_invalid_lines_are_refused_with_a_message_and_nothing_is_saved(browser):
+    client = ClientFactory(company=browser.company)
+    data = {"client": client.pk, "currency": "EUR",
+            **lines_data(("Design", "-2", "abc", "20"))}
+    response = browser.post(reverse("invoice_create"), data)
+    body = text_of(response)
+    assert response.status_code == 200
+    assert "Ensure this value is greater than or equal to 0.001." in body
+    assert "Enter a number." in body
+    assert not Invoice.objects.exists()
+    empty = browser.post(reverse("invoice_create"), {"client": client.pk, "currency": "EUR",
+                                                     **lines_data()})
+    assert "A document needs at least one line." in text_of(empty)
+
+
+def test_live_totals_use_the_model_rounding(browser):
+    data = {"currency": "EUR", **lines_data(("a", "0.335", "3.00", "0"), ("b", "1", "10.05",
+                                                                            "5.5"))}
+    body = text_of(browser.post(reverse("invoice_totals"), data))
+    assert 'data-total="subtotal">11.06' in body and 'data-total="total">11.61' in body
+
+
+def test_send_assigns_the_number_and_locks_the_document(
+        browser, mailoutbox, django_capture_on_commit_callbacks):
+    draft = InvoiceFactory(client=ClientFactory(company=browser.company))
+    url = reverse("invoice_send", args=[draft.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        page = text_of(browser.post(url, {"email": "on"}, follow=True))
+    invoice = Invoice.objects.get(pk=draft.pk)
+    assert invoice.number == "INV-" + invoice.issue_date.strftime("%Y") + "-0001"
+    assert f"{invoice.number} issued on" in page and "can no longer be edited" in page
+    assert len(mailoutbox) == 1 and mailoutbox[0].to == [draft.client.email]
+    again = text_of(browser.post(url, follow=True))
+    assert "Not sent:" in again and "already been issued" in again
+    edit = text_of(browser.get(reverse("invoice_edit", args=[draft.pk]), follow=True))
+    assert "can no longer be edited" in edit
+    crafted = browser.post(reverse("invoice_edit", args=[draft.pk]), {
+        "client": draft.client_id, "currency": "USD", **lines_data(("x", "1", "1", "0"))})
+    assert crafted.status_code == 302
+    deleted = text_of(browser.post(reverse("invoice_delete", args=[draft.pk]), follow=True))
+    assert "can no longer be changed or deleted" in deleted
+    invoice.refresh_from_db()
+    assert invoice.currency == "EUR" and invoice.lines.count() == 1
+
+
+def test_a_failed_send_leaves_the_draft_as_it_was(browser):
+    draft = InvoiceFactory(client=ClientFactory(company=browser.company), lines=[])
+    page = text_of(browser.post(reverse("invoice_send", args=[draft.pk]), follow=True))
+    assert "Not sent: Add at least one line before sending." in page
+    draft.refresh_from_db()
+    assert draft.is_draft and draft.number == "" and not IssuedNumber.objects.exists()
+
+
+def test_deleting_a_draft(browser):
+    draft = InvoiceFactory(client=ClientFactory(company=browser.company))
+    page = text_of(browser.post(reverse("invoice_delete", args=[draft.pk]), follow=True))
+    assert "Draft deleted" in page and not Invoice.objects.exists()
+
+
+def test_pdf_of_an_issued_invoice_and_of_a_draft(browser):
+    client = ClientFactory(company=browser.company, name="Nordlicht GmbH")
+    invoice = send_document(InvoiceFactory(client=client))
+    response = browser.get(reverse("invoice_pdf", args=[invoice.pk]))
+    assert response["Content-Type"] == "application/pdf"
+    assert f'filename="{invoice.number}.pdf"' in response["Content-Disposition"]
+    text = pdf_text(response.content)
+    assert invoice.number in text and "Nordlicht GmbH" in text and "240.00" in text
+    draft = InvoiceFactory(client=client)
+    text = pdf_text(browser.get(reverse("invoice_pdf", args=[draft.pk])).content)
+    assert "DRAFT" in text and "INV-" not in text
+
+
+def test_credit_note_pdf_names_the_corrected_invoice(browser):
+    invoice = send_document(InvoiceFactory(client=ClientFactory(company=browser.company)))
+    browser.post(reverse("invoice_credit", args=[invoice.pk]), {"what": "open",
+                                                                "reason": "Returned"})
+    credit_note = send_document(CreditNote.objects.get())
+    text = pdf_text(browser.get(reverse("creditnote_pdf", args=[credit_note.pk])).content)
+    assert credit_note.number in text and invoice.number in text and "Returned" in text
+
+
+def test_credit_chosen_lines_then_cancel_the_rest(browser):
+    invoice = send_document(InvoiceFactory(
+        client=ClientFactory(company=browser.company),
+        lines=[{"description": "A", "quantity": 1, "unit_price": 100, "tax_rate": 20},
+               {"description": "B", "quantity": 1, "unit_price": 50, "tax_rate": 20}]))
+    first_line = invoice.lines.get(description="B")
+    response = browser.post(reverse("invoice_credit", args=[invoice.pk]),
+                            {"what": "lines", "line": [first_line.pk], "reason": "B returned"})
+    credit_note = CreditNote.objects.get()
+    assert response["Location"] == reverse("creditnote_detail", args=[credit_note.pk])
+    assert credit_note.is_draft and credit_note.total == Decimal("60.00")
+    browser.post(reverse("creditnote_send", args=[credit_note.pk]))
+    page = text_of(browser.post(reverse("invoice_cancel", args=[invoice.pk]),
+                                {"reason": "Client closed"}, follow=True))
+    invoice.refresh_from_db()
+    assert invoice.state == "cancelled" and invoice.open_amount() == 0
+    assert "cancelled by credit note" in page
+
+
+def test_cancel_needs_a_reason(browser):
+    invoice = send_document(InvoiceFactory(client=ClientFactory(company=browser.company)))
+    page = text_of(browser.post(reverse("invoice_cancel", args=[invoice.pk]), {"reason": ""},
+                                follow=True))
+    assert "Say why the invoice is cancelled." in page
+    assert Invoice.objects.get(pk=invoice.pk).state == "sent"
+
+
+def test_mark_paid(browser):
+    invoice = send_document(InvoiceFactory(client=ClientFactory(company=browser.company)))
+    page = text_of(browser.post(reverse("invoice_mark_paid", args=[invoice.pk]), follow=True))
+    assert "marked paid" in page and Invoice.objects.get(pk=invoice.pk).state == "paid"
+    again = text_of(browser.post(reverse("invoice_mark_paid", args=[invoice.pk]), follow=True))
+    assert "Only a sent invoice can be marked paid" in again
+
+
+def test_an_email_failure_is_recorded_shown_and_retried(
+        browser, monkeypatch, django_capture_on_commit_callbacks):
+    client = ClientFactory(company=browser.company)
+    draft = InvoiceFactory(client=client)
+
+    def refuse(*args, **kwargs):
+        raise ConnectionRefusedError("SMTP server refused the connection")
+
+    monkeypatch.setattr("django.core.mail.EmailMessage.send", refuse)
+    with django_capture_on_commit_callbacks(execute=True):
+        browser.post(reverse("invoice_send", args=[draft.pk]), {"email": "on"})
+    invoice = Invoice.objects.get(pk=draft.pk)
+    assert invoice.state == "sent"  # a failed delivery never un-issues
+    delivery = EmailDelivery.objects.get()
+    assert delivery.status == "failed" and "refused" in delivery.error
+    page = text_of(browser.get(reverse("invoice_detail", args=[draft.pk])))
+    assert 'data-delivery="failed"' in page and "SMTP server refused" in page
+    monkeypatch.undo()
+    retry = text_of(browser.post(reverse("invoice_email", args=[draft.pk]), follow=True))
+    assert f"E-mailed to {client.email}" in retry and len(mail.outbox) == 1
+
+
+def test_document_list_filters(browser):
+    client = ClientFactory(company=browser.company, name="Alpha")
+    other = ClientFactory(company=browser.company, name="Beta")
+    sent = send_document(InvoiceFactory(client=client))
+    InvoiceFactory(client=other)
+    body = text_of(browser.get(reverse("invoice_list"), {"state": "sent"}))
+    assert sent.number in body and "<td>Beta</td>" not in body
+    body = text_of(browser.get(reverse("invoice_list"), {"client": other.pk}))
+    assert "<td>Beta</td>" in body and sent.number not in body
+    body = text_of(browser.get(reverse("invoice_list"), {"date_from": "2000-01-01",
+                                                         "date_to": "2000-12-31"}))
+    assert "Nothing matches these filters." in body
+    body = text_of(browser.get(reverse("invoice_list"), {"date_from": "yesterday"}))
+    assert "Enter a valid date." in body
+
+
+def test_numbering_settings_page_validates_previews_and_records(browser):
+    url = reverse("numbering_settings")
+    form = {"invoice_pattern": "INV-{YYYY}-{counter}", "credit_note_pattern": "CN-{YYY}",
+            "padding": "4", "reset_period": "yearly"}
+    page = text_of(browser.post(url, form))
+    assert "Unknown token {YYY}" in page
+    preview = text_of(browser.post(reverse("numbering_preview"),
+                                   {**form, "credit_note_pattern": "AV-{YYYY}-{counter}",
+                                    "padding": "6"}))
+    assert 'data-example="credit_note">AV-' in preview and "-000001" in preview
+    collide = text_of(browser.post(url, {**form, "credit_note_pattern": "INV-{YYYY}-{counter}"}))
+    assert "would produce the same numbers" in collide
+    response = browser.post(url, {**form, "credit_note_pattern": "AV-{YYYY}-{counter}"})
+    assert response.status_code == 302
+    numbering = NumberingSettings.objects.get(company=browser.company)
+    assert numbering.credit_note_pattern == "AV-{YYYY}-{counter}"
+    change = NumberingSettingsChange.objects.get()
+    assert str(change.changed_by.pk) == browser.session["_auth_user_id"]
+    assert "credit_note_pattern=AV-{YYYY}-{counter}" in text_of(browser.get(url))
+
+
+def test_only_owners_change_numbering_settings(client):
+    accountant = MembershipFactory(role=Membership.Role.ACCOUNTANT)
+    client.force_login(accountant.user)
+    response = client.post(reverse("numbering_settings"), {
+        "invoice_pattern": "X-{counter}", "credit_note_pattern": "Y-{counter}", "padding": 1,
+        "reset_period": "never"})
+    assert response.status_code == 403
+    assert not NumberingSettingsChange.objects.exists()
+
+
+def test_audit_page_is_for_staff_and_shows_the_state_of_the_books(browser, member):
+    send_document(InvoiceFactory(client=ClientFactory(company=browser.company)))
+    assert browser.get(reverse("audit")).status_code == 403
+    member.user.is_staff = True
+    member.user.save()
+    page = text_of(browser.get(reverse("audit")))
+    assert 'data-audit="clean"' in page and "All series complete" in page
+    from counters.dbguards import guards_lifted
+
+    with guards_lifted(connection), connection.cursor() as cursor:
+        cursor.execute("UPDATE billing_invoice SET total = 1, subtotal = 1, tax_total = 0")
+    page = text_of(browser.get(reverse("audit")))
+    assert 'data-audit="findings"' in page and "was changed after it was issued" in page
+
+
+def test_another_companys_documents_are_not_found(browser):
+    stranger = InvoiceFactory()  # another company
+    for name in ("invoice_detail", "invoice_edit", "invoice_pdf"):
+        assert browser.get(reverse(name, args=[stranger.pk])).status_code == 404
+    assert browser.post(reverse("invoice_send", args=[stranger.pk])).status_code == 404
+    assert browser.get(reverse("client_detail", args=[stranger.client_id])).status_code == 404
+    stranger.refresh_from_db()
+    assert stranger.is_draft
+
+
+def test_a_credit_note_cannot_reference_another_companys_invoice(browser):
+    foreign = send_document(InvoiceFactory())
+    own_client = ClientFactory(company=browser.company)
+    response = browser.post(reverse("creditnote_create"), {
+        "client": own_client.pk, "invoice": foreign.pk, "currency": "EUR",
+        **lines_data(("x", "1", "1", "0"))})
+    assert "Select a valid choice" in text_of(response)
+    assert not CreditNote.objects.exists()
+
+
+def test_switching_company(client):
+    user = UserFactory()
+    first = MembershipFactory(user=user, company=CompanyFactory(name="Aardvark"))
+    second = MembershipFactory(user=user, company=CompanyFactory(name="Zebra"))
+    client.force_login(user)
+    assert "<h1>Aardvark</h1>" in text_of(client.get(reverse("home")))
+    client.post(reverse("switch_company"), {"company": second.company_id})
+    assert "<h1>Zebra</h1>" in text_of(client.get(reverse("home")))
+    client.post(reverse("switch_company"), {"company": CompanyFactory().pk})
+    assert "<h1>Zebra</h1>" in text_of(client.get(reverse("home")))
+    assert first.company_id != second.company_id
+
+
+@pytest.mark.parametrize("url_name", ["invoice_list", "creditnote_list", "client_list", "home"])
+def test_list_pages_use_a_constant_number_of_queries(browser, url_name):
+    def queries_with(rows):
+        for _ in range(rows):
+            client = ClientFactory(company=browser.company)
+            send_document(InvoiceFactory(client=client))
+            send_document(CreditNoteFactory(client=client))
+        with CaptureQueriesContext(connection) as context:
+            assert browser.get(reverse(url_name)).status_code == 200
+        return len(context.captured_queries)
+
+    assert queries_with(2) == queries_with(20)
+
+
+def test_detail_page_queries_do_not_grow_with_lines(browser):
+    def queries_with(count):
+        lines = [{"description": f"l{i}", "quantity": 1, "unit_price": 1, "tax_rate": 20}
+                 for i in range(count)]
+        invoice = send_document(InvoiceFactory(client=ClientFactory(company=browser.company),
+                                               lines=lines))
+        with CaptureQueriesContext(connection) as context:
+            browser.get(reverse("invoice_detail", args=[invoice.pk]))
+        return len(context.captured_queries)
+
+    assert queries_with(2) == queries_with(25)
+
+
+def test_error_pages_are_friendly(client, settings):
+    settings.DEBUG = False
+    client.force_login(MembershipFactory().user)
+    response = client.get("/invoices/999999/")
+    assert response.status_code == 404 and "Page not found" in text_of(response)
