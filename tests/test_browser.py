@@ -1,0 +1,210 @@
+"""
+The whole cycle in a real browser: Debian's chromium, driven by Playwright, against the live
+server. Screenshots of every step land in the test's temporary folder (pytest prints it on
+failure) so that a failure can be looked at.
+"""
+
+import os
+import re
+
+import pytest
+from django.core import mail
+from playwright.sync_api import expect, sync_playwright
+
+from billing.models import CreditNote, Invoice, Membership
+from counters.models import IssuedNumber
+
+from .factories import MembershipFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+    # between browser steps are still plain synchronous code.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, live_server, tmp_path):
+    context = chromium.new_context(base_url=live_server.url, viewport={"width": 1280,
+                                                                       "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    shots = iter(range(1, 1000))
+    page.shot = lambda name: page.screenshot(
+        path=tmp_path / f"{next(shots):02d}-{name}.png", full_page=True)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def owner():
+    return MembershipFactory(role=Membership.Role.OWNER, company__name="Atelier Test",
+                             user__username="owner")
+
+
+def log_in(page, username="owner"):
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Atelier Test")
+
+
+def test_invoice_send_credit_note_cycle(page, owner):
+    log_in(page)
+    page.shot("dashboard")
+
+    # A client.
+    page.get_by_role("link", name="Clients", exact=True).click()
+    page.get_by_role("link", name="New client").click()
+    page.get_by_label("Name").fill("Boulangerie Martin")
+    page.get_by_label("E-mail").fill("compta@martin.example")
+    page.get_by_role("button", name="Save client").click()
+    expect(page.get_by_text("Client Boulangerie Martin saved.")).to_be_visible()
+    page.shot("client")
+
+    # An invoice with two lines, added without a page reload, with live totals.
+    page.get_by_role("link", name="New invoice").click()
+    form_url = page.url
+    expect(page.get_by_label("Client")).to_have_value(re.compile(r"\d+"))
+    rows = page.locator("#line-rows tr.line-row:visible")
+    rows.nth(0).get_by_label("Description").fill("Website redesign")
+    rows.nth(0).get_by_label("Quantity").fill("1")
+    rows.nth(0).get_by_label("Unit price").fill("2400")
+    rows.nth(0).get_by_label("Tax %").fill("20")
+    page.get_by_role("button", name="+ Add a line").click()
+    expect(rows).to_have_count(2)
+    assert page.url == form_url  # no reload
+    rows.nth(1).get_by_label("Description").fill("Training day")
+    rows.nth(1).get_by_label("Quantity").fill("2")
+    rows.nth(1).get_by_label("Unit price").fill("650")
+    rows.nth(1).get_by_label("Tax %").fill("10")
+    expect(page.locator("[data-total=total]")).to_have_text("4,310.00\u00a0EUR")
+    page.shot("invoice-form")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_text("Draft saved.")).to_be_visible()
+
+    # The draft shows a preview, never a real number.
+    preview = page.locator("[data-preview]")
+    expect(preview).to_contain_text(re.compile(r"number on send: INV-\d{4}-0001 \(preview\)"))
+    assert not IssuedNumber.objects.exists()
+    page.shot("draft")
+
+    # Send: the confirmation names the number; afterwards the page shows it, locked.
+    page.get_by_role("button", name="Send…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(re.compile(r"take the number INV-\d{4}-0001"))
+    page.shot("send-dialog")
+    dialog.get_by_role("button", name="Send and issue").click()
+    number = page.locator("[data-number]")
+    expect(number).to_have_text(re.compile(r"INV-\d{4}-0001"))
+    expect(page.get_by_text("can no longer be edited or deleted")).to_be_visible()
+    expect(page.get_by_role("link", name="Edit", exact=True)).to_have_count(0)
+    invoice_number = number.inner_text()
+    invoice = Invoice.objects.get(number=invoice_number)
+    assert invoice.state == "sent" and invoice.total == 4310
+    page.shot("sent")
+
+    # Its PDF.
+    pdf = page.request.get(page.locator("[data-pdf]").get_attribute("href"))
+    assert pdf.ok and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.body().startswith(b"%PDF")
+
+    # A credit note from it, for the open amount, then sent.
+    page.get_by_role("link", name="Create credit note").click()
+    page.get_by_label("Reason").fill("Training cancelled")
+    page.get_by_role("button", name="Draft the credit note").click()
+    expect(page.locator("[data-preview]")).to_contain_text(
+        re.compile(r"CN-\d{4}-0001 \(preview\)"))
+    page.shot("credit-draft")
+    page.get_by_role("button", name="Send…").click()
+    page.get_by_role("dialog").get_by_role("button", name="Send and issue").click()
+    expect(page.locator("[data-number]")).to_have_text(re.compile(r"CN-\d{4}-0001"))
+    expect(page.get_by_text(invoice_number).first).to_be_visible()
+    page.shot("credit-sent")
+
+    # Both in their lists, with the right states.
+    page.get_by_role("link", name="Invoices", exact=True).click()
+    row = page.get_by_role("row").filter(has_text=invoice_number)
+    expect(row).to_contain_text("Sent")
+    page.get_by_role("link", name="Credit notes", exact=True).click()
+    row = page.get_by_role("row").filter(has_text=re.compile(r"CN-\d{4}-0001"))
+    expect(row).to_contain_text("Sent")
+    expect(row).to_contain_text("4,310.00")
+    page.shot("lists")
+    assert CreditNote.objects.get().invoice_number == invoice_number
+
+
+def test_a_failed_send_keeps_the_draft_and_says_why(page, owner):
+    from .factories import ClientFactory, InvoiceFactory
+
+    draft = InvoiceFactory(client=ClientFactory(company=owner.company), lines=[])
+    log_in(page)
+    page.goto(f"/invoices/{draft.pk}/")
+    page.get_by_role("button", name="Send…").click()
+    page.get_by_role("dialog").get_by_role("button", name="Send and issue").click()
+    expect(page.get_by_text("Not sent: Add at least one line before sending.")).to_be_visible()
+    expect(page.locator("[data-preview]")).to_be_visible()
+    page.shot("failed-send")
+    draft.refresh_from_db()
+    assert draft.is_draft and draft.number == ""
+
+
+def test_numbering_settings_show_a_live_example(page, owner):
+    log_in(page)
+    page.get_by_role("link", name="Numbering").click()
+    expect(page.locator("[data-example=invoice]")).to_have_text(re.compile(r"INV-\d{4}-0001"))
+    page.get_by_label("Invoice pattern").fill("FA{YY}-{counter}")
+    expect(page.locator("[data-example=invoice]")).to_have_text(re.compile(r"FA\d\d-0001"))
+    page.get_by_label("Invoice pattern").fill("FA-{YYY}-{counter}")
+    expect(page.locator("#examples")).to_contain_text("Unknown token {YYY}")
+    page.shot("numbering-error")
+    page.get_by_label("Invoice pattern").fill("FA-{YYYY}-{counter}")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_text("Numbering settings saved.")).to_be_visible()
+    expect(page.get_by_role("cell", name=re.compile("invoice_pattern=FA-"))).to_be_visible()
+
+
+def test_log_out_and_reset_a_password(page, owner):
+    log_in(page)
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.get_by_role("link", name="Forgot your password?").click()
+    page.get_by_label("Email").fill(owner.user.email)
+    page.get_by_role("button", name="Send the link").click()
+    expect(page.get_by_role("heading", name="Check your e-mail")).to_be_visible()
+    link = re.search(r"https?://\S+/reset/\S+/", mail.outbox[-1].body).group(0)
+    page.goto(link)
+    page.get_by_label("New password", exact=True).fill("a-much-longer-passphrase-2026")
+    page.get_by_label("New password confirmation").fill("a-much-longer-passphrase-2026")
+    page.get_by_role("button", name="Set the password").click()
+    expect(page.get_by_role("heading", name="Password changed")).to_be_visible()
+
+
+def test_pages_fit_a_phone(page, owner):
+    from billing.services import send_document
+
+    from .factories import ClientFactory, InvoiceFactory
+
+    invoice = send_document(InvoiceFactory(client=ClientFactory(company=owner.company)))
+    log_in(page)
+    page.set_viewport_size({"width": 375, "height": 740})
+    for url in ("/", "/invoices/", f"/invoices/{invoice.pk}/", "/invoices/new/", "/numbering/"):
+        page.goto(url)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        page.shot("phone" + url.replace("/", "-"))
+        assert overflow <= 0, f"{url} is {overflow}px wider than the phone"
