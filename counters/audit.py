@@ -67,9 +67,13 @@ class SeriesSummary:
     issued: int
     sequence_last: int
     explained_jumps: list[dict]
+    last_issue_date: date | None = None
 
     def as_dict(self):
-        return asdict(self)
+        data = asdict(self)
+        data["last_issue_date"] = self.last_issue_date.isoformat() if self.last_issue_date \
+            else None
+        return data
 
 
 @dataclass
@@ -124,11 +128,9 @@ class Audit:
 def run_audit(scope: AuditScope | None = None) -> Audit:
     scope = scope or AuditScope()
     summaries = _summaries(scope)
-    jumps = {(s.company_id, s.series, s.period): s.explained_jumps for s in summaries}
-    last = {(s.company_id, s.series, s.period): s.sequence_last for s in summaries}
     findings = (
         finding
-        for finding in _all_findings(scope, jumps, last)
+        for finding in _all_findings(scope, summaries)
         if scope.covers(finding)
     )
     return Audit(scope=scope, series=summaries, findings=findings)
@@ -142,12 +144,15 @@ def _summaries(scope):
     rows = {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT l.company_id, l.series, l.period, MIN(l.value), MAX(l.value), COUNT(*) "
+            f"SELECT l.company_id, l.series, l.period, MIN(l.value), MAX(l.value), COUNT(*), "
+            f"MAX(l.issue_date) "
             f"FROM {LEDGER} l WHERE {where} GROUP BY l.company_id, l.series, l.period",
             params,
         )
-        for company_id, series, period, first, last, count in cursor.fetchall():
+        last_dates = {}
+        for company_id, series, period, first, last, count, day in cursor.fetchall():
             rows[(company_id, series, period)] = [first, last, count, 0]
+            last_dates[(company_id, series, period)] = _as_date(day)
         where, params = scope.where("s")
         cursor.execute(
             f"SELECT s.company_id, s.series, s.period, s.last FROM {SEQUENCES} s "
@@ -173,7 +178,8 @@ def _summaries(scope):
         })
     return [
         SeriesSummary(company_id, series, period, first, last, count, sequence_last,
-                      jumps[(company_id, series, period)])
+                      jumps[(company_id, series, period)],
+                      last_dates.get((company_id, series, period)))
         for (company_id, series, period), (first, last, count, sequence_last)
         in sorted(rows.items())
     ]
@@ -182,8 +188,8 @@ def _summaries(scope):
 # --- Findings ------------------------------------------------------------------------------
 
 
-def _all_findings(scope, jumps, last):
-    yield from _series_findings(scope, jumps, last)
+def _all_findings(scope, summaries):
+    yield from _series_findings(scope, summaries)
     yield from _hash_findings(scope)
     yield from _duplicate_numbers(scope)
     yield from _document_findings(scope)
@@ -240,7 +246,7 @@ def _as_money(value):
     return Decimal(str(value)).quantize(Decimal("0.01")) if value is not None else None
 
 
-def _series_findings(scope, jumps, last):
+def _series_findings(scope, summaries):
     """One pass over the ledger, in series order: gaps, repeats, dates, chain links."""
     where, params = scope.where("l")
     sql = f"""
@@ -262,7 +268,7 @@ def _series_findings(scope, jumps, last):
            OR previous_hash <> COALESCE(prev_hash, '')
         ORDER BY company_id, series, period, value
     """
-    seen_last = {}
+    jumps = {(s.company_id, s.series, s.period): s.explained_jumps for s in summaries}
     for row in _stream(sql, params):
         (company_id, series, period, value, number, kind, document_id, issue_date,
          previous_hash, prev_value, prev_number, prev_date, prev_hash) = row
@@ -286,23 +292,13 @@ def _series_findings(scope, jumps, last):
             yield Finding(TAMPERED, message=f"the hash chain breaks before {number}: the entry "
                           f"it was chained to is missing or altered", values=[value],
                           numbers=[number], documents=[document], **where_)
-        seen_last[key] = value
     # Values handed out by a sequence after its last ledger entry.
-    where, params = scope.where("l")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT l.company_id, l.series, l.period, MAX(l.value), MAX(l.issue_date) "
-            f"FROM {LEDGER} l WHERE {where} GROUP BY l.company_id, l.series, l.period",
-            params,
-        )
-        highest = {(c, s, p): (v, _as_date(d)) for c, s, p, v, d in cursor.fetchall()}
-    for key, sequence_last in sorted(last.items()):
-        top, top_date = highest.get(key, (0, None))
-        if sequence_last > top:
-            company_id, series, period = key
-            yield from _gap(key, top + 1, sequence_last, jumps,
-                            dict(company_id=company_id, series=series, period=period,
-                                 date=top_date), [])
+    for s in summaries:
+        top = s.last_value or 0
+        if s.sequence_last > top:
+            yield from _gap((s.company_id, s.series, s.period), top + 1, s.sequence_last, jumps,
+                            dict(company_id=s.company_id, series=s.series, period=s.period,
+                                 date=s.last_issue_date), [])
 
 
 def _gap(key, first, last, jumps, where, neighbours):

@@ -40,12 +40,13 @@ class Command(BaseCommand):
         self.stdout.write(f"filled {count:,} issued invoices in {filled:.1f} s "
                           f"({connection.vendor})")
         try:
-            seconds, peak_kib, status = self.time_audit(company)
-            self.stdout.write(
-                f"audit_gaps on {count:,} numbers: {seconds:.2f} s wall, "
-                f"peak memory {peak_kib / 1024:.0f} MiB, exit status {status} "
-                f"({'clean' if status == 0 else 'FINDINGS'})"
-            )
+            for run in ("first", "second"):
+                seconds, peak_kib, status = self.time_audit(company)
+                self.stdout.write(
+                    f"audit_gaps on {count:,} numbers ({run} run): {seconds:.2f} s wall, "
+                    f"peak memory {peak_kib / 1024:.0f} MiB, exit status {status} "
+                    f"({'clean' if status == 0 else 'FINDINGS'})"
+                )
         finally:
             if not keep:
                 self.remove(company)
@@ -90,9 +91,10 @@ class Command(BaseCommand):
                     cursor.execute("SELECT setval(pg_get_serial_sequence('billing_invoice', "
                                    "'id'), (SELECT MAX(id) FROM billing_invoice))")
         if connection.vendor == "postgresql":
+            # What autovacuum would have done to a ledger that grew over months.
             with connection.cursor() as cursor:
-                cursor.execute("ANALYZE billing_invoice")
-                cursor.execute("ANALYZE counters_issuednumber")
+                cursor.execute("VACUUM ANALYZE billing_invoice")
+                cursor.execute("VACUUM ANALYZE counters_issuednumber")
         return company
 
     def write(self, model, rows, columns):
