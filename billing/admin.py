@@ -16,6 +16,7 @@ from .models import (
     Company,
     CreditNote,
     CreditNoteLine,
+    EmailDelivery,
     Invoice,
     InvoiceLine,
     Membership,
@@ -137,13 +138,38 @@ def mark_paid_selected(modeladmin, request, queryset):
     )
 
 
+@admin.action(description=_("Cancel the selected invoices (issues their credit notes)"))
+def cancel_selected(modeladmin, request, queryset):
+    def cancel(invoice, user):
+        return services.cancel_invoice(
+            invoice, user=user, reason=_("Cancelled in the admin by %(user)s") % {"user": user})
+
+    _run_on_each(
+        modeladmin, request, queryset, cancel,
+        lambda n: ngettext("%d invoice cancelled.", "%d invoices cancelled.", n) % n,
+    )
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(DocumentAdmin):
     inlines = [InvoiceLineInline]
-    actions = [send_selected, mark_paid_selected]
+    actions = [send_selected, mark_paid_selected, cancel_selected]
 
 
 @admin.register(CreditNote)
 class CreditNoteAdmin(DocumentAdmin):
     inlines = [CreditNoteLineInline]
     raw_id_fields = ["invoice"]
+
+
+@admin.register(EmailDelivery)
+class EmailDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["kind", "document_id", "recipient", "status", "created_at", "error"]
+    list_filter = ["status", "kind"]
+    readonly_fields = [f.name for f in EmailDelivery._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

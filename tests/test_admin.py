@@ -91,3 +91,20 @@ def test_the_ledger_cannot_be_edited_in_the_admin(admin_client):
     assert IssuedNumber.objects.get().number == entry.number
     assert admin_client.get(
         reverse("admin:counters_issuednumber_delete", args=[entry.pk])).status_code == 403
+
+
+def test_cancel_action_issues_the_credit_note(admin_client):
+    from billing.services import send_document
+
+    invoice = send_document(InvoiceFactory())
+    response = admin_client.post(reverse("admin:billing_invoice_changelist"), {
+        "action": "cancel_selected", "_selected_action": [invoice.pk]}, follow=True)
+    assert "1 invoice cancelled." in response.content.decode()
+    invoice.refresh_from_db()
+    assert invoice.state == "cancelled"
+    assert invoice.credit_notes.get().number.startswith("CN-")
+
+
+@pytest.mark.parametrize("model", ["company", "client", "invoice", "creditnote", "emaildelivery"])
+def test_every_billing_model_has_an_admin_page(admin_client, model):
+    assert admin_client.get(reverse(f"admin:billing_{model}_changelist")).status_code == 200

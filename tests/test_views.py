@@ -364,3 +364,16 @@ def test_error_pages_are_friendly(client, settings):
     client.force_login(MembershipFactory().user)
     response = client.get("/invoices/999999/")
     assert response.status_code == 404 and "Page not found" in text_of(response)
+
+
+def test_amounts_and_dates_follow_the_company_locale(browser):
+    browser.company.locale = "de"
+    browser.company.save()
+    invoice = send_document(InvoiceFactory(
+        client=ClientFactory(company=browser.company),
+        lines=[{"description": "x", "quantity": 1, "unit_price": Decimal("1234.50"),
+                "tax_rate": 0}]))
+    page = text_of(browser.get(reverse("invoice_detail", args=[invoice.pk])))
+    assert "1.234,50\xa0EUR" in page
+    assert invoice.issue_date.strftime("%d.%m.%Y").lstrip("0") in page or \
+        f"{invoice.issue_date.day}. " in page
