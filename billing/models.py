@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from counters.models import NUMBER_MAX_LENGTH, Kind
-from counters.services import allocate_number
+from counters.services import DocumentWrite, allocate_number
 
 CENT = Decimal("0.01")
 
@@ -27,6 +27,15 @@ CENT = Decimal("0.01")
 def money(amount) -> Decimal:
     """Round to cents, halves away from zero: the one rounding rule Folio uses."""
     return Decimal(amount).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def totals_of(lines):
+    """(subtotal, tax, total) of ``lines``: each line's net and tax rounded to cents."""
+    subtotal = tax = Decimal("0.00")
+    for line in lines:
+        subtotal += line.net_amount
+        tax += line.tax_amount
+    return subtotal, tax, subtotal + tax
 
 
 class Company(models.Model):
@@ -221,16 +230,9 @@ class Document(ConcurrentTransitionMixin, models.Model):
 
     # --- Money ------------------------------------------------------------------------------
 
-    def compute_totals(self):
-        """(subtotal, tax, total) of the document's lines, each line rounded to cents."""
-        lines = list(self.lines.all())
-        subtotal = sum((line.net_amount for line in lines), Decimal("0.00"))
-        tax = sum((line.tax_amount for line in lines), Decimal("0.00"))
-        return subtotal, tax, subtotal + tax
-
     def update_totals(self):
         """Store the totals of the current lines. Drafts only: issued totals are frozen."""
-        self.subtotal, self.tax_total, self.total = self.compute_totals()
+        self.subtotal, self.tax_total, self.total = totals_of(self.lines.all())
         self.save(update_fields=["subtotal", "tax_total", "total", "updated_at"])
 
     def tax_breakdown(self):
@@ -243,22 +245,25 @@ class Document(ConcurrentTransitionMixin, models.Model):
 
     # --- Lifecycle --------------------------------------------------------------------------
 
-    def can_be_sent(self):
-        return self.lines.exists()
-
     def complete_for_issue(self):
         """Fill in what an issued document needs and the draft left open."""
 
-    @transition(field="state", source=DRAFT, target=DocumentState.SENT, conditions=[can_be_sent])
-    def send(self, user=None):
+    @transition(field="state", source=DRAFT, target=DocumentState.SENT)
+    def send(self, lines, user=None):
         """
-        Issue the document: date it today and give it the next number of its series.
+        Issue the document with ``lines``, its lines as read under the row lock: freeze its
+        totals, date it today and give it the next number of its series.
 
         Only ``billing.services.send_document`` calls this, inside the transaction that
-        locks and saves the document.
+        locked the document. The allocation writes the document row in the statement that
+        takes the number (``counters.services.DocumentWrite``): there is nothing left to save.
         """
+        if not lines:
+            raise ValidationError(_("Add at least one line before sending."), code="no_lines")
+        self.subtotal, self.tax_total, self.total = totals_of(lines)
         self.issue_date = timezone.localdate()
         self.complete_for_issue()
+        self.updated_at = timezone.now()
         issued = allocate_number(
             company_id=self.company_id,
             kind=self.kind,
@@ -267,9 +272,16 @@ class Document(ConcurrentTransitionMixin, models.Model):
             total=self.total,
             currency=self.currency,
             user=user,
+            document=DocumentWrite(self._meta.db_table, self.pk, {
+                "state": DocumentState.SENT.value, "issue_date": self.issue_date,
+                "due_date": self.due_date, "subtotal": self.subtotal,
+                "tax_total": self.tax_total, "total": self.total,
+                "updated_at": self.updated_at,
+            }),
         )
         self.number = issued.number
         self.sequence_value = issued.value
+        self._stored_state = DocumentState.SENT
         return issued
 
 

@@ -14,7 +14,16 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from . import emails
-from .models import DRAFT, CreditNote, CreditNoteLine, Document, DocumentState, Invoice, money
+from .models import (
+    DRAFT,
+    CreditNote,
+    CreditNoteLine,
+    Document,
+    DocumentState,
+    Invoice,
+    money,
+    totals_of,
+)
 
 
 class NotADraft(ValidationError):
@@ -29,18 +38,18 @@ def _lock(document):
     return type(document).objects.select_for_update().get(pk=document.pk)
 
 
-def _check_credit(credit_note):
+def _check_credit(credit_note, amount):
     """Refuse a credit note that would take the invoice's credits past its total."""
     if credit_note.invoice_id is None:
         return
     # Locking the invoice serialises credit notes issued against it.
     invoice = Invoice.objects.select_for_update().get(pk=credit_note.invoice_id)
     open_amount = invoice.open_amount()
-    if credit_note.total > open_amount:
+    if amount > open_amount:
         raise CreditExceedsInvoice(
             _("This credit note (%(credit)s %(currency)s) exceeds the open amount of "
               "%(invoice)s (%(open)s %(currency)s).") % {
-                "credit": credit_note.total, "open": open_amount,
+                "credit": amount, "open": open_amount,
                 "currency": invoice.currency, "invoice": invoice.number,
             },
             code="credit_exceeds_invoice",
@@ -51,27 +60,25 @@ def send_document(document: Document, user=None, *, email=False) -> Document:
     """
     Issue a draft: give it its number and date, in one transaction.
 
-    Lock the document → check it is still a draft → validate → run the ``send`` transition,
-    which allocates the number last so the counter row is locked for the shortest time →
-    save. With ``email``, the PDF is e-mailed to the client once the transaction has
+    Lock the document → check it is still a draft → read its lines → validate → run the
+    ``send`` transition, which allocates the number last, writing the ledger entry and the
+    document in the same statement, so the counter row is locked for that statement and the
+    commit only. With ``email``, the PDF is e-mailed to the client once the transaction has
     committed: a rolled-back send sends nothing.
     """
     with transaction.atomic():
-        locked = _lock(document)
+        locked = (type(document).objects.select_for_update(of=("self",))
+                  .select_related("company").get(pk=document.pk))
         if locked.state != DRAFT:
             raise NotADraft(
                 _("%(document)s has already been issued.") % {"document": locked},
                 code="not_draft",
             )
-        locked.update_totals()
-        if not locked.can_be_sent():
-            raise ValidationError(
-                _("Add at least one line before sending."), code="no_lines"
-            )
+        lines = list(locked.lines.all())
         if isinstance(locked, CreditNote):
-            _check_credit(locked)
-        locked.send(user=user)
-        locked.save()
+            _check_credit(locked, totals_of(lines)[2])
+        locked.send(lines=lines, user=user)
+        locked._update_initial_state()  # the row is written: it is 'sent' in the database
         if email:
             transaction.on_commit(lambda: emails.deliver(locked, user=user))
     return locked

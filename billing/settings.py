@@ -3,6 +3,7 @@ Folio settings. Everything that differs between a laptop and production comes fr
 environment; the defaults are safe for a local run on the embedded SQLite database.
 """
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -47,6 +48,9 @@ INSTALLED_APPS = [
     "counters",
     "billing",
 ]
+# django-sequences, the peer allocator bench_numbering compares against (the "bench" extra).
+if importlib.util.find_spec("sequences"):
+    INSTALLED_APPS.append("sequences")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -100,6 +104,10 @@ if os.environ.get("DATABASE_URL"):
         DATABASES["default"]["OPTIONS"] = SQLITE_DEFAULT["OPTIONS"]
     else:
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        # Server-side binding lets psycopg prepare the statements a worker repeats (the
+        # allocation above all) instead of having PostgreSQL parse and plan them each time.
+        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env_bool(
+            "DATABASE_SERVER_SIDE_BINDING", True)
 else:
     DATABASES = {"default": SQLITE_DEFAULT}
 

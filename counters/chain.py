@@ -19,5 +19,16 @@ def entry_content(*, company_id, series, period, value, number, kind, document_i
     ])
 
 
+def content_around_value(*, company_id, series, period, kind, document_id, issue_date, total,
+                         currency) -> tuple[str, str]:
+    """
+    The content before the value and after the number, for SQL that computes the hash:
+    ``head + value + '|' + number + tail + previous_hash``.
+    """
+    head = f"{company_id}|{series}|{period}|"
+    tail = f"|{kind}|{document_id}|{issue_date.isoformat()}|{total:.2f}|{currency}|"
+    return head, tail
+
+
 def entry_hash(**content) -> str:
     return hashlib.sha256(entry_content(**content).encode()).hexdigest()

@@ -7,6 +7,8 @@ transaction that issues the document, so a rollback hands the value back; the le
 written in that same transaction; and unique constraints refuse any duplicate that slips past.
 """
 
+from dataclasses import dataclass, field
+
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
@@ -27,77 +29,187 @@ class TransactionRequired(RuntimeError):
     """The allocator was called outside ``transaction.atomic()``: its number could leak."""
 
 
-def _locked_settings(company_id) -> NumberingSettings:
+@dataclass(frozen=True)
+class DocumentWrite:
     """
-    The company's settings, share-locked until the transaction ends.
+    The issued document's row, written by the allocation itself: ``number`` and
+    ``sequence_value`` get the allocated values, ``values`` the other columns. Writing it in
+    the allocating statement means the counter row stays locked for that one statement and
+    the commit, nothing more.
+    """
 
-    Issuing takes a share lock, so issues never wait for each other here, while a settings
-    change (which locks the row for update) waits for issues in flight and they wait for it:
-    no document is numbered from a layout that is being replaced.
-    """
-    if connection.vendor == "postgresql":
-        table = NumberingSettings._meta.db_table
-        rows = list(NumberingSettings.objects.raw(
-            f"SELECT * FROM {table} WHERE company_id = %s FOR SHARE", [company_id]
-        ))
-        if rows:
-            return rows[0]
-        NumberingSettings.for_company(company_id)
-        return _locked_settings(company_id)
-    # SQLite: the IMMEDIATE transaction already holds the database's single write lock.
-    return NumberingSettings.for_company(company_id)
+    table: str
+    pk: int
+    values: dict = field(default_factory=dict)
 
 
-def _increment(company_id, series, period) -> tuple[int, str]:
-    """
-    Lock the sequence row (creating it at 1) and return its new last value with the hash of
-    the ledger entry before it.
-    """
-    table = Sequence._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (company_id, series, period, last, last_hash) "
-            f"VALUES (%s, %s, %s, 1, '') "
-            f"ON CONFLICT (company_id, series, period) "
-            f"DO UPDATE SET last = {table}.last + 1 RETURNING last, last_hash",
-            [company_id, series, period],
-        )
-        return cursor.fetchone()
+# Per process: the settings last read for each company. The allocating statement checks
+# their version under a share lock, so a stale entry is caught and simply read again.
+_settings_cache: dict[int, NumberingSettings] = {}
 
 
-def allocate_number(*, company_id, kind, document_id, issue_date, total, currency,
-                    user=None) -> IssuedNumber:
+def _settings(company_id, *, fresh=False) -> NumberingSettings:
+    if fresh or company_id not in _settings_cache:
+        _settings_cache[company_id] = NumberingSettings.for_company(company_id)
+    return _settings_cache[company_id]
+
+
+def allocate_number(*, company_id, kind, document_id, issue_date, total, currency, user=None,
+                    document: DocumentWrite | None = None) -> IssuedNumber:
     """
-    Give the document ``(kind, document_id)`` the next number of its series and record it in
-    the ledger, chained to the entry before it. Must run inside the transaction that issues
-    the document: the sequence row stays locked until it commits, and a rollback returns the
-    number.
+    Give the document ``(kind, document_id)`` the next number of its series, record it in
+    the ledger chained to the entry before it, and (with ``document``) write the document.
+
+    Must run inside the transaction that issues the document: the sequence row stays locked
+    until it commits, and a rollback returns the number.
     """
     if not connection.in_atomic_block:
         raise TransactionRequired(
             "allocate_number() must run inside transaction.atomic(), in the transaction "
             "that issues the document."
         )
-    numbering = _locked_settings(company_id)
-    series = numbering.series_for(kind)
-    period = patterns.period_key(numbering.reset_period, issue_date)
-    # Everything above only reads; the hot row is locked from here to commit.
-    value, previous_hash = _increment(company_id, series, period)
-    content = dict(
-        company_id=company_id, series=series, period=period, value=value,
-        number=numbering.format(kind, issue_date, value), kind=str(kind),
-        document_id=document_id, issue_date=issue_date, total=total, currency=currency,
-        previous_hash=previous_hash,
+    request = dict(company_id=company_id, kind=str(kind), document_id=document_id,
+                   issue_date=issue_date, total=total, currency=currency,
+                   user_id=user.pk if user is not None and user.is_authenticated else None)
+    if connection.vendor == "postgresql":
+        entry = _allocate_in_one_statement(request, document)
+    else:
+        entry = _allocate_step_by_step(request, document)
+    return entry
+
+
+def _entry(request, numbering, series, period, value, number, previous_hash, entry_hash, pk):
+    entry = IssuedNumber(
+        pk=pk, company_id=request["company_id"], series=series, period=period, value=value,
+        number=number, kind=request["kind"], document_id=request["document_id"],
+        issue_date=request["issue_date"], total=request["total"],
+        currency=request["currency"], previous_hash=previous_hash, entry_hash=entry_hash,
+        issued_by_id=request["user_id"],
     )
-    entry = IssuedNumber.objects.create(
-        **content,
-        entry_hash=chain.entry_hash(**content),
-        issued_by=user if user is not None and user.is_authenticated else None,
+    entry._state.adding = False
+    return entry
+
+
+def _allocate_step_by_step(request, document):
+    """SQLite: the IMMEDIATE transaction already holds the database's only write lock."""
+    company_id = request["company_id"]
+    numbering = _settings(company_id, fresh=True)
+    series = numbering.series_for(request["kind"])
+    period = patterns.period_key(numbering.reset_period, request["issue_date"])
+    table = Sequence._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (company_id, series, period, last, last_hash, prev_hash) "
+            f"VALUES (%s, %s, %s, 1, '', '') ON CONFLICT (company_id, series, period) "
+            f"DO UPDATE SET last = {table}.last + 1 RETURNING last, last_hash",
+            [company_id, series, period],
+        )
+        value, previous_hash = cursor.fetchone()
+    number = numbering.format(request["kind"], request["issue_date"], value)
+    entry_hash = chain.entry_hash(
+        company_id=company_id, series=series, period=period, value=value, number=number,
+        kind=request["kind"], document_id=request["document_id"],
+        issue_date=request["issue_date"], total=request["total"],
+        currency=request["currency"], previous_hash=previous_hash,
     )
     Sequence.objects.filter(company_id=company_id, series=series, period=period).update(
-        last_hash=entry.entry_hash
-    )
+        last_hash=entry_hash, prev_hash=previous_hash)
+    entry = _entry(request, numbering, series, period, value, number, previous_hash,
+                   entry_hash, None)
+    entry._state.adding = True
+    entry.save(force_insert=True)
+    if document is not None:
+        values = {**document.values, "number": number, "sequence_value": value}
+        columns = ", ".join(f"{column} = %s" for column in values)
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {document.table} SET {columns} WHERE id = %s",
+                           [*values.values(), document.pk])
     return entry
+
+
+def _allocate_in_one_statement(request, document):
+    """
+    PostgreSQL: one statement checks the settings' version under a share lock, increments
+    the sequence (computing the number and the chained hash in the same row update), writes
+    the ledger entry and the document. A stale cached version returns nothing: read the
+    settings again and retry.
+    """
+    for fresh in (False, True, True):
+        numbering = _settings(request["company_id"], fresh=fresh)
+        row = _run_allocation(numbering, request, document)
+        if row is not None:
+            pk, value, number, previous_hash, entry_hash, series, period = row
+            return _entry(request, numbering, series, period, value, number, previous_hash,
+                          entry_hash, pk)
+    raise RuntimeError("The numbering settings kept changing during the allocation.")
+
+
+def _run_allocation(numbering, request, document):
+    kind, issue_date = request["kind"], request["issue_date"]
+    series = numbering.series_for(kind)
+    period = patterns.period_key(numbering.reset_period, issue_date)
+    prefix, suffix = patterns.split_at_counter(numbering.pattern_for(kind), issue_date)
+    head, tail = chain.content_around_value(
+        company_id=request["company_id"], series=series, period=period, kind=kind,
+        document_id=request["document_id"], issue_date=issue_date, total=request["total"],
+        currency=request["currency"],
+    )
+    params = dict(request, series=series, period=period, version=numbering.version,
+                  settings_id=numbering.pk,
+                  prefix=prefix, suffix=suffix, padding=numbering.padding, head=head, tail=tail)
+
+    def number(value):
+        return (f"%(prefix)s || repeat('0', greatest(%(padding)s - length(({value})::text), 0))"
+                f" || ({value})::text || %(suffix)s")
+
+    def digest(value, previous):
+        return (f"encode(sha256(convert_to(%(head)s || ({value})::text || '|' || "
+                f"{number(value)} || %(tail)s || {previous}, 'UTF8')), 'hex')")
+
+    settings_table = NumberingSettings._meta.db_table
+    sequences = Sequence._meta.db_table
+    ledger = IssuedNumber._meta.db_table
+    write_document = ""
+    if document is not None:
+        values = {f"doc_{column}": value for column, value in document.values.items()}
+        params.update(values, doc_pk=document.pk)
+        assignments = "".join(f", {column} = %({key})s"
+                              for column, key in zip(document.values, values, strict=True))
+        write_document = (
+            f", document AS (UPDATE {document.table} SET number = entry.number, "
+            f"sequence_value = entry.value{assignments} FROM entry "
+            f"WHERE {document.table}.id = %(doc_pk)s RETURNING 1)"
+        )
+    sql = f"""
+        WITH layout AS (
+            SELECT 1 FROM {settings_table}
+            WHERE id = %(settings_id)s AND company_id = %(company_id)s
+              AND version = %(version)s
+            FOR KEY SHARE
+        ), seq AS (
+            INSERT INTO {sequences} AS s (company_id, series, period, last, prev_hash, last_hash)
+            SELECT %(company_id)s, %(series)s, %(period)s, 1, '', {digest("1", "''")}
+            FROM layout
+            ON CONFLICT (company_id, series, period) DO UPDATE
+            SET last = s.last + 1, prev_hash = s.last_hash,
+                last_hash = {digest("s.last + 1", "s.last_hash")}
+            RETURNING last, prev_hash, last_hash
+        ), entry AS (
+            INSERT INTO {ledger} (company_id, series, period, value, number, kind, document_id,
+                                  issue_date, total, currency, previous_hash, entry_hash,
+                                  issued_by_id, issued_at)
+            SELECT %(company_id)s, %(series)s, %(period)s, seq.last, {number("seq.last")},
+                   %(kind)s, %(document_id)s, %(issue_date)s, %(total)s, %(currency)s,
+                   seq.prev_hash, seq.last_hash, %(user_id)s, now()
+            FROM seq
+            RETURNING id, value, number, previous_hash, entry_hash
+        ){write_document}
+        SELECT id, value, number, previous_hash, entry_hash FROM entry
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else (*row, series, period)
 
 
 def _next_value(numbering, kind, issue_date, *, layout_changed=False) -> int:
@@ -196,11 +308,13 @@ def save_numbering_settings(numbering: NumberingSettings, user=None) -> Numberin
         NumberingSettings.objects.select_for_update().filter(pk=numbering.pk).first()
         if numbering.pk else None
     )
-    numbering.save()
     old = before.as_dict() if before else {}
     new = numbering.as_dict()
-    if old == new:
+    if before and old == new:
         return numbering
+    # A new version makes every allocator that cached the old settings read them again.
+    numbering.version = (before.version if before else numbering.version) + 1
+    numbering.save()
     NumberingSettingsChange.objects.create(
         company_id=numbering.company_id,
         changed_by=user if user is not None and user.is_authenticated else None,

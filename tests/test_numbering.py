@@ -142,11 +142,15 @@ def test_rollback_after_allocation_returns_the_number(client_):
 
 def test_failure_after_allocation_inside_send_rolls_everything_back(client_, monkeypatch):
     draft = InvoiceFactory(client=client_)
+    from billing import models as billing_models
 
-    def fail(*args, **kwargs):
-        raise IntegrityError("disk full")
+    allocate = billing_models.allocate_number
 
-    monkeypatch.setattr(Invoice, "save", fail)
+    def allocate_then_fail(**kwargs):
+        allocate(**kwargs)  # the number, the ledger entry and the document row are written
+        raise IntegrityError("the connection broke before the commit")
+
+    monkeypatch.setattr(billing_models, "allocate_number", allocate_then_fail)
     with pytest.raises(IntegrityError):
         send_document(draft)
     monkeypatch.undo()
@@ -285,3 +289,28 @@ def test_credit_note_draft_is_never_numbered_even_when_referenced(client_):
     assert CreditNote.objects.get(pk=draft.pk).invoice_issue_date == invoice.issue_date
     with connection.cursor():
         assert IssuedNumber.objects.count() == 1
+
+
+def test_the_ledger_hash_is_the_documented_chain(client_):
+    """Both databases' allocators compute exactly counters.chain.entry_hash."""
+    from counters import chain
+
+    first = send_document(InvoiceFactory(client=client_))
+    second = send_document(InvoiceFactory(client=client_))
+    entries = list(IssuedNumber.objects.order_by("value"))
+    previous = chain.GENESIS
+    for entry, document in zip(entries, (first, second), strict=True):
+        expected = chain.entry_hash(
+            company_id=client_.company_id, series="invoice", period="2026", value=entry.value,
+            number=document.number, kind="invoice", document_id=document.pk,
+            issue_date=document.issue_date, total=document.total, currency="EUR",
+            previous_hash=previous)
+        assert (entry.previous_hash, entry.entry_hash) == (previous, expected)
+        previous = expected
+    assert Sequence.objects.get().last_hash == previous
+
+
+def test_a_settings_change_reaches_allocators_that_cached_the_old_settings(client_):
+    send_document(InvoiceFactory(client=client_))  # caches the settings where it can
+    configure(client_.company, invoice_pattern="FAC-{YYYY}-{counter}")
+    assert send_document(InvoiceFactory(client=client_)).number == "FAC-2026-0002"

@@ -1,0 +1,250 @@
+"""
+``manage.py bench_numbering``: numbering throughput against the database's own limit and a
+peer, all in one run, on PostgreSQL, with 1, 4, 8 and 16 worker processes (one connection
+each). Run it on a scratch database: it creates benchmark companies and removes them.
+
+1. ceiling: a raw single-row ``UPDATE … SET v = v + 1 … RETURNING v``, committed per call,
+   through psycopg directly — the most one hot row can do here;
+2. peer: django-sequences' ``get_next_value``, one call per transaction;
+3. folio allocate: ``counters.services.allocate_number`` alone, one per transaction;
+4. folio send: ``billing.services.send_document`` of prepared drafts on one shared counter,
+   and spread over 16 companies (independent counters).
+
+Afterwards every series it wrote must be whole (1..N, no duplicate), which it checks.
+"""
+
+import multiprocessing
+import time
+from datetime import date
+from decimal import Decimal
+
+import psycopg
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+from billing.models import Client, Company, Invoice, InvoiceLine
+from billing.services import send_document
+from counters.audit import AuditScope, run_audit
+from counters.dbguards import guards_lifted
+from counters.models import IssuedNumber, NumberingSettings
+from counters.services import allocate_number
+
+WORKERS = (1, 4, 8, 16)
+TODAY = date.today()
+
+
+def _dsn():
+    db = settings.DATABASES["default"]
+    parts = {"dbname": db["NAME"], "user": db.get("USER"), "password": db.get("PASSWORD"),
+             "host": db.get("HOST"), "port": db.get("PORT")}
+    return " ".join(f"{k}={v}" for k, v in parts.items() if v)
+
+
+def _run(workers, work, per_worker):
+    """Run ``work(worker_index, n)`` in ``workers`` processes; return operations per second."""
+    context = multiprocessing.get_context("fork")
+    connections.close_all()  # children open their own
+    barrier = context.Barrier(workers + 1)
+    failures = context.Queue()
+
+    def child(index):
+        try:
+            connections.close_all()
+            work(index, 0, warm=True)  # connect and prepare before the clock starts
+            barrier.wait()
+            work(index, per_worker)
+        except BaseException as error:  # noqa: BLE001 - reported by the parent
+            failures.put(f"worker {index}: {error!r}")
+            raise
+        finally:
+            connections.close_all()
+
+    processes = [context.Process(target=child, args=(i,)) for i in range(workers)]
+    for process in processes:
+        process.start()
+    barrier.wait(timeout=120)
+    started = time.perf_counter()
+    for process in processes:
+        process.join()
+    elapsed = time.perf_counter() - started
+    if not failures.empty() or any(p.exitcode for p in processes):
+        raise CommandError(failures.get() if not failures.empty() else "a worker failed")
+    return workers * per_worker / elapsed
+
+
+class Command(BaseCommand):
+    help = "Benchmark numbering throughput on PostgreSQL (use a scratch database)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--ops", type=int, default=2400,
+                            help="Operations per measurement, shared by the workers.")
+        parser.add_argument("--workers", default=",".join(map(str, WORKERS)))
+
+    def handle(self, *args, ops, workers, **options):
+        if connection.vendor != "postgresql":
+            raise CommandError("bench_numbering measures PostgreSQL: set DATABASE_URL.")
+        counts = [int(w) for w in workers.split(",")]
+        self.companies = []
+        try:
+            table = self.measure(counts, ops)
+            self.check_whole()
+        finally:
+            self.cleanup()
+        self.print_table(table, counts)
+
+    # --- Measurements ---------------------------------------------------------------------
+
+    def measure(self, counts, ops):
+        table = {}
+        for workers in counts:
+            per = max(1, ops // workers)
+            row = table.setdefault(workers, {})
+            row["ceiling"] = _run(workers, self.ceiling_work(), per)
+            row["peer"] = _run(workers, self.peer_work(workers), per)
+            row["allocate"] = _run(workers, self.allocate_work(workers), per)
+            row["send"] = _run(workers, self.send_work(workers, per, companies=1), per)
+            row["send16"] = _run(workers, self.send_work(workers, per, companies=16), per)
+            self.stdout.write(f"  measured {workers} worker(s)", ending="\n")
+            self.stdout.flush()
+        return table
+
+    def ceiling_work(self):
+        with psycopg.connect(_dsn(), autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS bench_ceiling")
+            conn.execute("CREATE TABLE bench_ceiling (id int PRIMARY KEY, v bigint NOT NULL)")
+            conn.execute("INSERT INTO bench_ceiling VALUES (1, 0)")
+
+        def work(index, n, warm=False):
+            if warm:
+                work.conn = psycopg.connect(_dsn(), autocommit=True)
+                return
+            for _ in range(n):
+                work.conn.execute("UPDATE bench_ceiling SET v = v + 1 WHERE id = 1 "
+                                  "RETURNING v").fetchone()
+            work.conn.close()
+
+        return work
+
+    def peer_work(self, workers):
+        from sequences import get_next_value
+
+        name = f"bench-{workers}-{time.time_ns()}"
+
+        def work(index, n, warm=False):
+            if warm:
+                connection.ensure_connection()
+                return
+            for _ in range(n):
+                with transaction.atomic():
+                    get_next_value(name)
+
+        return work
+
+    def allocate_work(self, workers):
+        company = self.company("allocate")
+        # Ledger entries need distinct document ids; there are no documents behind them.
+        base = 10**12 + workers * 10**9
+
+        def work(index, n, warm=False):
+            if warm:
+                connection.ensure_connection()
+                return
+            for i in range(n):
+                with transaction.atomic():
+                    allocate_number(company_id=company.pk, kind="invoice",
+                                    document_id=base + index * 10**6 + i, issue_date=TODAY,
+                                    total=Decimal("120.00"), currency="EUR")
+
+        return work
+
+    def send_work(self, workers, per_worker, companies):
+        drafts = self.drafts(workers * per_worker, companies)
+
+        def work(index, n, warm=False):
+            if warm:
+                connection.ensure_connection()
+                return
+            for draft in drafts[index * per_worker:(index + 1) * per_worker][:n]:
+                send_document(draft)
+
+        return work
+
+    # --- Data -----------------------------------------------------------------------------
+
+    def company(self, label):
+        company = Company.objects.create(name=f"Bench {label} {timezone.now():%H%M%S%f}")
+        NumberingSettings.objects.create(company=company, shared_counter=True)
+        self.companies.append(company)
+        return company
+
+    def drafts(self, count, companies):
+        owners = [self.company(f"send{companies}") for _ in range(companies)]
+        clients = [Client.objects.create(company=c, name="Bench client") for c in owners]
+        invoices = Invoice.objects.bulk_create([
+            Invoice(company=owners[i % companies], client=clients[i % companies],
+                    subtotal=Decimal("100.00"), tax_total=Decimal("20.00"),
+                    total=Decimal("120.00"))
+            for i in range(count)
+        ])
+        InvoiceLine.objects.bulk_create([
+            InvoiceLine(document=invoice, description="Bench", quantity=1,
+                        unit_price=Decimal("100.00"), tax_rate=Decimal("20"))
+            for invoice in invoices
+        ])
+        # Interleave companies so that each worker's share spans all of them.
+        return invoices
+
+    # --- Checks and output ----------------------------------------------------------------
+
+    def check_whole(self):
+        for company in self.companies:
+            values = list(IssuedNumber.objects.filter(company=company).order_by("value")
+                          .values_list("value", flat=True))
+            if values != list(range(1, len(values) + 1)):
+                raise CommandError(f"{company}: the series is not 1..{len(values)}")
+            if not company.name.startswith("Bench allocate"):
+                findings = list(run_audit(AuditScope(company_id=company.pk)).findings)
+                if findings:
+                    raise CommandError(f"{company}: {findings[0].message}")
+        self.stdout.write(self.style.SUCCESS(
+            f"Every series written is whole: {len(self.companies)} companies audited, "
+            f"no gap, no duplicate."))
+
+    def cleanup(self):
+        ids = [c.pk for c in self.companies]
+        if ids:
+            with guards_lifted(connection), connection.cursor() as cursor:
+                for table in ("counters_issuednumber", "billing_invoiceline",
+                              "billing_invoice", "counters_sequence",
+                              "counters_numberingsettings", "counters_numberjump",
+                              "counters_numberingsettingschange", "billing_client",
+                              "billing_company"):
+                    column = "document_id" if table == "billing_invoiceline" else (
+                        "id" if table == "billing_company" else "company_id")
+                    if column == "document_id":
+                        cursor.execute(
+                            "DELETE FROM billing_invoiceline WHERE document_id IN "
+                            "(SELECT id FROM billing_invoice WHERE company_id = ANY(%s))", [ids])
+                    else:
+                        cursor.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", [ids])
+        with psycopg.connect(_dsn(), autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS bench_ceiling")
+
+    def print_table(self, table, counts):
+        names = [("ceiling", "ceiling (raw UPDATE)"), ("peer", "peer (django-sequences)"),
+                 ("allocate", "folio allocate"), ("send", "folio send, 1 company"),
+                 ("send16", "folio send, 16 companies")]
+        out = self.stdout
+        out.write("\nNumbers issued per second (higher is better)")
+        out.write(f"{'':28}" + "".join(f"{w:>10} w" for w in counts))
+        for key, label in names:
+            out.write(f"{label:28}" + "".join(f"{table[w][key]:>12,.0f}" for w in counts))
+        out.write("\nRatios")
+        ratios = [("send / peer", "send", "peer"), ("send / ceiling", "send", "ceiling"),
+                  ("16 companies / 1 company", "send16", "send"),
+                  ("allocate / peer", "allocate", "peer")]
+        for label, top, bottom in ratios:
+            out.write(f"{label:28}" + "".join(f"{table[w][top] / table[w][bottom]:>12.2f}"
+                                              for w in counts))
