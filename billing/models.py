@@ -343,7 +343,9 @@ class Invoice(Document):
 
     class Meta(Document.Meta):
         verbose_name = _("invoice")
-        indexes = [models.Index(fields=["company", "state", "-created_at"])]
+        # The lists: newest first, all or by state.
+        indexes = [models.Index(fields=["company", "-created_at", "-id"]),
+                   models.Index(fields=["company", "state", "-created_at", "-id"])]
 
     def complete_for_issue(self):
         if self.due_date is None:
@@ -395,7 +397,9 @@ class CreditNote(Document):
 
     class Meta(Document.Meta):
         verbose_name = _("credit note")
-        indexes = [models.Index(fields=["company", "state", "-created_at"])]
+        # The lists: newest first, all or by state.
+        indexes = [models.Index(fields=["company", "-created_at", "-id"]),
+                   models.Index(fields=["company", "state", "-created_at", "-id"])]
 
     def save(self, *args, **kwargs):
         if self.invoice_id and self.is_draft:

@@ -377,3 +377,13 @@ def test_amounts_and_dates_follow_the_company_locale(browser):
     assert "1.234,50\xa0EUR" in page
     assert invoice.issue_date.strftime("%d.%m.%Y").lstrip("0") in page or \
         f"{invoice.issue_date.day}. " in page
+
+
+def test_lists_page_without_counting_everything(browser):
+    client = ClientFactory(company=browser.company)
+    InvoiceFactory.create_batch(30, client=client)
+    first = text_of(browser.get(reverse("invoice_list")))
+    assert "Page 1 (1–25)" in first and "page=2" in first
+    second = text_of(browser.get(reverse("invoice_list"), {"page": 2}))
+    assert "Page 2 (26–30)" in second and "page=3" not in second and "page=1" in second
+    assert "Page 1 (1–25)" in text_of(browser.get(reverse("invoice_list"), {"page": "abc"}))

@@ -13,6 +13,7 @@ each). Run it on a scratch database: it creates benchmark companies and removes 
 Afterwards every series it wrote must be whole (1..N, no duplicate), which it checks.
 """
 
+import io
 import multiprocessing
 import time
 from datetime import date
@@ -20,6 +21,7 @@ from decimal import Decimal
 
 import psycopg
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, connections, transaction
 from django.utils import timezone
@@ -89,10 +91,14 @@ class Command(BaseCommand):
         self.companies = []
         try:
             table = self.measure(counts, ops)
+            batch = self.measure_batch(ops)
             self.check_whole()
         finally:
             self.cleanup()
         self.print_table(table, counts)
+        single = table[counts[0]]["send"]
+        self.stdout.write(f"{'send_drafts batch, 1 process':28}{batch:>12,.0f}   "
+                          f"= {batch / single:.2f} x folio send with {counts[0]} worker(s)")
 
     # --- Measurements ---------------------------------------------------------------------
 
@@ -170,6 +176,14 @@ class Command(BaseCommand):
                 send_document(draft)
 
         return work
+
+    def measure_batch(self, ops):
+        """The send_drafts command on ``ops`` drafts of one company, in this process."""
+        drafts = self.drafts(ops, companies=1)
+        started = time.perf_counter()
+        call_command("send_drafts", "--company", str(drafts[0].company_id), "--no-progress",
+                     stdout=io.StringIO())
+        return ops / (time.perf_counter() - started)
 
     # --- Data -----------------------------------------------------------------------------
 
