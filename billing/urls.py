@@ -22,6 +22,7 @@ def document_urls(kind, prefix):
 
 urlpatterns = [
     path("", views.dashboard, name="home"),
+    path("health/", views.health, name="health"),
     path("accounts/whoami/", views.whoami, name="whoami"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("company/switch/", views.switch_company, name="switch_company"),

@@ -31,3 +31,12 @@ document.addEventListener("click", (event) => {
   const close = event.target.closest("[data-close-dialog]");
   if (close) close.closest("dialog")?.close();
 });
+
+document.addEventListener("change", (event) => {
+  if (event.target.matches("[data-autosubmit]")) event.target.form.submit();
+});
+
+document.addEventListener("submit", (event) => {
+  const message = event.target.dataset.confirm;
+  if (message && !window.confirm(message)) event.preventDefault();
+});
