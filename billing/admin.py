@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from counters.admin import CompanyScopedAdmin
 from counters.services import preview_number
 
 from . import services
@@ -30,14 +31,16 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Company)
-class CompanyAdmin(admin.ModelAdmin):
+class CompanyAdmin(CompanyScopedAdmin):
+    company_path = "pk"
+
     list_display = ["name", "vat_id", "currency"]
     search_fields = ["name", "vat_id"]
     inlines = [MembershipInline]
 
 
 @admin.register(Client)
-class ClientAdmin(admin.ModelAdmin):
+class ClientAdmin(CompanyScopedAdmin):
     list_display = ["name", "company", "email", "vat_id"]
     list_filter = ["company"]
     search_fields = ["name", "email", "vat_id"]
@@ -92,7 +95,7 @@ def send_selected(modeladmin, request, queryset):
     )
 
 
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(CompanyScopedAdmin):
     list_display = ["__str__", "company", "client", "state", "issue_date", "total", "currency"]
     list_filter = ["state", "company"]
     search_fields = ["number", "client__name"]
@@ -163,7 +166,7 @@ class CreditNoteAdmin(DocumentAdmin):
 
 
 @admin.register(EmailDelivery)
-class EmailDeliveryAdmin(admin.ModelAdmin):
+class EmailDeliveryAdmin(CompanyScopedAdmin):
     list_display = ["kind", "document_id", "recipient", "status", "created_at", "error"]
     list_filter = ["status", "kind"]
     readonly_fields = [f.name for f in EmailDelivery._meta.fields]

@@ -120,8 +120,10 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# counters is a reusable numbering app: it is told which model owns a numbering.
+# counters is a reusable numbering app: it is told which model owns a numbering, and which
+# companies a staff user may see in the admin (None: all).
 COUNTERS_COMPANY_MODEL = "billing.Company"
+COUNTERS_ADMIN_COMPANIES = "billing.tenancy.admin_companies"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -42,3 +42,15 @@ def scoped(request, model):
     if request.company is None:
         raise Http404("No company")
     return model.objects.filter(company=request.company)
+
+
+def admin_companies(request):
+    """
+    The companies a staff user administers: all for a superuser, else their memberships'.
+    The admin of every company-owned model filters by it (settings.FOLIO_ADMIN_COMPANIES).
+    """
+    from .models import Company
+
+    if request.user.is_superuser:
+        return None
+    return Company.objects.filter(membership__user=request.user)

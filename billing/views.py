@@ -92,7 +92,11 @@ KINDS = {
 
 
 def company_required(view=None, *, edit=False, manage=False):
-    """Login, a company, and (for ``edit``/``manage``) a role that may change things."""
+    """
+    Login, a company, and the role the view needs: ``edit`` views (forms and actions) are
+    for owners and accountants; ``manage`` pages can be read by all members and changed by
+    owners.
+    """
 
     def decorate(view):
         @login_required
@@ -100,7 +104,7 @@ def company_required(view=None, *, edit=False, manage=False):
         def wrapper(request, *args, **kwargs):
             if request.company is None:
                 return render(request, "billing/no_company.html", status=403)
-            if edit and not request.membership.can_edit and request.method == "POST":
+            if edit and not request.membership.can_edit:
                 raise PermissionDenied(_("Your role lets you read, not change, documents."))
             if manage and not request.membership.can_manage and request.method == "POST":
                 raise PermissionDenied(_("Only the company's owners may change this."))
@@ -191,13 +195,10 @@ def client_form(request, pk=None):
     client = get_object_or_404(scoped(request, Client), pk=pk) if pk else Client(
         company=request.company)
     form = ClientForm(request.POST or None, instance=client)
-    if request.method == "POST":
-        if not request.membership.can_edit:
-            raise PermissionDenied
-        if form.is_valid():
-            client = form.save()
-            messages.success(request, _("Client %(name)s saved.") % {"name": client.name})
-            return redirect("client_detail", pk=client.pk)
+    if request.method == "POST" and form.is_valid():
+        client = form.save()
+        messages.success(request, _("Client %(name)s saved.") % {"name": client.name})
+        return redirect("client_detail", pk=client.pk)
     return render(request, "billing/client_form.html", {"form": form, "client": client})
 
 

@@ -1,14 +1,50 @@
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
 from .models import IssuedNumber, NumberingSettings, NumberingSettingsChange, NumberJump, Sequence
 from .services import save_numbering_settings, set_next_number
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+def admin_companies(request):
+    """The companies ``request.user`` administers, or None for all of them."""
+    hook = getattr(settings, "COUNTERS_ADMIN_COMPANIES", None)
+    return import_string(hook)(request) if hook else None
+
+
+class CompanyScopedAdmin(admin.ModelAdmin):
+    """
+    Staff see only the companies ``admin_companies`` gives them, in lists, forms and
+    actions alike; a superuser sees all.
+    """
+
+    company_path = "company"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        companies = admin_companies(request)
+        if companies is None:
+            return queryset
+        return queryset.filter(**{f"{self.company_path}__in": companies})
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        companies = admin_companies(request)
+        if field is None or companies is None:
+            return field
+        related = db_field.related_model
+        if related._meta.label == settings.COUNTERS_COMPANY_MODEL:
+            field.queryset = field.queryset.filter(pk__in=companies)
+        elif any(f.name == "company" for f in related._meta.fields):
+            field.queryset = field.queryset.filter(company__in=companies)
+        return field
+
+
+class ReadOnlyAdmin(CompanyScopedAdmin):
     """Records nobody may add, change or delete, not even a superuser."""
 
     def has_add_permission(self, request, obj=None):
@@ -22,7 +58,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(NumberingSettings)
-class NumberingSettingsAdmin(admin.ModelAdmin):
+class NumberingSettingsAdmin(CompanyScopedAdmin):
     list_display = ["company", "shared_counter", "invoice_pattern", "credit_note_pattern",
                     "padding", "reset_period"]
     list_select_related = ["company"]
