@@ -3,6 +3,7 @@ Folio's pages. Thin: company data only through ``tenancy.scoped``, every change 
 through ``billing.services``, every message for a person through ``messages``.
 """
 
+import logging
 from decimal import Decimal
 from functools import wraps
 
@@ -42,6 +43,7 @@ from .models import Client, CreditNote, DocumentState, Invoice, InvoiceLine
 from .pdf import document_pdf, pdf_filename
 from .tenancy import SESSION_KEY, scoped
 
+log = logging.getLogger(__name__)
 AUDIT_FINDINGS_SHOWN = 200
 PAGE_SIZE = 25
 
@@ -356,6 +358,11 @@ def document_send(request, kind, pk):
                                       email=form.cleaned_data.get("email", False))
     except ValidationError as error:
         messages.error(request, _("Not sent: %(reason)s") % {"reason": error_text(error)})
+    except DatabaseError:
+        # The transaction rolled back: the draft and the counter are as they were.
+        log.exception("Sending %s failed in the database", document)
+        messages.error(request, _("Not sent: the database did not complete the operation, so "
+                                  "nothing was issued. Please try again."))
     else:
         messages.success(request, _("%(document)s issued on %(date)s.") % {
             "document": sent, "date": sent.issue_date})
