@@ -1,0 +1,278 @@
+"""
+A catalogue of malformed and hostile input, through the forms, the admin and the commands.
+Each case gets a clear message and leaves the database exactly as it was.
+"""
+
+import io
+from decimal import Decimal
+
+import pypdf
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.urls import reverse
+
+from billing.models import Membership
+from billing.services import mark_paid, send_document
+from counters.models import NumberingSettings, Sequence
+
+from .factories import ClientFactory, InvoiceFactory, MembershipFactory, UserFactory
+from .test_isolation import snapshot
+
+pytestmark = pytest.mark.django_db
+
+
+def lines(*rows, total=None):
+    data = {"lines-TOTAL_FORMS": str(total if total is not None else len(rows)),
+            "lines-INITIAL_FORMS": "0", "lines-MIN_NUM_FORMS": "0",
+            "lines-MAX_NUM_FORMS": "1000"}
+    for i, (description, quantity, price, rate) in enumerate(rows):
+        data.update({f"lines-{i}-description": description, f"lines-{i}-quantity": quantity,
+                     f"lines-{i}-unit_price": price, f"lines-{i}-tax_rate": rate})
+    return data
+
+
+GOOD_LINE = ("Work", "1", "100", "20")
+SETTINGS = {"invoice_pattern": "INV-{YYYY}-{counter}", "credit_note_pattern":
+            "CN-{YYYY}-{counter}", "padding": "4", "reset_period": "yearly"}
+
+
+@pytest.fixture
+def world(client):
+    member = MembershipFactory(role=Membership.Role.OWNER, user__is_staff=True,
+                               user__is_superuser=True)
+    own = ClientFactory(company=member.company)
+    other_client = ClientFactory(company=member.company)
+    sent = send_document(InvoiceFactory(client=own))  # 240.00
+    paid = mark_paid(send_document(InvoiceFactory(client=own)))
+    draft = InvoiceFactory(client=own)
+    foreign = send_document(InvoiceFactory())
+    NumberingSettings.for_company(member.company_id)
+    client.force_login(member.user)
+    return {"client": client, "own": own, "other_client": other_client, "sent": sent,
+            "paid": paid, "draft": draft, "foreign": foreign, "company": member.company}
+
+
+def invoice(w, **fields):
+    return {"client": w["own"].pk, "currency": "EUR", **fields}
+
+
+# (case id, method, url builder, data builder, expected text)
+CASES = [
+    # Clients
+    ("client: empty name", "client_create", lambda w: {"name": ""}, "This field is required."),
+    ("client: name too long", "client_create", lambda w: {"name": "x" * 201},
+     "at most 200 characters"),
+    ("client: bad e-mail", "client_create", lambda w: {"name": "A", "email": "a@"},
+     "Enter a valid email address."),
+    ("client: VAT too long", "client_create", lambda w: {"name": "A", "vat_id": "1" * 40},
+     "at most 32 characters"),
+    # Invoice lines
+    ("line: negative quantity", "invoice_create",
+     lambda w: invoice(w, **lines(("W", "-1", "10", "20"))), "greater than or equal to 0.001"),
+    ("line: zero quantity", "invoice_create",
+     lambda w: invoice(w, **lines(("W", "0", "10", "20"))), "greater than or equal to 0.001"),
+    ("line: quantity not a number", "invoice_create",
+     lambda w: invoice(w, **lines(("W", "two", "10", "20"))), "Enter a number."),
+    ("line: quantity with 4 decimals", "invoice_create",
+     lambda w: invoice(w, **lines(("W", "1.0001", "10", "20"))), "no more than 3 decimal"),
+    ("line: negative price", "invoice_create",
+     lambda w: invoice(w, **lines(("W", "1", "-5", "20"))), "greater than or equal to 0"),
+    ("line: price not a number", "invoice_create",
+     lambda w: invoice(w, **lines(("W", "1", "1e", "20"))), "Enter a number."),
+    ("line: price beyond precision", "invoice_create",
+     lambda w: invoice(w, **lines(("W", "1", "123456789012", "20"))),
+     "no more than 10 digits before the decimal point"),
+    ("line: price with 3 decimals", "invoice_create",
+     lambda w: invoice(w, **lines(("W", "1", "1.005", "20"))), "no more than 2 decimal"),
+    ("line: tax above 100 %", "invoice_create",
+     lambda w: invoice(w, **lines(("W", "1", "10", "150"))), "less than or equal to 100"),
+    ("line: negative tax", "invoice_create",
+     lambda w: invoice(w, **lines(("W", "1", "10", "-1"))), "greater than or equal to 0"),
+    ("line: missing description", "invoice_create",
+     lambda w: invoice(w, **lines(("", "1", "10", "20"))), "This field is required."),
+    ("line: description too long", "invoice_create",
+     lambda w: invoice(w, **lines(("x" * 501, "1", "10", "20"))), "at most 500 characters"),
+    ("lines: a line with every field blanked", "invoice_create",
+     lambda w: invoice(w, **lines(("", "", "", ""))), "This field is required."),
+    ("lines: none at all", "invoice_create", lambda w: invoice(w, **lines()),
+     "A document needs at least one line."),
+    ("lines: management form missing", "invoice_create", lambda w: invoice(w),
+     "(Hidden field TOTAL_FORMS) This field is required."),
+    ("lines: 100,000 forms", "invoice_create",
+     lambda w: invoice(w, **lines(GOOD_LINE, total=100000)), "Please submit at most 1000"),
+    # Invoice fields
+    ("invoice: no client", "invoice_create",
+     lambda w: {**invoice(w, **lines(GOOD_LINE)), "client": ""}, "This field is required."),
+    ("invoice: another company's client", "invoice_create",
+     lambda w: {**invoice(w, **lines(GOOD_LINE)), "client": w["foreign"].client_id},
+     "Select a valid choice"),
+    ("invoice: currency EURO", "invoice_create",
+     lambda w: invoice(w, currency="EURO", **lines(GOOD_LINE)), "at most 3 characters"),
+    ("invoice: currency 12€", "invoice_create",
+     lambda w: invoice(w, currency="12€", **lines(GOOD_LINE)), "three-letter currency code"),
+    ("invoice: impossible due date", "invoice_create",
+     lambda w: invoice(w, due_date="2026-02-31", **lines(GOOD_LINE)), "Enter a valid date."),
+    # Credit notes
+    ("credit: another company's invoice", "creditnote_create",
+     lambda w: invoice(w, invoice=w["foreign"].pk, **lines(GOOD_LINE)),
+     "Select a valid choice"),
+    ("credit: another client's invoice", "creditnote_create",
+     lambda w: {**invoice(w, invoice=w["sent"].pk, **lines(GOOD_LINE)),
+                "client": w["other_client"].pk}, "must have the same client"),
+    ("credit: chosen lines, none chosen", ("invoice_credit", "sent"),
+     lambda w: {"what": "lines"}, "Choose at least one line to credit."),
+    # Lifecycle
+    ("send: not a draft", ("invoice_send", "sent"), lambda w: {}, "already been issued"),
+    ("edit: an issued invoice", ("invoice_edit", "sent"),
+     lambda w: invoice(w, notes="rewritten", **lines(GOOD_LINE)), "can no longer be edited"),
+    ("delete: an issued invoice", ("invoice_delete", "sent"), lambda w: {},
+     "can no longer be changed or deleted"),
+    ("mark paid: a draft", ("invoice_mark_paid", "draft"), lambda w: {},
+     "Only a sent invoice can be marked paid"),
+    ("mark paid: twice", ("invoice_mark_paid", "paid"), lambda w: {},
+     "Only a sent invoice can be marked paid"),
+    ("cancel: no reason", ("invoice_cancel", "sent"), lambda w: {"reason": ""},
+     "Say why the invoice is cancelled."),
+    ("cancel: a paid invoice", ("invoice_cancel", "paid"), lambda w: {"reason": "r"},
+     "Only a sent, unpaid invoice can be cancelled"),
+    ("filter: bad dates", "invoice_list", lambda w: {"date_from": "soon"},
+     "Enter a valid date."),
+    # Numbering settings
+    ("settings: no {counter}", "numbering_settings",
+     lambda w: {**SETTINGS, "invoice_pattern": "INV-{YYYY}"}, "{counter} exactly once"),
+    ("settings: unknown token", "numbering_settings",
+     lambda w: {**SETTINGS, "invoice_pattern": "INV-{YEAR}-{counter}"}, "Unknown token {YEAR}"),
+    ("settings: unclosed brace", "numbering_settings",
+     lambda w: {**SETTINGS, "invoice_pattern": "INV-{YYYY-{counter}"},
+     "A brace in the pattern is not closed."),
+    ("settings: pattern too long", "numbering_settings",
+     lambda w: {**SETTINGS, "invoice_pattern": "X" * 60 + "{counter}"}, "at most 48 characters"),
+    ("settings: padding 13", "numbering_settings", lambda w: {**SETTINGS, "padding": "13"},
+     "less than or equal to 12"),
+    ("settings: padding -1", "numbering_settings", lambda w: {**SETTINGS, "padding": "-1"},
+     "greater than or equal to 0"),
+    ("settings: padding abc", "numbering_settings", lambda w: {**SETTINGS, "padding": "abc"},
+     "Enter a whole number."),
+    ("settings: monthly without {MM}", "numbering_settings",
+     lambda w: {**SETTINGS, "reset_period": "monthly"}, "needs {MM}"),
+    ("settings: yearly without a year", "numbering_settings",
+     lambda w: {**SETTINGS, "invoice_pattern": "INV-{counter}"}, "needs {YYYY} or {YY}"),
+    ("settings: colliding patterns", "numbering_settings",
+     lambda w: {**SETTINGS, "credit_note_pattern": "INV-{YYYY}-{counter}"},
+     "would produce the same numbers"),
+    ("settings: unknown reset", "numbering_settings",
+     lambda w: {**SETTINGS, "reset_period": "weekly"}, "Select a valid choice"),
+]
+
+
+def resolve(w, target):
+    if isinstance(target, tuple):
+        name, obj = target
+        return reverse(name, args=[w[obj].pk])
+    return reverse(target)
+
+
+@pytest.mark.parametrize("case, target, data, expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gets_a_clear_message_and_changes_nothing(world, case, target, data,
+                                                            expected):
+    before = snapshot()
+    url = resolve(world, target)
+    if target == "invoice_list":
+        response = world["client"].get(url, data(world))
+    else:
+        response = world["client"].post(url, data(world), follow=True)
+    assert response.status_code == 200, case
+    assert expected in response.content.decode(), case
+    assert snapshot() == before, case
+
+
+def test_the_catalogue_is_at_least_forty_strong():
+    assert len(CASES) + len(ADMIN_CASES) + len(COMMAND_CASES) >= 40
+
+
+# --- Admin ---------------------------------------------------------------------------------
+
+ADMIN_CASES = [
+    ("next number below one issued", {"next_value": "1", "reason": "back"},
+     "can only move forward"),
+    ("next number without a reason", {"next_value": "50", "reason": " "},
+     "This field is required."),
+    ("next number not a number", {"next_value": "fifty", "reason": "r"},
+     "Enter a whole number."),
+]
+
+
+@pytest.mark.parametrize("case, data, expected", ADMIN_CASES, ids=[c[0] for c in ADMIN_CASES])
+def test_bad_input_in_the_admin(world, case, data, expected):
+    sequence = Sequence.objects.get(company=world["company"])
+    before = snapshot()
+    response = world["client"].post(reverse("admin:counters_sequence_changelist"), {
+        "action": "set_next_number_action", "_selected_action": [sequence.pk], "apply": "1",
+        **data})
+    assert expected in response.content.decode()
+    assert snapshot() == before
+
+
+def test_admin_refuses_to_edit_or_delete_an_issued_invoice(world):
+    before = snapshot()
+    url = reverse("admin:billing_invoice_change", args=[world["sent"].pk])
+    world["client"].post(url, {"notes": "rewritten", "currency": "USD"})
+    assert world["client"].post(reverse("admin:billing_invoice_delete",
+                                        args=[world["sent"].pk]), {"post": "yes"}
+                                ).status_code == 403
+    assert snapshot() == before
+
+
+# --- Commands ------------------------------------------------------------------------------
+
+COMMAND_CASES = [
+    ("audit_gaps", ["--period", "2026-13"], "--period takes YYYY, YYYY-MM or 'none'"),
+    ("audit_gaps", ["--from", "garbage"], "--from takes a date"),
+    ("audit_gaps", ["--company", "No Such Ltd"], "No company 'No Such Ltd'"),
+    ("audit_gaps", ["--from", "2026-05-02", "--to", "2026-05-01"], "--from is after --to"),
+    ("send_drafts", ["--company", "No Such Ltd"], "No company 'No Such Ltd'."),
+    ("send_drafts", ["--company", "1", "--kind", "receipt"], "invalid choice: 'receipt'"),
+]
+
+
+@pytest.mark.parametrize("command, args, expected", COMMAND_CASES,
+                         ids=[f"{c[0]} {' '.join(c[1])}" for c in COMMAND_CASES])
+def test_bad_arguments_to_commands(world, command, args, expected):
+    before = snapshot()
+    with pytest.raises(CommandError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        call_command(command, *args, stdout=io.StringIO(), stderr=io.StringIO())
+    assert snapshot() == before
+
+
+# --- Hostile text is stored as typed and always escaped -------------------------------------
+
+HOSTILE = '<script>alert("x")</script> <img src=x onerror=alert(1)> שלום مرحبا ‮evil'
+
+
+def test_html_and_right_to_left_text_are_kept_and_escaped(world):
+    client = world["client"]
+    client.post(reverse("client_create"), {"name": HOSTILE, "email": "x@example.com"})
+    hostile = world["company"].clients.get(name=HOSTILE)
+    client.post(reverse("invoice_create"), {
+        "client": hostile.pk, "currency": "EUR", "notes": HOSTILE,
+        **lines((HOSTILE, "1", "10", "0"))})
+    document = hostile.invoices.get()
+    assert document.notes == HOSTILE and document.lines.get().description == HOSTILE
+    for url in (reverse("client_list"), reverse("invoice_list"),
+                reverse("invoice_detail", args=[document.pk]),
+                reverse("client_detail", args=[hostile.pk])):
+        page = client.get(url).content.decode()
+        assert "<script>alert" not in page and "<img src=x" not in page
+        assert "&lt;script&gt;alert" in page
+    sent = send_document(document)
+    pdf = client.get(reverse("invoice_pdf", args=[sent.pk])).content
+    text = "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    assert '<script>alert("x")</script>' in text  # printed as text, never interpreted
+    assert sent.total == Decimal("10.00")
+
+
+def test_a_wrong_password_gets_a_clear_message(client):
+    UserFactory(username="someone")
+    response = client.post(reverse("login"), {"username": "someone", "password": "nope"})
+    assert "Please enter a correct username and password" in response.content.decode()
