@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from django.db import DatabaseError, connection, connections
 
+from billing.loopback import database_url, gunicorn
 from billing.models import Invoice
 from billing.services import send_document
 from counters import services as counter_services
@@ -22,7 +23,6 @@ from counters.audit import AuditScope, run_audit
 from counters.models import IssuedNumber
 
 from .factories import ClientFactory, InvoiceFactory
-from .servers import gunicorn, served_database_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -35,6 +35,7 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "billing.settings")
 django.setup()
 from django.db import transaction
+from billing.loopback import database_url, gunicorn
 from billing.models import Invoice
 from billing.services import send_document
 
@@ -61,7 +62,7 @@ def assert_whole(company_id):
 
 def test_a_worker_killed_while_holding_the_counter_loses_nothing():
     client = ClientFactory()
-    env = {**os.environ, "DATABASE_URL": served_database_url()}
+    env = {**os.environ, "DATABASE_URL": database_url()}
     for round_ in range(1, KILL_ROUNDS + 1):
         doomed = InvoiceFactory(client=client)
         worker = subprocess.Popen(

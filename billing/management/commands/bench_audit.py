@@ -18,9 +18,9 @@ from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 from django.utils import timezone
 
+from billing.maintenance import purge_companies
 from billing.models import Client, Company, Invoice
 from counters.chain import GENESIS, entry_hash
-from counters.dbguards import guards_lifted
 from counters.models import IssuedNumber, NumberingSettings, Sequence
 
 CHUNK = 20_000
@@ -125,9 +125,5 @@ class Command(BaseCommand):
         return seconds, max(peak, before), result.returncode
 
     def remove(self, company):
-        with guards_lifted(connection), connection.cursor() as cursor:
-            for table in ("counters_issuednumber", "billing_invoice", "counters_sequence",
-                          "counters_numberingsettings", "billing_client"):
-                cursor.execute(f"DELETE FROM {table} WHERE company_id = %s", [company.pk])
-            cursor.execute("DELETE FROM billing_company WHERE id = %s", [company.pk])
+        purge_companies([company.pk])
         self.stdout.write("benchmark data removed")

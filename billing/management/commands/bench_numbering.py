@@ -26,10 +26,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+from billing.maintenance import purge_companies
 from billing.models import Client, Company, Invoice, InvoiceLine
 from billing.services import send_document
 from counters.audit import AuditScope, run_audit
-from counters.dbguards import guards_lifted
 from counters.models import IssuedNumber, NumberingSettings
 from counters.services import allocate_number
 
@@ -227,22 +227,7 @@ class Command(BaseCommand):
             f"no gap, no duplicate."))
 
     def cleanup(self):
-        ids = [c.pk for c in self.companies]
-        if ids:
-            with guards_lifted(connection), connection.cursor() as cursor:
-                for table in ("counters_issuednumber", "billing_invoiceline",
-                              "billing_invoice", "counters_sequence",
-                              "counters_numberingsettings", "counters_numberjump",
-                              "counters_numberingsettingschange", "billing_client",
-                              "billing_company"):
-                    column = "document_id" if table == "billing_invoiceline" else (
-                        "id" if table == "billing_company" else "company_id")
-                    if column == "document_id":
-                        cursor.execute(
-                            "DELETE FROM billing_invoiceline WHERE document_id IN "
-                            "(SELECT id FROM billing_invoice WHERE company_id = ANY(%s))", [ids])
-                    else:
-                        cursor.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", [ids])
+        purge_companies(c.pk for c in self.companies)
         with psycopg.connect(_dsn(), autocommit=True) as conn:
             conn.execute("DROP TABLE IF EXISTS bench_ceiling")
 

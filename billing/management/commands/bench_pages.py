@@ -9,14 +9,10 @@ second of the invoice list against a trivial logged-in view, in the same run, bo
 time and on loopback only.
 """
 
-import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import time
 from decimal import Decimal
 
@@ -28,6 +24,8 @@ from django.test import Client as TestClient
 from django.urls import reverse
 from django.utils import timezone
 
+from billing.loopback import gunicorn
+from billing.maintenance import purge_companies
 from billing.models import Client, Company, Invoice, InvoiceLine, Membership
 from counters.dbguards import guards_lifted
 
@@ -109,14 +107,7 @@ class Command(BaseCommand):
         return company, user, created[-1]
 
     def load(self, client, seconds):
-        port = self.free_port()
-        env = {**os.environ, "ALLOWED_HOSTS": "127.0.0.1"}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "billing.wsgi", "--bind", f"127.0.0.1:{port}",
-             "--workers", "2", "--log-level", "warning"],
-            cwd=settings.BASE_DIR, env=env, start_new_session=True)
-        try:
-            self.wait_for(port)
+        with gunicorn(workers=2) as base:
             name = settings.SESSION_COOKIE_NAME
             cookie = f"{name}={client.cookies[name].value}"
             results = {}
@@ -124,7 +115,7 @@ class Command(BaseCommand):
                                 ("invoice list", reverse("invoice_list"))):
                 output = subprocess.run(
                     ["wrk", "-t2", "-c8", f"-d{seconds}s", "-H", f"Cookie: {cookie}",
-                     f"http://127.0.0.1:{port}{path}"],
+                     base + path],
                     capture_output=True, text=True, timeout=seconds + 30).stdout
                 rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
                 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
@@ -133,33 +124,8 @@ class Command(BaseCommand):
                                   + (f"  ({errors.group(1)} non-2xx!)" if errors else ""))
             ratio = results["invoice list"] / results["trivial logged-in view"]
             self.stdout.write(f"invoice list / trivial view: {ratio:.2f}")
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
-
-    @staticmethod
-    def free_port():
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            return probe.getsockname()[1]
-
-    @staticmethod
-    def wait_for(port, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            time.sleep(0.1)  # waiting for gunicorn to listen
-        raise CommandError("gunicorn did not start")
 
     def remove(self, company, user):
-        with guards_lifted(connection), connection.cursor() as cursor:
-            cursor.execute("DELETE FROM billing_invoiceline WHERE document_id IN "
-                           "(SELECT id FROM billing_invoice WHERE company_id = %s)", [company.pk])
-            cursor.execute("DELETE FROM billing_invoice WHERE company_id = %s", [company.pk])
-        Client.objects.filter(company=company).delete()
-        Membership.objects.filter(company=company).delete()
-        company.delete()
+        purge_companies([company.pk])
         user.delete()
         self.stdout.write("benchmark data removed")

@@ -1,4 +1,7 @@
-"""A real gunicorn serving Folio on loopback, for the fault and load tests."""
+"""
+Serve Folio with gunicorn on 127.0.0.1 for benchmarks, load runs and tests: never another
+address, always stopped afterwards.
+"""
 
 import contextlib
 import os
@@ -8,16 +11,17 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
+from django.conf import settings
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parent.parent
 
-
-def served_database_url():
+def database_url():
+    """The URL of the database this process uses, for a server to use the same one."""
     s = connection.settings_dict
-    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    return (f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:"
+            f"{s['PORT'] or 5432}/{s['NAME']}")
 
 
 def free_port():
@@ -27,15 +31,16 @@ def free_port():
 
 
 @contextlib.contextmanager
-def gunicorn(workers=2, timeout=60):
-    """Serve the test database with gunicorn; yield the base URL; stop it afterwards."""
+def gunicorn(workers=2, threads=1, timeout=60):
+    """Serve this process's database with gunicorn; yield the base URL; stop it after."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": served_database_url(), "ALLOWED_HOSTS": "127.0.0.1",
+    env = {**os.environ, "DATABASE_URL": database_url(), "ALLOWED_HOSTS": "127.0.0.1",
            "DEBUG": "0"}
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "billing.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--timeout", str(timeout), "--log-level", "warning"],
-        cwd=ROOT, env=env, start_new_session=True)
+         "--workers", str(workers), "--threads", str(threads), "--timeout", str(timeout),
+         "--log-level", "warning"],
+        cwd=settings.BASE_DIR, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
