@@ -1,10 +1,19 @@
 from django import forms
+from django.db import models
 from django.forms import inlineformset_factory
 from django.utils.translation import gettext_lazy as _
 
 from counters.models import NumberingSettings
 
-from .models import Client, CreditNote, CreditNoteLine, DocumentState, Invoice, InvoiceLine
+from .models import (
+    Client,
+    CreditNote,
+    CreditNoteLine,
+    DocumentState,
+    Invoice,
+    InvoiceLine,
+    Membership,
+)
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -107,6 +116,28 @@ class DocumentFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["client"].queryset = Client.objects.filter(company=company)
         self.fields["state"].choices = [("", _("Any"))] + list(states)
+
+
+class MemberForm(forms.Form):
+    """Add an existing user to the company, or change a member's role."""
+
+    user = forms.CharField(label=_("Username or e-mail"), max_length=254)
+    role = forms.ChoiceField(label=_("Role"), choices=Membership.Role.choices)
+
+    def __init__(self, *args, company, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.company = company
+
+    def clean_user(self):
+        from django.contrib.auth import get_user_model
+
+        value = self.cleaned_data["user"].strip()
+        users = get_user_model().objects.filter(
+            models.Q(username__iexact=value) | models.Q(email__iexact=value), is_active=True)
+        if users.count() != 1:
+            raise forms.ValidationError(
+                _("No single active user has that username or e-mail address."))
+        return users.get()
 
 
 class NumberingSettingsForm(forms.ModelForm):

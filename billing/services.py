@@ -21,6 +21,7 @@ from .models import (
     Document,
     DocumentState,
     Invoice,
+    Membership,
     money,
     totals_of,
 )
@@ -173,3 +174,31 @@ def cancel_invoice(invoice: Invoice, user=None, *, reason="") -> CreditNote:
         locked.cancel()
         locked.save(update_fields=["state", "updated_at"])
     return credit_note
+
+
+def set_membership(company, user, role) -> Membership:
+    """Add ``user`` to ``company`` with ``role``, or change their role."""
+    with transaction.atomic():
+        memberships = Membership.objects.select_for_update().filter(company=company)
+        current = memberships.filter(user=user).first()
+        if current and current.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
+            _keep_an_owner(memberships, current)
+        membership, _created = Membership.objects.update_or_create(
+            company=company, user=user, defaults={"role": role})
+    return membership
+
+
+def remove_membership(membership: Membership):
+    """Take a member out of the company; the last owner stays."""
+    with transaction.atomic():
+        memberships = Membership.objects.select_for_update().filter(
+            company_id=membership.company_id)
+        if membership.role == Membership.Role.OWNER:
+            _keep_an_owner(memberships, membership)
+        membership.delete()
+
+
+def _keep_an_owner(memberships, leaving):
+    if not memberships.filter(role=Membership.Role.OWNER).exclude(pk=leaving.pk).exists():
+        raise ValidationError(_("A company needs at least one owner: make someone else "
+                                "owner first."), code="last_owner")

@@ -35,6 +35,7 @@ urlpatterns = [
     path("invoices/<int:pk>/paid/", views.invoice_mark_paid, name="invoice_mark_paid"),
     path("invoices/<int:pk>/cancel/", views.invoice_cancel, name="invoice_cancel"),
     path("invoices/<int:pk>/credit/", views.invoice_credit, name="invoice_credit"),
+    path("members/", views.members, name="members"),
     path("numbering/", views.numbering_settings, name="numbering_settings"),
     path("numbering/preview/", views.numbering_preview, name="numbering_preview"),
     path("audit/", views.audit, name="audit"),

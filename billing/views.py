@@ -36,10 +36,11 @@ from .forms import (
     DocumentFilterForm,
     InvoiceForm,
     InvoiceLineFormSet,
+    MemberForm,
     NumberingSettingsForm,
     SendForm,
 )
-from .models import Client, CreditNote, DocumentState, Invoice, InvoiceLine
+from .models import Client, CreditNote, DocumentState, Invoice, InvoiceLine, Membership
 from .pdf import document_pdf, pdf_filename
 from .tenancy import SESSION_KEY, scoped
 
@@ -473,6 +474,37 @@ def invoice_credit(request, pk):
         return redirect("creditnote_detail", pk=credit_note.pk)
     return render(request, "billing/invoice_credit.html", {
         "invoice": invoice, "lines": lines, "open_amount": invoice.open_amount()})
+
+
+# --- Members -------------------------------------------------------------------------------
+
+
+@company_required(manage=True)
+def members(request):
+    """Owners add people by username or e-mail, change roles, remove members."""
+    form = MemberForm(request.POST or None, company=request.company)
+    if request.method == "POST":
+        try:
+            if "remove" in request.POST:
+                membership = get_object_or_404(scoped(request, Membership),
+                                               pk=request.POST["remove"])
+                services.remove_membership(membership)
+                messages.success(request, _("%(user)s removed.") % {"user": membership.user})
+                return redirect("members")
+            if form.is_valid():
+                membership = services.set_membership(
+                    request.company, form.cleaned_data["user"], form.cleaned_data["role"])
+                messages.success(request, _("%(user)s is now %(role)s.") % {
+                    "user": membership.user, "role": membership.get_role_display()})
+                return redirect("members")
+        except ValidationError as error:
+            messages.error(request, error_text(error))
+            return redirect("members")
+    return render(request, "billing/members.html", {
+        "form": form, "can_manage": request.membership.can_manage,
+        "memberships": scoped(request, Membership).select_related("user")
+        .order_by("user__username"),
+    })
 
 
 # --- Numbering and audit -------------------------------------------------------------------

@@ -18,6 +18,7 @@ from .factories import (
     CreditNoteFactory,
     InvoiceFactory,
     MembershipFactory,
+    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -186,6 +187,7 @@ ROLE_ACTIONS = [
     ("invoice_cancel", "sent", {"reason": "r"}, {"owner", "accountant"}),
     ("invoice_credit", "sent", {"what": "open"}, {"owner", "accountant"}),
     ("invoice_email", "sent", {}, {"owner", "accountant"}),
+    ("members", None, {"user": "newcomer", "role": "viewer"}, {"owner"}),
     ("numbering_settings", None, {"invoice_pattern": "A-{YYYY}-{counter}",
                                   "credit_note_pattern": "B-{YYYY}-{counter}",
                                   "padding": "3", "reset_period": "yearly"}, {"owner"}),
@@ -197,6 +199,7 @@ ROLE_ACTIONS = [
                          ids=[a[0] for a in ROLE_ACTIONS])
 def test_roles(client, role, name, target, data, allowed, django_capture_on_commit_callbacks):
     membership = MembershipFactory(role=role)
+    UserFactory(username="newcomer")
     own = ClientFactory(company=membership.company)
     targets = {"client": own, "draft": InvoiceFactory(client=own),
                "sent": send_document(InvoiceFactory(client=own))}
@@ -215,8 +218,15 @@ def test_roles(client, role, name, target, data, allowed, django_capture_on_comm
 
 
 @pytest.mark.parametrize("name", ["home", "client_list", "invoice_list", "creditnote_list",
-                                  "numbering_settings"])
+                                  "numbering_settings", "members"])
 def test_viewers_can_read(client, name):
     membership = MembershipFactory(role="viewer")
     client.force_login(membership.user)
     assert client.get(reverse(name)).status_code == 200
+
+
+def test_removing_another_companys_member_is_refused(attacker, victim):
+    foreign = MembershipFactory(company=victim["client"][0].company)
+    before = snapshot()
+    response = attacker.post(reverse("members"), {"remove": foreign.pk})
+    assert response.status_code == 404 and snapshot() == before

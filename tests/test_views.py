@@ -387,3 +387,22 @@ def test_lists_page_without_counting_everything(browser):
     second = text_of(browser.get(reverse("invoice_list"), {"page": 2}))
     assert "Page 2 (26–30)" in second and "page=3" not in second and "page=1" in second
     assert "Page 1 (1–25)" in text_of(browser.get(reverse("invoice_list"), {"page": "abc"}))
+
+
+def test_owners_manage_members_but_never_remove_the_last_owner(browser, member):
+    newcomer = UserFactory(username="newcomer", email="new@example.com")
+    page = text_of(browser.post(reverse("members"), {"user": "NEW@example.com",
+                                                    "role": "accountant"}, follow=True))
+    assert "newcomer is now Accountant." in page
+    assert Membership.objects.get(user=newcomer, company=member.company).role == "accountant"
+    page = text_of(browser.post(reverse("members"), {"user": "nobody", "role": "viewer"}))
+    assert "No single active user has that username or e-mail address." in page
+    page = text_of(browser.post(reverse("members"), {"remove": member.pk}, follow=True))
+    assert "needs at least one owner" in page
+    page = text_of(browser.post(reverse("members"), {"user": member.user.username,
+                                                    "role": "viewer"}, follow=True))
+    assert "needs at least one owner" in page
+    assert Membership.objects.get(pk=member.pk).role == "owner"
+    removed = Membership.objects.get(user=newcomer)
+    page = text_of(browser.post(reverse("members"), {"remove": removed.pk}, follow=True))
+    assert "newcomer removed." in page and not Membership.objects.filter(user=newcomer).exists()
