@@ -112,7 +112,7 @@ class Command(BaseCommand):
             if rng.random() < 0.25:
                 work.put(pk)  # the same send, submitted again by whoever takes it next
         stats = {"requests": 0, "5xx": [], "issued": set(), "duplicates": 0, "credits": 0,
-                 "unclear": []}
+                 "unclear": [], "failures": []}
         lock = threading.Lock()
         deadline = []  # set when the last client has logged in
         start = threading.Barrier(
@@ -120,8 +120,16 @@ class Command(BaseCommand):
 
         def person(index):
             browser = Browser(base)
-            browser.log_in(username)
-            start.wait(timeout=300)
+            try:
+                browser.log_in(username)
+            except Exception as error:  # noqa: BLE001 - reported by the main thread
+                stats["failures"].append(repr(error))
+                start.abort()  # release everyone: the run cannot be fair any more
+                return
+            try:
+                start.wait(timeout=300)
+            except threading.BrokenBarrierError:
+                return
             chance = random.Random(index)
             while time.monotonic() < deadline[0]:
                 try:
@@ -145,7 +153,13 @@ class Command(BaseCommand):
         threads = [threading.Thread(target=person, args=(i,)) for i in range(clients)]
         for thread in threads:
             thread.start()
-        start.wait(timeout=300)
+        try:
+            start.wait(timeout=300)
+        except threading.BrokenBarrierError:
+            for thread in threads:
+                thread.join(timeout=60)
+            raise CommandError(f"The clients could not start: {stats['failures'][:3]}") \
+                from None
         began = time.monotonic()
         for thread in threads:
             thread.join(timeout=seconds + 120)
