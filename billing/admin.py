@@ -102,7 +102,6 @@ class DocumentAdmin(CompanyScopedAdmin):
     list_select_related = ["company", "client"]
     date_hierarchy = "created_at"
     actions = [send_selected]
-    issued_readonly = ["number", "issue_date", "state", "subtotal", "tax_total", "total"]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.is_issued:

@@ -40,7 +40,15 @@ from .forms import (
     NumberingSettingsForm,
     SendForm,
 )
-from .models import Client, CreditNote, DocumentState, Invoice, InvoiceLine, Membership
+from .models import (
+    Client,
+    CreditNote,
+    DocumentState,
+    Invoice,
+    InvoiceLine,
+    Membership,
+    totals_of,
+)
 from .pdf import document_pdf, pdf_filename
 from .tenancy import SESSION_KEY, scoped
 
@@ -300,19 +308,20 @@ def document_form(request, kind, pk=None):
 
 def _totals(formset):
     """Live totals of the lines in a bound or unbound formset, by the model's rounding."""
-    subtotal = tax = Decimal("0.00")
+    lines = []
     for line_form in formset.forms:
-        data = line_form.cleaned_data if line_form.is_bound and line_form.is_valid() else None
-        if data is None and not line_form.is_bound and line_form.instance.pk:
+        if line_form.is_bound:
+            data = line_form.cleaned_data if line_form.is_valid() else {}
+        else:
             data = {f: getattr(line_form.instance, f) for f in ("quantity", "unit_price",
                                                                   "tax_rate")}
-        if not data or data.get("DELETE") or data.get("unit_price") is None:
+        if data.get("DELETE") or data.get("unit_price") is None:
             continue
-        line = InvoiceLine(quantity=data.get("quantity") or 0, unit_price=data["unit_price"],
-                           tax_rate=data.get("tax_rate") or 0)
-        subtotal += line.net_amount
-        tax += line.tax_amount
-    return {"subtotal": subtotal, "tax": tax, "total": subtotal + tax}
+        lines.append(InvoiceLine(quantity=data.get("quantity") or 0,
+                                 unit_price=data["unit_price"],
+                                 tax_rate=data.get("tax_rate") or 0))
+    subtotal, tax, total = totals_of(lines)
+    return {"subtotal": subtotal, "tax": tax, "total": total}
 
 
 @require_POST

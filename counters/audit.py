@@ -120,10 +120,6 @@ class Audit:
     series: list[SeriesSummary]
     findings: object  # an iterator of Finding
 
-    @property
-    def explained_jumps(self):
-        return [jump for summary in self.series for jump in summary.explained_jumps]
-
 
 def run_audit(scope: AuditScope | None = None) -> Audit:
     scope = scope or AuditScope()

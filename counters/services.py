@@ -78,7 +78,8 @@ def allocate_number(*, company_id, kind, document_id, issue_date, total, currenc
     return entry
 
 
-def _entry(request, numbering, series, period, value, number, previous_hash, entry_hash, pk):
+def _entry(request, series, period, value, number, previous_hash, entry_hash, pk=None):
+    """The ledger entry of ``request``: unsaved without ``pk``, as stored with it."""
     entry = IssuedNumber(
         pk=pk, company_id=request["company_id"], series=series, period=period, value=value,
         number=number, kind=request["kind"], document_id=request["document_id"],
@@ -86,7 +87,7 @@ def _entry(request, numbering, series, period, value, number, previous_hash, ent
         currency=request["currency"], previous_hash=previous_hash, entry_hash=entry_hash,
         issued_by_id=request["user_id"],
     )
-    entry._state.adding = False
+    entry._state.adding = pk is None
     return entry
 
 
@@ -114,9 +115,7 @@ def _allocate_step_by_step(request, document):
     )
     Sequence.objects.filter(company_id=company_id, series=series, period=period).update(
         last_hash=entry_hash, prev_hash=previous_hash)
-    entry = _entry(request, numbering, series, period, value, number, previous_hash,
-                   entry_hash, None)
-    entry._state.adding = True
+    entry = _entry(request, series, period, value, number, previous_hash, entry_hash)
     entry.save(force_insert=True)
     if document is not None:
         values = {**document.values, "number": number, "sequence_value": value}
@@ -139,8 +138,8 @@ def _allocate_in_one_statement(request, document):
         row = _run_allocation(numbering, request, document)
         if row is not None:
             pk, value, number, previous_hash, entry_hash, series, period = row
-            return _entry(request, numbering, series, period, value, number, previous_hash,
-                          entry_hash, pk)
+            return _entry(request, series, period, value, number, previous_hash, entry_hash,
+                          pk)
     raise RuntimeError("The numbering settings kept changing during the allocation.")
 
 

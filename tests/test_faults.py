@@ -27,7 +27,7 @@ from .factories import ClientFactory, InvoiceFactory
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parent.parent
-KILL_ROUNDS = 5
+KILL_ROUNDS = int(os.environ.get("FOLIO_KILL_ROUNDS", "5"))  # more for a soak run
 
 PARKED_SENDER = """
 import os, sys
