@@ -329,8 +329,11 @@ def _totals(formset):
 def document_totals(request, kind):
     """htmx: the totals block for the lines being edited."""
     spec = KINDS[kind]
-    formset = spec.formset(request.POST, instance=spec.model(company=request.company),
-                           prefix="lines")
+    pk = request.GET.get("pk", "")
+    # Editing a draft: its existing lines are validated against it.
+    document = get_object_or_404(scoped(request, spec.model), pk=pk) if pk.isdigit() \
+        else spec.model(company=request.company)
+    formset = spec.formset(request.POST, instance=document, prefix="lines")
     formset.is_valid()
     currency = request.POST.get("currency", request.company.currency)[:3].upper()
     return render(request, "billing/_totals.html",

@@ -98,6 +98,13 @@ def test_invoice_send_credit_note_cycle(page, owner):
     page.get_by_role("button", name="Save draft").click()
     expect(page.get_by_text("Draft saved.")).to_be_visible()
 
+    # Editing the draft: totals stay live with its saved lines.
+    page.get_by_role("link", name="Edit", exact=True).click()
+    rows.nth(1).get_by_label("Unit price").fill("700")
+    expect(page.locator("[data-total=total]")).to_have_text("4,420.00\u00a0EUR")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_text("Draft saved.")).to_be_visible()
+
     # The draft shows a preview, never a real number.
     preview = page.locator("[data-preview]")
     expect(preview).to_contain_text(re.compile(r"number on send: INV-\d{4}-0001 \(preview\)"))
@@ -116,7 +123,7 @@ def test_invoice_send_credit_note_cycle(page, owner):
     expect(page.get_by_role("link", name="Edit", exact=True)).to_have_count(0)
     invoice_number = number.inner_text()
     invoice = Invoice.objects.get(number=invoice_number)
-    assert invoice.state == "sent" and invoice.total == 4310
+    assert invoice.state == "sent" and invoice.total == 4420
     page.shot("sent")
 
     # Its PDF.
@@ -144,7 +151,7 @@ def test_invoice_send_credit_note_cycle(page, owner):
     page.get_by_role("link", name="Credit notes", exact=True).click()
     row = page.get_by_role("row").filter(has_text=re.compile(r"CN-\d{4}-0001"))
     expect(row).to_contain_text("Sent")
-    expect(row).to_contain_text("4,310.00")
+    expect(row).to_contain_text("4,420.00")
     page.shot("lists")
     assert CreditNote.objects.get().invoice_number == invoice_number
 

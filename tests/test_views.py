@@ -406,3 +406,16 @@ def test_owners_manage_members_but_never_remove_the_last_owner(browser, member):
     removed = Membership.objects.get(user=newcomer)
     page = text_of(browser.post(reverse("members"), {"remove": removed.pk}, follow=True))
     assert "newcomer removed." in page and not Membership.objects.filter(user=newcomer).exists()
+
+
+def test_live_totals_of_a_saved_draft_count_its_existing_lines(browser):
+    draft = InvoiceFactory(client=ClientFactory(company=browser.company))
+    line = draft.lines.get()
+    data = {"currency": "EUR", **lines_data(("Consulting", "2", "150.00", "20"), initial=1),
+            "lines-0-id": line.pk, "lines-0-document": draft.pk}
+    url = reverse("invoice_totals") + f"?pk={draft.pk}"
+    body = text_of(browser.post(url, data))
+    assert 'data-total="total">360.00' in body
+    foreign = InvoiceFactory()
+    assert browser.post(reverse("invoice_totals") + f"?pk={foreign.pk}", data).status_code \
+        == 404
