@@ -122,7 +122,8 @@ class MemberForm(forms.Form):
     """Add an existing user to the company, or change a member's role."""
 
     user = forms.CharField(label=_("Username or e-mail"), max_length=254)
-    role = forms.ChoiceField(label=_("Role"), choices=Membership.Role.choices)
+    role = forms.ChoiceField(label=_("Role"), choices=Membership.Role.choices,
+                             initial=Membership.Role.ACCOUNTANT)
 
     def __init__(self, *args, company, **kwargs):
         super().__init__(*args, **kwargs)
