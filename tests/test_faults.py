@@ -47,9 +47,8 @@ with transaction.atomic():
 
 
 def admin_connection():
-    s = connection.settings_dict
-    return psycopg.connect(dbname=s["NAME"], user=s["USER"], host=s["HOST"] or "127.0.0.1",
-                           port=s["PORT"] or 5432, autocommit=True)
+    """A second, plain psycopg connection to the test database (a DBA's psql)."""
+    return psycopg.connect(database_url(), autocommit=True)
 
 
 def assert_whole(company_id):

@@ -20,12 +20,12 @@ from datetime import date
 from decimal import Decimal
 
 import psycopg
-from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+from billing.loopback import database_url
 from billing.maintenance import purge_companies
 from billing.models import Client, Company, Invoice, InvoiceLine
 from billing.services import send_document
@@ -35,13 +35,6 @@ from counters.services import allocate_number
 
 WORKERS = (1, 4, 8, 16)
 TODAY = date.today()
-
-
-def _dsn():
-    db = settings.DATABASES["default"]
-    parts = {"dbname": db["NAME"], "user": db.get("USER"), "password": db.get("PASSWORD"),
-             "host": db.get("HOST"), "port": db.get("PORT")}
-    return " ".join(f"{k}={v}" for k, v in parts.items() if v)
 
 
 def _run(workers, work, per_worker):
@@ -117,14 +110,14 @@ class Command(BaseCommand):
         return table
 
     def ceiling_work(self):
-        with psycopg.connect(_dsn(), autocommit=True) as conn:
+        with psycopg.connect(database_url(), autocommit=True) as conn:
             conn.execute("DROP TABLE IF EXISTS bench_ceiling")
             conn.execute("CREATE TABLE bench_ceiling (id int PRIMARY KEY, v bigint NOT NULL)")
             conn.execute("INSERT INTO bench_ceiling VALUES (1, 0)")
 
         def work(index, n, warm=False):
             if warm:
-                work.conn = psycopg.connect(_dsn(), autocommit=True)
+                work.conn = psycopg.connect(database_url(), autocommit=True)
                 return
             for _ in range(n):
                 work.conn.execute("UPDATE bench_ceiling SET v = v + 1 WHERE id = 1 "
@@ -228,7 +221,7 @@ class Command(BaseCommand):
 
     def cleanup(self):
         purge_companies(c.pk for c in self.companies)
-        with psycopg.connect(_dsn(), autocommit=True) as conn:
+        with psycopg.connect(database_url(), autocommit=True) as conn:
             conn.execute("DROP TABLE IF EXISTS bench_ceiling")
 
     def print_table(self, table, counts):
