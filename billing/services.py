@@ -7,15 +7,18 @@ freshly locked copy of the document and return it, so a caller's instance is nev
 half-changed by a rollback.
 """
 
+from contextlib import nullcontext
 from decimal import Decimal
+from functools import cache
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from . import emails
 from .models import (
     DRAFT,
+    Company,
     CreditNote,
     CreditNoteLine,
     Document,
@@ -61,21 +64,19 @@ def send_document(document: Document, user=None, *, email=False) -> Document:
     """
     Issue a draft: give it its number and date, in one transaction.
 
-    Lock the document → check it is still a draft → read its lines → validate → run the
+    Lock the document and read its lines → check it is still a draft → validate → run the
     ``send`` transition, which allocates the number last, writing the ledger entry and the
     document in the same statement, so the counter row is locked for that statement and the
     commit only. With ``email``, the PDF is e-mailed to the client once the transaction has
     committed: a rolled-back send sends nothing.
     """
     with transaction.atomic():
-        locked = (type(document).objects.select_for_update(of=("self",))
-                  .select_related("company").get(pk=document.pk))
+        locked, lines = _lock_with_lines(type(document), document.pk)
         if locked.state != DRAFT:
             raise NotADraft(
                 _("%(document)s has already been issued.") % {"document": locked},
                 code="not_draft",
             )
-        lines = list(locked.lines.all())
         if isinstance(locked, CreditNote):
             _check_credit(locked, totals_of(lines)[2])
         locked.send(lines=lines, user=user)
@@ -83,6 +84,62 @@ def send_document(document: Document, user=None, *, email=False) -> Document:
         if email:
             transaction.on_commit(lambda: emails.deliver(locked, user=user))
     return locked
+
+
+def _lock_with_lines(model, pk):
+    """
+    The document ``pk`` (with its company) locked for update, and its lines as read under
+    that lock.
+
+    On PostgreSQL the two statements travel in one pipeline: one round trip instead of two
+    (with the transaction's BEGIN, three), while each statement still takes its own snapshot
+    on the server, so the lines are read after the lock is held. A send does little else,
+    so round trips are most of its time.
+    """
+    if pk is None:
+        raise model.DoesNotExist(f"An unsaved {model._meta.verbose_name} cannot be sent.")
+    document_sql, lines_sql = _lock_with_lines_sql(model, connection.vendor)
+    connection.ensure_connection()
+    pipeline = (connection.connection.pipeline() if connection.vendor == "postgresql"
+                else nullcontext())
+    with connection.cursor() as head, connection.cursor() as body:
+        with connection.wrap_database_errors, pipeline:
+            head.execute(document_sql, [pk])
+            body.execute(lines_sql, [pk])
+        row, line_rows = head.fetchone(), body.fetchall()
+    if row is None:
+        raise model.DoesNotExist(f"No {model._meta.verbose_name} with id {pk}.")
+    width = len(model._meta.concrete_fields)
+    document = model.from_db(connection.alias, _attnames(model), row[:width])
+    document.company = Company.from_db(connection.alias, _attnames(Company), row[width:])
+    line_model = model.lines.field.model
+    lines = [line_model.from_db(connection.alias, _attnames(line_model), line_row)
+             for line_row in line_rows]
+    return document, lines
+
+
+@cache
+def _attnames(model):
+    return [f.attname for f in model._meta.concrete_fields]
+
+
+@cache
+def _lock_with_lines_sql(model, vendor):
+    """The two statements of ``_lock_with_lines``, written once per document model."""
+    def columns(meta, alias):
+        return ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}"
+                         for f in meta.concrete_fields)
+
+    meta, lines_meta = model._meta, model.lines.field.model._meta
+    lock = " FOR UPDATE OF d" if connection.features.has_select_for_update_of else ""
+    document_sql = (
+        f"SELECT {columns(meta, 'd')}, {columns(Company._meta, 'c')} "
+        f"FROM {meta.db_table} d JOIN {Company._meta.db_table} c ON c.id = d.company_id "
+        f"WHERE d.id = %s{lock}"
+    )
+    lines_sql = (f"SELECT {columns(lines_meta, 'l')} FROM {lines_meta.db_table} l "
+                 f"WHERE l.document_id = %s ORDER BY l.position, l.id")
+    return document_sql, lines_sql
 
 
 def retry_email(document: Document, user=None):

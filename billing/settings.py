@@ -111,10 +111,14 @@ if os.environ.get("DATABASE_URL"):
         DATABASES["default"]["OPTIONS"] = SQLITE_DEFAULT["OPTIONS"]
     else:
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-        # Server-side binding lets psycopg prepare the statements a worker repeats (the
-        # allocation above all) instead of having PostgreSQL parse and plan them each time.
-        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env_bool(
-            "DATABASE_SERVER_SIDE_BINDING", True)
+        # Server-side binding plus a prepare threshold let psycopg prepare a statement that
+        # a connection has run 5 times (the allocation above all), so that PostgreSQL stops
+        # parsing and planning it each time; Django leaves preparing off unless asked.
+        # Behind a transaction-pooling PgBouncer older than 1.21, set the threshold to "".
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["server_side_binding"] = env_bool("DATABASE_SERVER_SIDE_BINDING", True)
+        threshold = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5")
+        options["prepare_threshold"] = int(threshold) if threshold else None
 else:
     DATABASES = {"default": SQLITE_DEFAULT}
 

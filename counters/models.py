@@ -149,7 +149,10 @@ class NumberingSettings(models.Model):
 class Sequence(models.Model):
     """The last value handed out in one series of one company for one period."""
 
-    company = models.ForeignKey(COMPANY_MODEL, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: the unique (company, series, period) index serves company lookups.
+    company = models.ForeignKey(
+        COMPANY_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     series = models.CharField(_("series"), max_length=20, choices=SERIES_CHOICES)
     period = models.CharField(
         _("period"), max_length=7, blank=True, help_text=_("Empty when numbers never restart.")
@@ -180,7 +183,11 @@ class IssuedNumber(models.Model):
     Rows are never changed or deleted (the database refuses); audits read this table.
     """
 
-    company = models.ForeignKey(COMPANY_MODEL, on_delete=models.PROTECT, related_name="+")
+    # No index of its own: the unique (company, number) index serves company lookups, and
+    # every index less is less work for each issue.
+    company = models.ForeignKey(
+        COMPANY_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     series = models.CharField(_("series"), max_length=20, choices=SERIES_CHOICES)
     period = models.CharField(_("period"), max_length=7, blank=True)
     value = models.PositiveBigIntegerField(_("value"))

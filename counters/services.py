@@ -8,6 +8,7 @@ written in that same transaction; and unique constraints refuse any duplicate th
 """
 
 from dataclasses import dataclass, field
+from functools import cache
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -156,7 +157,23 @@ def _run_allocation(numbering, request, document):
     params = dict(request, series=series, period=period, version=numbering.version,
                   settings_id=numbering.pk,
                   prefix=prefix, suffix=suffix, padding=numbering.padding, head=head, tail=tail)
+    columns = ()
+    if document is not None:
+        columns = tuple(document.values)
+        params.update({f"doc_{column}": value for column, value in document.values.items()},
+                      doc_pk=document.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(_allocation_sql(document and document.table, columns), params)
+        row = cursor.fetchone()
+    return None if row is None else (*row, series, period)
 
+
+@cache
+def _allocation_sql(document_table, document_columns):
+    """
+    The allocating statement, written once per document table: the same text every time,
+    so that psycopg prepares it and PostgreSQL plans it once per connection.
+    """
     def number(value):
         return (f"%(prefix)s || repeat('0', greatest(%(padding)s - length(({value})::text), 0))"
                 f" || ({value})::text || %(suffix)s")
@@ -169,17 +186,14 @@ def _run_allocation(numbering, request, document):
     sequences = Sequence._meta.db_table
     ledger = IssuedNumber._meta.db_table
     write_document = ""
-    if document is not None:
-        values = {f"doc_{column}": value for column, value in document.values.items()}
-        params.update(values, doc_pk=document.pk)
-        assignments = "".join(f", {column} = %({key})s"
-                              for column, key in zip(document.values, values, strict=True))
+    if document_table is not None:
+        assignments = "".join(f", {column} = %(doc_{column})s" for column in document_columns)
         write_document = (
-            f", document AS (UPDATE {document.table} SET number = entry.number, "
+            f", document AS (UPDATE {document_table} SET number = entry.number, "
             f"sequence_value = entry.value{assignments} FROM entry "
-            f"WHERE {document.table}.id = %(doc_pk)s RETURNING 1)"
+            f"WHERE {document_table}.id = %(doc_pk)s RETURNING 1)"
         )
-    sql = f"""
+    return f"""
         WITH layout AS (
             SELECT 1 FROM {settings_table}
             WHERE id = %(settings_id)s AND company_id = %(company_id)s
@@ -205,10 +219,6 @@ def _run_allocation(numbering, request, document):
         ){write_document}
         SELECT id, value, number, previous_hash, entry_hash FROM entry
     """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return None if row is None else (*row, series, period)
 
 
 def _next_value(numbering, kind, issue_date, *, layout_changed=False) -> int:
