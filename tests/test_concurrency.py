@@ -189,6 +189,37 @@ def test_second_issuer_waits_for_the_first_and_then_takes_the_right_number(first
     assert IssuedNumber.objects.count() == (2 if first_commits else 1)
 
 
+def test_a_company_issuing_never_waits_for_another_company():
+    """Each company's counter is its own row: holding one does not block the others."""
+    busy, other = InvoiceFactory(), InvoiceFactory()
+    assert busy.company_id != other.company_id
+    allocated, release = threading.Event(), threading.Event()
+
+    def hold_the_counter():
+        try:
+            with transaction.atomic():
+                send_document(busy)
+                allocated.set()
+                assert release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_counter)
+    holder.start()
+    try:
+        assert allocated.wait(timeout=30)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                # Waiting for any lock would fail this send instead of hanging the test.
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            number = send_document(other).number
+    finally:
+        release.set()
+        holder.join(timeout=30)
+    assert number.endswith("-0001")
+    assert IssuedNumber.objects.count() == 2
+
+
 def test_credit_notes_racing_against_one_invoice_never_exceed_it():
     invoice = send_document(InvoiceFactory())  # 240.00
     line = {"description": "Refund", "quantity": Decimal("1"), "unit_price": Decimal("100"),
