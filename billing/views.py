@@ -3,6 +3,7 @@ Folio's pages. Thin: company data only through ``tenancy.scoped``, every change 
 through ``billing.services``, every message for a person through ``messages``.
 """
 
+import html
 import logging
 from decimal import Decimal
 from functools import wraps
@@ -16,7 +17,6 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -261,13 +261,15 @@ def document_list(request, kind):
 
 
 def _client_options(request, selected):
-    """The client filter's <option>s, built here: a template loop over hundreds of clients
-    costs more than the rest of the page."""
-    return format_html_join(
-        "", '<option value="{}"{}>{}</option>',
-        ((pk, mark_safe(" selected") if str(pk) == selected else "", name)
-         for pk, name in scoped(request, Client).order_by("name").values_list("id", "name")),
-    )
+    """The client filter's <option>s, built here with plain string joins: a template loop
+    (or format_html per option) over hundreds of clients costs more than the rest of the
+    page."""
+    clients = scoped(request, Client).order_by("name").values_list("id", "name")
+    return mark_safe("".join(
+        f'<option value="{pk}"{" selected" if str(pk) == selected else ""}>'
+        f"{html.escape(name)}</option>"
+        for pk, name in clients
+    ))
 
 
 @company_required(edit=True)

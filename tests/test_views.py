@@ -1,6 +1,7 @@
 """The pages, through Django's test client: what a user can do and what they are refused."""
 
 import io
+from datetime import date
 from decimal import Decimal
 
 import pypdf
@@ -251,6 +252,21 @@ def test_document_list_filters(browser):
     assert "Nothing matches these filters." in body
     body = text_of(browser.get(reverse("invoice_list"), {"date_from": "yesterday"}))
     assert "Enter a valid date." in body
+
+
+def test_the_list_badges_each_state_and_an_overdue_invoice(browser, issue_on):
+    client = ClientFactory(company=browser.company, name="<b>Gamma</b>")
+    issue_on(date(2026, 1, 5))  # due 30 days later: long past
+    overdue = send_document(InvoiceFactory(client=client))
+    InvoiceFactory(client=client)
+    issue_on(date(2026, 3, 1))
+    body = text_of(browser.get(reverse("invoice_list")))
+    assert overdue.due_date < date(2026, 3, 1)
+    assert body.count('<span class="badge badge-sent">Sent</span> '
+                      '<span class="badge badge-overdue">Overdue</span>') == 1
+    assert body.count('<span class="badge badge-draft">Draft</span>') == 1
+    # The client filter's options are built by hand: names are escaped there too.
+    assert "&lt;b&gt;Gamma&lt;/b&gt;</option>" in body and "<b>Gamma</b>" not in body
 
 
 def test_numbering_settings_page_validates_previews_and_records(browser):
