@@ -199,8 +199,10 @@ class IssuedNumber(models.Model):
     currency = models.CharField(_("currency"), max_length=3)
     previous_hash = models.CharField(_("previous hash"), max_length=64, blank=True)
     entry_hash = models.CharField(_("hash"), max_length=64)
+    # PROTECT: the ledger never changes, so a user who issued numbers cannot be deleted
+    # (which would blank this column); deactivate them instead.
     issued_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
         related_name="+", verbose_name=_("issued by"),
     )
     issued_at = models.DateTimeField(_("issued at"), auto_now_add=True)
@@ -234,8 +236,9 @@ class NumberJump(models.Model):
     first_value = models.PositiveBigIntegerField(_("first skipped value"))
     last_value = models.PositiveBigIntegerField(_("last skipped value"))
     reason = models.TextField(_("reason"))
+    # PROTECT, as for the ledger: explained jumps never change either.
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
         related_name="+", verbose_name=_("by"),
     )
     created_at = models.DateTimeField(_("at"), auto_now_add=True)

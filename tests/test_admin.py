@@ -1,10 +1,13 @@
 """The admin issues through billing.services and shows drafts' numbers as previews only."""
 
 import pytest
+from django.db.models import ProtectedError
 from django.urls import reverse
 
 from billing.models import Invoice
+from billing.services import send_document
 from counters.models import IssuedNumber, NumberingSettings, NumberingSettingsChange, NumberJump
+from counters.services import set_next_number
 
 from .factories import InvoiceFactory, UserFactory
 
@@ -35,7 +38,6 @@ def test_send_action_issues_through_the_service(admin_client):
 
 
 def test_issued_documents_are_read_only_in_the_admin(admin_client):
-    from billing.services import send_document
 
     sent = send_document(InvoiceFactory())
     url = reverse("admin:billing_invoice_change", args=[sent.pk])
@@ -63,7 +65,6 @@ def test_settings_admin_validates_and_records_changes(admin_client):
 def test_set_next_number_action_moves_forward_only(admin_client, issue_on):
     from datetime import date
 
-    from billing.services import send_document
     from counters.models import Sequence
 
     issue_on(date(2026, 5, 1))
@@ -80,7 +81,6 @@ def test_set_next_number_action_moves_forward_only(admin_client, issue_on):
 
 
 def test_the_ledger_cannot_be_edited_in_the_admin(admin_client):
-    from billing.services import send_document
 
     send_document(InvoiceFactory())
     entry = IssuedNumber.objects.get()
@@ -94,7 +94,6 @@ def test_the_ledger_cannot_be_edited_in_the_admin(admin_client):
 
 
 def test_cancel_action_issues_the_credit_note(admin_client):
-    from billing.services import send_document
 
     invoice = send_document(InvoiceFactory())
     response = admin_client.post(reverse("admin:billing_invoice_changelist"), {
@@ -108,3 +107,23 @@ def test_cancel_action_issues_the_credit_note(admin_client):
 @pytest.mark.parametrize("model", ["company", "client", "invoice", "creditnote", "emaildelivery"])
 def test_every_billing_model_has_an_admin_page(admin_client, model):
     assert admin_client.get(reverse(f"admin:billing_{model}_changelist")).status_code == 200
+
+
+def test_a_user_who_issued_numbers_cannot_be_deleted_only_deactivated(admin_client):
+    issuer, jumper, idle = UserFactory(), UserFactory(), UserFactory()
+    draft = InvoiceFactory()
+    send_document(draft, user=issuer)
+    set_next_number(company_id=draft.company_id, series="invoice", period="", next_value=9,
+                    reason="Migrated from the old system", user=jumper)
+
+    page = admin_client.get(reverse("admin:auth_user_delete", args=[issuer.pk]))
+    assert page.status_code == 200
+    assert "<title>Cannot delete user" in page.content.decode()
+    for user in (issuer, jumper):
+        with pytest.raises(ProtectedError):
+            user.delete()
+    issuer.is_active = False
+    issuer.save()
+    assert IssuedNumber.objects.get().issued_by == issuer  # the ledger still names them
+    assert NumberJump.objects.get().created_by == jumper
+    idle.delete()  # someone who never issued anything goes as before
