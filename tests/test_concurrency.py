@@ -17,6 +17,7 @@ from counters.models import IssuedNumber, NumberingSettings
 from counters.services import save_numbering_settings
 
 from .factories import ClientFactory, CreditNoteFactory, InvoiceFactory
+from .locking import held_in_another_transaction, lock_timeout
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -193,29 +194,9 @@ def test_a_company_issuing_never_waits_for_another_company():
     """Each company's counter is its own row: holding one does not block the others."""
     busy, other = InvoiceFactory(), InvoiceFactory()
     assert busy.company_id != other.company_id
-    allocated, release = threading.Event(), threading.Event()
-
-    def hold_the_counter():
-        try:
-            with transaction.atomic():
-                send_document(busy)
-                allocated.set()
-                assert release.wait(timeout=30)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=hold_the_counter)
-    holder.start()
-    try:
-        assert allocated.wait(timeout=30)
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                # Waiting for any lock would fail this send instead of hanging the test.
-                cursor.execute("SET LOCAL lock_timeout = '2s'")
-            number = send_document(other).number
-    finally:
-        release.set()
-        holder.join(timeout=30)
+    with held_in_another_transaction(lambda: send_document(busy)), transaction.atomic():
+        lock_timeout("2s")  # waiting for any lock fails this send instead of hanging
+        number = send_document(other).number
     assert number.endswith("-0001")
     assert IssuedNumber.objects.count() == 2
 

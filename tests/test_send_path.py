@@ -4,10 +4,8 @@ as few round trips as they allow, prepared once per connection. Throughput itsel
 measured by ``manage.py bench_numbering``, not here.
 """
 
-import threading
-
 import pytest
-from django.db import OperationalError, connection, connections, transaction
+from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from billing.models import DRAFT, Invoice
@@ -15,6 +13,7 @@ from billing.services import send_document
 from counters.models import IssuedNumber
 
 from .factories import ClientFactory, InvoiceFactory
+from .locking import held_in_another_transaction, lock_timeout
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -68,27 +67,14 @@ def test_repeated_statements_are_prepared_on_the_server():
 @pytest.mark.django_db(transaction=True)
 def test_a_lock_timeout_in_the_pipeline_is_a_django_error_and_the_connection_recovers():
     draft = InvoiceFactory()
-    locked, release = threading.Event(), threading.Event()
 
-    def hold_the_document():
-        try:
-            with transaction.atomic():
-                Invoice.objects.select_for_update().get(pk=draft.pk)
-                locked.set()
-                assert release.wait(timeout=30)
-        finally:
-            connections.close_all()
+    def lock_the_document():
+        Invoice.objects.select_for_update().get(pk=draft.pk)
 
-    holder = threading.Thread(target=hold_the_document)
-    holder.start()
-    try:
-        assert locked.wait(timeout=30)
-        with pytest.raises(OperationalError, match="lock timeout"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL lock_timeout = '50ms'")
-            send_document(draft)
-    finally:
-        release.set()
-        holder.join(timeout=30)
+    with (held_in_another_transaction(lock_the_document),
+          pytest.raises(OperationalError, match="lock timeout"),
+          transaction.atomic()):
+        lock_timeout("50ms")
+        send_document(draft)
     assert Invoice.objects.get(pk=draft.pk).state == DRAFT
     assert send_document(draft).number.endswith("-0001")  # same connection, working again
