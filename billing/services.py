@@ -125,20 +125,29 @@ def _attnames(model):
 
 @cache
 def _lock_with_lines_sql(model, vendor):
-    """The two statements of ``_lock_with_lines``, written once per document model."""
-    def columns(meta, alias):
-        return ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}"
-                         for f in meta.concrete_fields)
+    """
+    The two statements of ``_lock_with_lines``, written once per document model (and per
+    database vendor: SQLite has no row locks, its IMMEDIATE transaction locks the database).
+    """
+    quote = connection.ops.quote_name
 
-    meta, lines_meta = model._meta, model.lines.field.model._meta
+    def columns(meta, alias):
+        return ", ".join(f"{alias}.{quote(f.column)}" for f in meta.concrete_fields)
+
+    meta, company = model._meta, Company._meta
+    lines_field = model.lines.field
     lock = " FOR UPDATE OF d" if connection.features.has_select_for_update_of else ""
     document_sql = (
-        f"SELECT {columns(meta, 'd')}, {columns(Company._meta, 'c')} "
-        f"FROM {meta.db_table} d JOIN {Company._meta.db_table} c ON c.id = d.company_id "
-        f"WHERE d.id = %s{lock}"
+        f"SELECT {columns(meta, 'd')}, {columns(company, 'c')} "
+        f"FROM {quote(meta.db_table)} d JOIN {quote(company.db_table)} c "
+        f"ON c.{quote(company.pk.column)} = d.{quote(meta.get_field('company').column)} "
+        f"WHERE d.{quote(meta.pk.column)} = %s{lock}"
     )
-    lines_sql = (f"SELECT {columns(lines_meta, 'l')} FROM {lines_meta.db_table} l "
-                 f"WHERE l.document_id = %s ORDER BY l.position, l.id")
+    lines_sql = (
+        f"SELECT {columns(lines_field.model._meta, 'l')} "
+        f"FROM {quote(lines_field.model._meta.db_table)} l "
+        f"WHERE l.{quote(lines_field.column)} = %s ORDER BY l.position, l.id"
+    )
     return document_sql, lines_sql
 
 
