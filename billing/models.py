@@ -253,14 +253,17 @@ class Document(ConcurrentTransitionMixin, models.Model):
         """Fill in what an issued document needs and the draft left open."""
 
     @transition(field="state", source=DRAFT, target=DocumentState.SENT)
-    def send(self, lines, user=None):
+    def send(self, lines, numbering=None, user=None, commit=False):
         """
         Issue the document with ``lines``, its lines as read under the row lock: freeze its
         totals, date it today and give it the next number of its series.
 
         Only ``billing.services.send_document`` calls this, inside the transaction that
-        locked the document. The allocation writes the document row in the statement that
-        takes the number (``counters.services.DocumentWrite``): there is nothing left to save.
+        locked the document (and, as ``numbering``, the company's numbering settings). The
+        allocation writes the document row in the statement that takes the number
+        (``counters.services.DocumentWrite``): there is nothing left to save. With
+        ``commit``, that statement also commits the transaction (see ``allocate_number``), so
+        nothing after it may fail.
         """
         if not lines:
             raise ValidationError(_("Add at least one line before sending."), code="no_lines")
@@ -276,6 +279,8 @@ class Document(ConcurrentTransitionMixin, models.Model):
             total=self.total,
             currency=self.currency,
             user=user,
+            numbering=numbering,
+            commit=commit,
             document=DocumentWrite(self._meta.db_table, self.pk, {
                 "state": DocumentState.SENT.value, "issue_date": self.issue_date,
                 "due_date": self.due_date, "subtotal": self.subtotal,

@@ -15,6 +15,8 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
+from counters.models import NumberingSettings
+
 from . import emails
 from .models import (
     DRAFT,
@@ -64,14 +66,17 @@ def send_document(document: Document, user=None, *, email=False) -> Document:
     """
     Issue a draft: give it its number and date, in one transaction.
 
-    Lock the document and read its lines → check it is still a draft → validate → run the
-    ``send`` transition, which allocates the number last, writing the ledger entry and the
-    document in the same statement, so the counter row is locked for that statement and the
-    commit only. With ``email``, the PDF is e-mailed to the client once the transaction has
-    committed: a rolled-back send sends nothing.
+    Lock the document and read its lines and numbering settings → check it is still a
+    draft → validate → run the ``send`` transition, which allocates the number last, writing
+    the ledger entry and the document in the same statement, so the counter row is locked
+    for that statement and the commit only. When this call owns the transaction (no atomic
+    block around it), COMMIT travels with that statement: one round trip less, and none
+    while the counter is locked. With ``email``, the PDF is e-mailed to the client once the
+    transaction has committed: a rolled-back send sends nothing.
     """
+    owns_transaction = not connection.in_atomic_block
     with transaction.atomic():
-        locked, lines = _lock_with_lines(type(document), document.pk)
+        locked, lines, numbering = _lock_for_send(type(document), document.pk)
         if locked.state != DRAFT:
             raise NotADraft(
                 _("%(document)s has already been issued.") % {"document": locked},
@@ -79,34 +84,37 @@ def send_document(document: Document, user=None, *, email=False) -> Document:
             )
         if isinstance(locked, CreditNote):
             _check_credit(locked, totals_of(lines)[2])
-        locked.send(lines=lines, user=user)
+        locked.send(lines=lines, numbering=numbering, user=user, commit=owns_transaction)
+        # Nothing below may fail: with ``owns_transaction`` the send has already committed.
         locked._update_initial_state()  # the row is written: it is 'sent' in the database
         if email:
             transaction.on_commit(lambda: emails.deliver(locked, user=user))
     return locked
 
 
-def _lock_with_lines(model, pk):
+def _lock_for_send(model, pk):
     """
-    The document ``pk`` (with its company) locked for update, and its lines as read under
-    that lock.
+    The document ``pk`` (with its company) locked for update, its lines as read under that
+    lock, and its company's numbering settings under a share lock (settings are only ever
+    changed under an update lock, so they cannot change before this transaction ends).
 
-    On PostgreSQL the two statements travel in one pipeline: one round trip instead of two
-    (with the transaction's BEGIN, three), while each statement still takes its own snapshot
-    on the server, so the lines are read after the lock is held. A send does little else,
-    so round trips are most of its time.
+    On PostgreSQL the three statements travel in one pipeline: one round trip instead of
+    three (with the transaction's BEGIN, four), while each statement still takes its own
+    snapshot on the server, so the lines are read after the lock is held. A send does little
+    else, so round trips are most of its time.
     """
     if pk is None:
         raise model.DoesNotExist(f"An unsaved {model._meta.verbose_name} cannot be sent.")
-    document_sql, lines_sql = _lock_with_lines_sql(model, connection.vendor)
+    statements = _lock_for_send_sql(model, connection.vendor)
     connection.ensure_connection()
     pipeline = (connection.connection.pipeline() if connection.vendor == "postgresql"
                 else nullcontext())
-    with connection.cursor() as head, connection.cursor() as body:
+    with (connection.cursor() as head, connection.cursor() as body,
+          connection.cursor() as settings):
         with connection.wrap_database_errors, pipeline:
-            head.execute(document_sql, [pk])
-            body.execute(lines_sql, [pk])
-        row, line_rows = head.fetchone(), body.fetchall()
+            for cursor, sql in zip((head, body, settings), statements, strict=True):
+                cursor.execute(sql, [pk])
+        row, line_rows, numbering_row = head.fetchone(), body.fetchall(), settings.fetchone()
     if row is None:
         raise model.DoesNotExist(f"No {model._meta.verbose_name} with id {pk}.")
     width = len(model._meta.concrete_fields)
@@ -115,7 +123,12 @@ def _lock_with_lines(model, pk):
     line_model = model.lines.field.model
     lines = [line_model.from_db(connection.alias, _attnames(line_model), line_row)
              for line_row in line_rows]
-    return document, lines
+    numbering = (
+        NumberingSettings.from_db(connection.alias, _attnames(NumberingSettings), numbering_row)
+        if numbering_row is not None
+        else NumberingSettings.for_company(document.company_id)  # a company's first send
+    )
+    return document, lines, numbering
 
 
 @cache
@@ -124,9 +137,9 @@ def _attnames(model):
 
 
 @cache
-def _lock_with_lines_sql(model, vendor):
+def _lock_for_send_sql(model, vendor):
     """
-    The two statements of ``_lock_with_lines``, written once per document model (and per
+    The three statements of ``_lock_for_send``, written once per document model (and per
     database vendor: SQLite has no row locks, its IMMEDIATE transaction locks the database).
     """
     quote = connection.ops.quote_name
@@ -134,21 +147,28 @@ def _lock_with_lines_sql(model, vendor):
     def columns(meta, alias):
         return ", ".join(f"{alias}.{quote(f.column)}" for f in meta.concrete_fields)
 
-    meta, company = model._meta, Company._meta
+    meta, company, numbering = model._meta, Company._meta, NumberingSettings._meta
+    company_column = quote(meta.get_field("company").column)
     lines_field = model.lines.field
-    lock = " FOR UPDATE OF d" if connection.features.has_select_for_update_of else ""
+    row_locks = connection.features.has_select_for_update_of
     document_sql = (
         f"SELECT {columns(meta, 'd')}, {columns(company, 'c')} "
         f"FROM {quote(meta.db_table)} d JOIN {quote(company.db_table)} c "
-        f"ON c.{quote(company.pk.column)} = d.{quote(meta.get_field('company').column)} "
-        f"WHERE d.{quote(meta.pk.column)} = %s{lock}"
+        f"ON c.{quote(company.pk.column)} = d.{company_column} "
+        f"WHERE d.{quote(meta.pk.column)} = %s{' FOR UPDATE OF d' if row_locks else ''}"
     )
     lines_sql = (
         f"SELECT {columns(lines_field.model._meta, 'l')} "
         f"FROM {quote(lines_field.model._meta.db_table)} l "
         f"WHERE l.{quote(lines_field.column)} = %s ORDER BY l.position, l.id"
     )
-    return document_sql, lines_sql
+    numbering_sql = (
+        f"SELECT {columns(numbering, 'n')} FROM {quote(numbering.db_table)} n "
+        f"WHERE n.{quote(numbering.get_field('company').column)} = "
+        f"(SELECT {company_column} FROM {quote(meta.db_table)} "
+        f"WHERE {quote(meta.pk.column)} = %s){' FOR KEY SHARE' if row_locks else ''}"
+    )
+    return document_sql, lines_sql, numbering_sql
 
 
 def retry_email(document: Document, user=None):

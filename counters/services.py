@@ -30,6 +30,13 @@ class TransactionRequired(RuntimeError):
     """The allocator was called outside ``transaction.atomic()``: its number could leak."""
 
 
+class NumberingChanged(RuntimeError):
+    """
+    The numbering settings changed between being read and the allocation, and the
+    transaction had already been told to commit with the allocation: nothing was issued.
+    """
+
+
 @dataclass(frozen=True)
 class DocumentWrite:
     """
@@ -56,27 +63,44 @@ def _settings(company_id, *, fresh=False) -> NumberingSettings:
 
 
 def allocate_number(*, company_id, kind, document_id, issue_date, total, currency, user=None,
-                    document: DocumentWrite | None = None) -> IssuedNumber:
+                    document: DocumentWrite | None = None,
+                    numbering: NumberingSettings | None = None,
+                    commit=False) -> IssuedNumber:
     """
     Give the document ``(kind, document_id)`` the next number of its series, record it in
     the ledger chained to the entry before it, and (with ``document``) write the document.
 
     Must run inside the transaction that issues the document: the sequence row stays locked
     until it commits, and a rollback returns the number.
+
+    ``numbering`` is the company's settings as the caller read them in this transaction;
+    without it the allocator uses its per-process copy. Either way the allocating statement
+    checks their version, so stale settings never number anything.
+
+    ``commit`` (PostgreSQL; ignored on SQLite): the allocation is the last statement of the
+    transaction, and COMMIT travels with it in the same round trip. The counter row is then
+    locked only while the server writes and commits, never while a reply crosses the network
+    or waits for this process to be scheduled. Only the owner of the outermost atomic block
+    may ask for it, and nothing that can fail may follow: when this returns, the transaction
+    is committed. If the statement fails, the COMMIT is not run and the caller rolls back
+    as usual.
     """
     if not connection.in_atomic_block:
         raise TransactionRequired(
             "allocate_number() must run inside transaction.atomic(), in the transaction "
             "that issues the document."
         )
+    if commit and len(connection.atomic_blocks) != 1:
+        raise TransactionRequired(
+            "allocate_number(commit=True) must run in the outermost atomic block: an inner "
+            "block cannot commit its caller's transaction."
+        )
     request = dict(company_id=company_id, kind=str(kind), document_id=document_id,
                    issue_date=issue_date, total=total, currency=currency,
                    user_id=user.pk if user is not None and user.is_authenticated else None)
     if connection.vendor == "postgresql":
-        entry = _allocate_in_one_statement(request, document)
-    else:
-        entry = _allocate_step_by_step(request, document)
-    return entry
+        return _allocate_in_one_statement(request, document, numbering, commit)
+    return _allocate_step_by_step(request, document, numbering)
 
 
 def _entry(request, series, period, value, number, previous_hash, entry_hash, pk=None):
@@ -92,10 +116,10 @@ def _entry(request, series, period, value, number, previous_hash, entry_hash, pk
     return entry
 
 
-def _allocate_step_by_step(request, document):
+def _allocate_step_by_step(request, document, numbering):
     """SQLite: the IMMEDIATE transaction already holds the database's only write lock."""
     company_id = request["company_id"]
-    numbering = _settings(company_id, fresh=True)
+    numbering = numbering or _settings(company_id, fresh=True)
     series = numbering.series_for(request["kind"])
     period = patterns.period_key(numbering.reset_period, request["issue_date"])
     table = Sequence._meta.db_table
@@ -127,24 +151,31 @@ def _allocate_step_by_step(request, document):
     return entry
 
 
-def _allocate_in_one_statement(request, document):
+def _allocate_in_one_statement(request, document, numbering, commit):
     """
     PostgreSQL: one statement checks the settings' version under a share lock, increments
     the sequence (computing the number and the chained hash in the same row update), writes
-    the ledger entry and the document. A stale cached version returns nothing: read the
-    settings again and retry.
+    the ledger entry and the document. A stale version returns nothing: read the settings
+    again and retry, unless the transaction has already committed with the statement.
     """
-    for fresh in (False, True, True):
-        numbering = _settings(request["company_id"], fresh=fresh)
-        row = _run_allocation(numbering, request, document)
+    company_id = request["company_id"]
+    numbering = numbering or _settings(company_id)
+    for _attempt in range(3):
+        row = _run_allocation(numbering, request, document, commit)
         if row is not None:
             pk, value, number, previous_hash, entry_hash, series, period = row
             return _entry(request, series, period, value, number, previous_hash, entry_hash,
                           pk)
-    raise RuntimeError("The numbering settings kept changing during the allocation.")
+        _settings_cache.pop(company_id, None)
+        if commit:
+            raise NumberingChanged(_(
+                "The numbering settings changed while the document was being issued; "
+                "nothing was issued. Please send it again."))
+        numbering = _settings(company_id, fresh=True)
+    raise NumberingChanged("The numbering settings kept changing during the allocation.")
 
 
-def _run_allocation(numbering, request, document):
+def _run_allocation(numbering, request, document, commit):
     kind, issue_date = request["kind"], request["issue_date"]
     series = numbering.series_for(kind)
     period = patterns.period_key(numbering.reset_period, issue_date)
@@ -162,8 +193,15 @@ def _run_allocation(numbering, request, document):
         columns = tuple(document.values)
         params.update({f"doc_{column}": value for column, value in document.values.items()},
                       doc_pk=document.pk)
+    sql = _allocation_sql(document and document.table, columns)
     with connection.cursor() as cursor:
-        cursor.execute(_allocation_sql(document and document.table, columns), params)
+        if commit:
+            raw = connection.connection
+            with connection.wrap_database_errors, raw.pipeline():
+                cursor.execute(sql, params)
+                raw.commit()  # queued behind the statement: skipped by the server if it fails
+        else:
+            cursor.execute(sql, params)
         row = cursor.fetchone()
     return None if row is None else (*row, series, period)
 

@@ -15,10 +15,10 @@ import psycopg
 import pytest
 from django.db import DatabaseError, connection, connections
 
+from billing import services as billing_services
 from billing.loopback import database_url, gunicorn
 from billing.models import Invoice
 from billing.services import send_document
-from counters import services as counter_services
 from counters.audit import AuditScope, run_audit
 from counters.models import IssuedNumber
 
@@ -36,6 +36,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "billing.settings")
 django.setup()
 from django.db import transaction
 from billing.loopback import database_url, gunicorn
+from billing import services as billing_services
 from billing.models import Invoice
 from billing.services import send_document
 
@@ -86,21 +87,21 @@ def test_a_worker_killed_while_holding_the_counter_loses_nothing():
 def test_connections_terminated_mid_send_leave_nothing_half_issued(monkeypatch):
     client = ClientFactory()
     drafts = [InvoiceFactory(client=client) for _ in range(24)]
-    allocate = counter_services._run_allocation
+    lock = billing_services._lock_for_send
     calls = {"n": 0}
 
-    def allocate_then_lose_the_connection(*args, **kwargs):
-        row = allocate(*args, **kwargs)
+    def lock_then_lose_the_connection(*args, **kwargs):
+        locked = lock(*args, **kwargs)
         calls["n"] += 1
-        if calls["n"] % 4 == 0:  # every fourth allocation: the server drops us before commit
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                pid = cursor.fetchone()[0]
+        # Every fourth send: the server drops us while the document is locked, before the
+        # allocation (which commits in its own round trip, leaving no later window).
+        if calls["n"] % 4 == 0:
             with admin_connection() as admin:
-                admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-        return row
+                admin.execute("SELECT pg_terminate_backend(%s)",
+                              [connection.connection.info.backend_pid])
+        return locked
 
-    monkeypatch.setattr(counter_services, "_run_allocation", allocate_then_lose_the_connection)
+    monkeypatch.setattr(billing_services, "_lock_for_send", lock_then_lose_the_connection)
     outcomes = {}
 
     def stream():

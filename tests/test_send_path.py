@@ -1,16 +1,28 @@
 """
 What one send costs the database, on PostgreSQL: the statements it needs and no others, in
-as few round trips as they allow, prepared once per connection. Throughput itself is
-measured by ``manage.py bench_numbering``, not here.
+as few round trips as they allow, prepared once per connection, with COMMIT travelling with
+the allocation when the send owns its transaction, and nothing committed when it fails.
+Throughput itself is measured by ``manage.py bench_numbering``, not here.
 """
 
+from unittest.mock import patch
+
+import psycopg
 import pytest
-from django.db import OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from billing import models as billing_models
+from billing.loopback import database_url
 from billing.models import DRAFT, Invoice
 from billing.services import send_document
-from counters.models import IssuedNumber
+from counters.models import IssuedNumber, NumberingSettings, Sequence
+from counters.services import (
+    NumberingChanged,
+    TransactionRequired,
+    allocate_number,
+    save_numbering_settings,
+)
 
 from .factories import ClientFactory, InvoiceFactory
 from .locking import held_in_another_transaction, lock_timeout
@@ -18,39 +30,120 @@ from .locking import held_in_another_transaction, lock_timeout
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 
-def test_a_send_runs_three_statements_lock_lines_and_allocation():
-    client = ClientFactory()
-    send_document(InvoiceFactory(client=client))  # the numbering settings are now cached
-    draft = InvoiceFactory(client=client)
+def test_a_send_runs_four_statements_lock_lines_settings_and_allocation():
+    draft = InvoiceFactory()
+    send_document(InvoiceFactory(client=draft.client))  # a company's first send stores its settings
     with CaptureQueriesContext(connection) as context:
         issued = send_document(draft)
     # The test's own transaction makes send_document's atomic block a savepoint: not counted.
     statements = [query["sql"] for query in context.captured_queries
                   if "SAVEPOINT" not in query["sql"]]
-    assert len(statements) == 3, statements
+    assert len(statements) == 4, statements
     assert "FOR UPDATE OF d" in statements[0]
     assert "document_id" in statements[1] and "ORDER BY" in statements[1]
-    assert statements[2].lstrip().startswith("WITH layout AS")
+    assert "numberingsettings" in statements[2] and "FOR KEY SHARE" in statements[2]
+    assert statements[3].lstrip().startswith("WITH layout AS")
     assert issued.number.endswith("-0002")
 
 
-def test_the_lock_and_the_lines_share_one_round_trip():
+def pipelines_of(raw):
+    """Record each psycopg pipeline opened on ``raw``, and the commits sent inside one."""
+    recorded = []
+    cls = type(raw)
+    original_pipeline, original_commit = cls.pipeline, cls.commit
+
+    def pipeline(self, *args, **kwargs):
+        recorded.append([])
+        return original_pipeline(self, *args, **kwargs)
+
+    def commit(self):
+        if self._pipeline is not None:
+            recorded[-1].append("COMMIT")
+        return original_commit(self)
+
+    return recorded, patch.multiple(cls, pipeline=pipeline, commit=commit)
+
+
+def test_the_lock_lines_and_settings_share_one_round_trip():
     draft = InvoiceFactory()
-    pipelines = []
-    raw = connection.connection
-    original = type(raw).pipeline
-
-    def counting_pipeline(self, *args, **kwargs):
-        pipelines.append(self)
-        return original(self, *args, **kwargs)
-
-    type(raw).pipeline = counting_pipeline
-    try:
+    connection.ensure_connection()
+    recorded, patched = pipelines_of(connection.connection)
+    with patched:
         send_document(draft)
-    finally:
-        type(raw).pipeline = original
-    assert pipelines == [raw]
+    assert recorded == [[]]  # inside the test's transaction: no commit with the allocation
     assert IssuedNumber.objects.get().document_id == draft.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_that_owns_its_transaction_commits_in_the_allocations_round_trip(monkeypatch):
+    first = InvoiceFactory()
+    second = InvoiceFactory(client=first.client)
+    seen_by_others = []
+
+    def allocate_then_look_from_another_connection(**kwargs):
+        entry = allocate_number(**kwargs)
+        with psycopg.connect(database_url(), autocommit=True) as other:
+            seen_by_others.append(other.execute(
+                "SELECT number FROM counters_issuednumber WHERE id = %s", [entry.pk]
+            ).fetchone())
+        return entry
+
+    monkeypatch.setattr(billing_models, "allocate_number",
+                        allocate_then_look_from_another_connection)
+    connection.ensure_connection()
+    recorded, patched = pipelines_of(connection.connection)
+    with patched:
+        number = send_document(first).number
+    # Two round trips: lock + lines + settings, then allocation + COMMIT.
+    assert recorded == [[], ["COMMIT"]]
+    assert seen_by_others == [(number,)]  # committed before send_document's block ended
+
+    with transaction.atomic():  # the caller owns the transaction: it commits, not the send
+        send_document(second)
+    assert seen_by_others[1] is None
+    assert Invoice.objects.get(pk=second.pk).number.endswith("-0002")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_allocation_that_fails_with_its_commit_in_flight_commits_nothing():
+    draft = InvoiceFactory()
+    later = InvoiceFactory(client=draft.client)
+    send_document(InvoiceFactory(client=draft.client))
+    # A ledger entry already claims the draft: the allocating statement will break the
+    # one-entry-per-document constraint after it has incremented the counter.
+    IssuedNumber.objects.create(
+        company=draft.company, series="imported", period="", value=1, number="OLD-1",
+        kind="invoice", document_id=draft.pk, issue_date=draft.created_at.date(),
+        total=0, currency="EUR", previous_hash="", entry_hash="0" * 64)
+    with pytest.raises(IntegrityError, match="counters_document_once"):
+        send_document(draft)
+    assert Invoice.objects.get(pk=draft.pk).state == DRAFT
+    assert Sequence.objects.get(company=draft.company).last == 1  # the increment rolled back
+    assert not connection.in_atomic_block
+    assert send_document(later).number.endswith("-0002")  # same connection, no gap
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stale_numbering_settings_number_nothing():
+    draft = InvoiceFactory()
+    stale = NumberingSettings.for_company(draft.company_id)
+    configure_numbering(draft.company, invoice_pattern="NEW-{YYYY}-{counter}")
+    today = draft.created_at.date()
+    allocation = dict(company_id=draft.company_id, kind="invoice", document_id=draft.pk,
+                      issue_date=today, total=0, currency="EUR")
+    with pytest.raises(NumberingChanged), transaction.atomic():
+        allocate_number(**allocation, numbering=stale, commit=True)
+    assert not IssuedNumber.objects.exists() and not Sequence.objects.exists()
+    with transaction.atomic():  # without the commit, the allocator reads them again
+        assert allocate_number(**allocation, numbering=stale).number == f"NEW-{today.year}-0001"
+
+
+def test_only_the_outermost_block_may_commit_with_the_allocation():
+    draft = InvoiceFactory()
+    with pytest.raises(TransactionRequired, match="outermost"), transaction.atomic():
+        allocate_number(company_id=draft.company_id, kind="invoice", document_id=draft.pk,
+                        issue_date=draft.created_at.date(), total=0, currency="EUR",
+                        commit=True)
 
 
 def test_repeated_statements_are_prepared_on_the_server():
@@ -78,3 +171,10 @@ def test_a_lock_timeout_in_the_pipeline_is_a_django_error_and_the_connection_rec
         send_document(draft)
     assert Invoice.objects.get(pk=draft.pk).state == DRAFT
     assert send_document(draft).number.endswith("-0001")  # same connection, working again
+
+
+def configure_numbering(company, **changes):
+    numbering = NumberingSettings.for_company(company.pk)
+    for name, value in changes.items():
+        setattr(numbering, name, value)
+    return save_numbering_settings(numbering)
