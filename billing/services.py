@@ -94,40 +94,42 @@ def send_document(document: Document, user=None, *, email=False) -> Document:
 
 def _lock_for_send(model, pk):
     """
-    The document ``pk`` (with its company) locked for update, its lines as read under that
-    lock, and its company's numbering settings under a share lock (settings are only ever
-    changed under an update lock, so they cannot change before this transaction ends).
+    The document ``pk`` locked for update, with its company and its company's numbering
+    settings (under a share lock: settings only change under an update lock, so they stay as
+    read until this transaction ends), and its lines as read under that lock.
 
-    On PostgreSQL the three statements travel in one pipeline: one round trip instead of
-    three (with the transaction's BEGIN, four), while each statement still takes its own
+    On PostgreSQL the two statements travel in one pipeline: one round trip instead of two
+    (with the transaction's BEGIN, three), while each statement still takes its own
     snapshot on the server, so the lines are read after the lock is held. A send does little
     else, so round trips are most of its time.
     """
     if pk is None:
         raise model.DoesNotExist(f"An unsaved {model._meta.verbose_name} cannot be sent.")
-    statements = _lock_for_send_sql(model, connection.vendor)
+    document_sql, lines_sql = _lock_for_send_sql(model, connection.vendor)
     connection.ensure_connection()
     pipeline = (connection.connection.pipeline() if connection.vendor == "postgresql"
                 else nullcontext())
-    with (connection.cursor() as head, connection.cursor() as body,
-          connection.cursor() as settings):
+    with connection.cursor() as head, connection.cursor() as body:
         with connection.wrap_database_errors, pipeline:
-            for cursor, sql in zip((head, body, settings), statements, strict=True):
-                cursor.execute(sql, [pk])
-        row, line_rows, numbering_row = head.fetchone(), body.fetchall(), settings.fetchone()
+            head.execute(document_sql, [pk])
+            body.execute(lines_sql, [pk])
+        row, line_rows = head.fetchone(), body.fetchall()
     if row is None:
-        raise model.DoesNotExist(f"No {model._meta.verbose_name} with id {pk}.")
-    width = len(model._meta.concrete_fields)
-    document = model.from_db(connection.alias, _attnames(model), row[:width])
-    document.company = Company.from_db(connection.alias, _attnames(Company), row[width:])
+        company_id = model.objects.filter(pk=pk).values_list("company_id", flat=True).first()
+        if company_id is None:
+            raise model.DoesNotExist(f"No {model._meta.verbose_name} with id {pk}.")
+        NumberingSettings.for_company(company_id)  # a company's first send stores them
+        return _lock_for_send(model, pk)
+    document_end = len(model._meta.concrete_fields)
+    company_end = document_end + len(Company._meta.concrete_fields)
+    document = model.from_db(connection.alias, _attnames(model), row[:document_end])
+    document.company = Company.from_db(
+        connection.alias, _attnames(Company), row[document_end:company_end])
+    numbering = NumberingSettings.from_db(
+        connection.alias, _attnames(NumberingSettings), row[company_end:])
     line_model = model.lines.field.model
     lines = [line_model.from_db(connection.alias, _attnames(line_model), line_row)
              for line_row in line_rows]
-    numbering = (
-        NumberingSettings.from_db(connection.alias, _attnames(NumberingSettings), numbering_row)
-        if numbering_row is not None
-        else NumberingSettings.for_company(document.company_id)  # a company's first send
-    )
     return document, lines, numbering
 
 
@@ -139,7 +141,7 @@ def _attnames(model):
 @cache
 def _lock_for_send_sql(model, vendor):
     """
-    The three statements of ``_lock_for_send``, written once per document model (and per
+    The two statements of ``_lock_for_send``, written once per document model (and per
     database vendor: SQLite has no row locks, its IMMEDIATE transaction locks the database).
     """
     quote = connection.ops.quote_name
@@ -147,28 +149,26 @@ def _lock_for_send_sql(model, vendor):
     def columns(meta, alias):
         return ", ".join(f"{alias}.{quote(f.column)}" for f in meta.concrete_fields)
 
+    def join(meta, alias, column):
+        return (f"JOIN {quote(meta.db_table)} {alias} "
+                f"ON {alias}.{quote(column)} = d.{quote(model._meta.get_field('company').column)}")
+
     meta, company, numbering = model._meta, Company._meta, NumberingSettings._meta
-    company_column = quote(meta.get_field("company").column)
     lines_field = model.lines.field
-    row_locks = connection.features.has_select_for_update_of
+    locks = (" FOR UPDATE OF d FOR KEY SHARE OF n"
+             if connection.features.has_select_for_update_of else "")
     document_sql = (
-        f"SELECT {columns(meta, 'd')}, {columns(company, 'c')} "
-        f"FROM {quote(meta.db_table)} d JOIN {quote(company.db_table)} c "
-        f"ON c.{quote(company.pk.column)} = d.{company_column} "
-        f"WHERE d.{quote(meta.pk.column)} = %s{' FOR UPDATE OF d' if row_locks else ''}"
+        f"SELECT {columns(meta, 'd')}, {columns(company, 'c')}, {columns(numbering, 'n')} "
+        f"FROM {quote(meta.db_table)} d {join(company, 'c', company.pk.column)} "
+        f"{join(numbering, 'n', numbering.get_field('company').column)} "
+        f"WHERE d.{quote(meta.pk.column)} = %s{locks}"
     )
     lines_sql = (
         f"SELECT {columns(lines_field.model._meta, 'l')} "
         f"FROM {quote(lines_field.model._meta.db_table)} l "
         f"WHERE l.{quote(lines_field.column)} = %s ORDER BY l.position, l.id"
     )
-    numbering_sql = (
-        f"SELECT {columns(numbering, 'n')} FROM {quote(numbering.db_table)} n "
-        f"WHERE n.{quote(numbering.get_field('company').column)} = "
-        f"(SELECT {company_column} FROM {quote(meta.db_table)} "
-        f"WHERE {quote(meta.pk.column)} = %s){' FOR KEY SHARE' if row_locks else ''}"
-    )
-    return document_sql, lines_sql, numbering_sql
+    return document_sql, lines_sql
 
 
 def retry_email(document: Document, user=None):

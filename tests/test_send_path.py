@@ -30,7 +30,7 @@ from .locking import held_in_another_transaction, lock_timeout
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 
-def test_a_send_runs_four_statements_lock_lines_settings_and_allocation():
+def test_a_send_runs_three_statements_lock_lines_and_allocation():
     draft = InvoiceFactory()
     send_document(InvoiceFactory(client=draft.client))  # a company's first send stores its settings
     with CaptureQueriesContext(connection) as context:
@@ -38,11 +38,10 @@ def test_a_send_runs_four_statements_lock_lines_settings_and_allocation():
     # The test's own transaction makes send_document's atomic block a savepoint: not counted.
     statements = [query["sql"] for query in context.captured_queries
                   if "SAVEPOINT" not in query["sql"]]
-    assert len(statements) == 4, statements
-    assert "FOR UPDATE OF d" in statements[0]
+    assert len(statements) == 3, statements
+    assert "FOR UPDATE OF d FOR KEY SHARE OF n" in statements[0]  # the settings: n
     assert "document_id" in statements[1] and "ORDER BY" in statements[1]
-    assert "numberingsettings" in statements[2] and "FOR KEY SHARE" in statements[2]
-    assert statements[3].lstrip().startswith("WITH layout AS")
+    assert statements[2].lstrip().startswith("WITH layout AS")
     assert issued.number.endswith("-0002")
 
 
@@ -64,8 +63,9 @@ def pipelines_of(raw):
     return recorded, patch.multiple(cls, pipeline=pipeline, commit=commit)
 
 
-def test_the_lock_lines_and_settings_share_one_round_trip():
+def test_the_lock_and_the_lines_share_one_round_trip():
     draft = InvoiceFactory()
+    NumberingSettings.for_company(draft.company_id)  # stored before a company's first send
     connection.ensure_connection()
     recorded, patched = pipelines_of(connection.connection)
     with patched:
@@ -78,6 +78,7 @@ def test_the_lock_lines_and_settings_share_one_round_trip():
 def test_a_send_that_owns_its_transaction_commits_in_the_allocations_round_trip(monkeypatch):
     first = InvoiceFactory()
     second = InvoiceFactory(client=first.client)
+    NumberingSettings.for_company(first.company_id)
     seen_by_others = []
 
     def allocate_then_look_from_another_connection(**kwargs):
@@ -94,7 +95,7 @@ def test_a_send_that_owns_its_transaction_commits_in_the_allocations_round_trip(
     recorded, patched = pipelines_of(connection.connection)
     with patched:
         number = send_document(first).number
-    # Two round trips: lock + lines + settings, then allocation + COMMIT.
+    # Two round trips: lock (with the settings) + lines, then allocation + COMMIT.
     assert recorded == [[], ["COMMIT"]]
     assert seen_by_others == [(number,)]  # committed before send_document's block ended
 
