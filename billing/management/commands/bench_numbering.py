@@ -15,6 +15,7 @@ Afterwards every series it wrote must be whole (1..N, no duplicate), which it ch
 
 import io
 import multiprocessing
+import os
 import time
 from datetime import date
 from decimal import Decimal
@@ -37,19 +38,38 @@ WORKERS = (1, 4, 8, 16)
 TODAY = date.today()
 
 
-def _run(workers, work, per_worker):
-    """Run ``work(worker_index, n)`` in ``workers`` processes; return operations per second."""
+def _server_cpu_seconds():
+    """CPU time of this process's Django connection's server process, if it runs here."""
+    if connection.connection is None:
+        return None
+    try:
+        with open(f"/proc/{connection.connection.info.backend_pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:  # the server is on another machine
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _run(workers, work, per_worker, cpu=None):
+    """
+    Run ``work(worker_index, n)`` in ``workers`` processes; return operations per second.
+    With a ``cpu`` list, append the CPU seconds per operation of the workers themselves and
+    of their database server processes (where the server runs on this machine).
+    """
     context = multiprocessing.get_context("fork")
     connections.close_all()  # children open their own
     barrier = context.Barrier(workers + 1)
-    failures = context.Queue()
+    failures, spent = context.Queue(), context.Queue()
 
     def child(index):
         try:
             connections.close_all()
             work(index, 0, warm=True)  # connect and prepare before the clock starts
             barrier.wait()
+            own, server = time.process_time(), _server_cpu_seconds()
             work(index, per_worker)
+            server = None if server is None else _server_cpu_seconds() - server
+            spent.put((time.process_time() - own, server))
         except BaseException as error:  # noqa: BLE001 - reported by the parent
             failures.put(f"worker {index}: {error!r}")
             raise
@@ -66,6 +86,11 @@ def _run(workers, work, per_worker):
     elapsed = time.perf_counter() - started
     if not failures.empty() or any(p.exitcode for p in processes):
         raise CommandError(failures.get() if not failures.empty() else "a worker failed")
+    if cpu is not None:
+        totals = [spent.get(timeout=10) for _ in processes]
+        servers = [server for _own, server in totals]
+        cpu.append((sum(own for own, _server in totals) / (workers * per_worker),
+                    None if None in servers else sum(servers) / (workers * per_worker)))
     return workers * per_worker / elapsed
 
 
@@ -91,6 +116,8 @@ class Command(BaseCommand):
         single = table[counts[0]]["send"]
         self.stdout.write(f"{'send_drafts batch, 1 process':28}{batch:>12,.0f}   "
                           f"= {batch / single:.2f} x folio send with {counts[0]} worker(s)")
+        if getattr(self, "cpu", None):
+            self.print_cpu()
 
     # --- Measurements ---------------------------------------------------------------------
 
@@ -99,10 +126,13 @@ class Command(BaseCommand):
         for workers in counts:
             per = max(1, ops // workers)
             row = table.setdefault(workers, {})
+            cpu = [] if workers == 1 else None
             row["ceiling"] = _run(workers, self.ceiling_work(), per)
-            row["peer"] = _run(workers, self.peer_work(workers), per)
+            row["peer"] = _run(workers, self.peer_work(workers), per, cpu)
             row["allocate"] = _run(workers, self.allocate_work(workers), per)
-            row["send"] = _run(workers, self.send_work(workers, per, companies=1), per)
+            row["send"] = _run(workers, self.send_work(workers, per, companies=1), per, cpu)
+            if cpu:
+                self.cpu = dict(zip(("peer", "send"), cpu, strict=True))
             row["send16"] = _run(workers, self.send_work(workers, per, companies=16), per)
             if batch is None:  # beside the send it is compared with, on the same tables
                 batch = self.measure_batch(ops)
@@ -224,6 +254,16 @@ class Command(BaseCommand):
         purge_companies(c.pk for c in self.companies)
         with psycopg.connect(database_url(), autocommit=True) as conn:
             conn.execute("DROP TABLE IF EXISTS bench_ceiling")
+
+    def print_cpu(self):
+        out = self.stdout
+        out.write("\nCPU per operation with 1 worker, ms (what bounds a CPU-bound run)")
+        out.write(f"{'':28}{'worker':>12}{'server':>12}{'both':>12}")
+        for key, label in (("peer", "peer (django-sequences)"), ("send", "folio send")):
+            own, server = self.cpu[key]
+            figures = [own * 1000] + ([] if server is None else [server * 1000,
+                                                                  (own + server) * 1000])
+            out.write(f"{label:28}" + "".join(f"{figure:>12.3f}" for figure in figures))
 
     def print_table(self, table, counts):
         names = [("ceiling", "ceiling (raw UPDATE)"), ("peer", "peer (django-sequences)"),
