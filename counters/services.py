@@ -197,9 +197,11 @@ def _run_allocation(numbering, request, document, commit):
     with connection.cursor() as cursor:
         if commit:
             raw = connection.connection
-            with connection.wrap_database_errors, raw.pipeline():
+            # COMMIT as a plain statement behind the allocation: the server skips it if the
+            # allocation fails. (psycopg's commit() would add a second Sync to the pipeline.)
+            with connection.wrap_database_errors, raw.cursor() as end, raw.pipeline():
                 cursor.execute(sql, params)
-                raw.commit()  # queued behind the statement: skipped by the server if it fails
+                end.execute(b"COMMIT", prepare=False)
         else:
             cursor.execute(sql, params)
         row = cursor.fetchone()

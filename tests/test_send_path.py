@@ -46,31 +46,35 @@ def test_a_send_runs_three_statements_lock_lines_and_allocation():
 
 
 def pipelines_of(raw):
-    """Record each psycopg pipeline opened on ``raw``, and the commits sent inside one."""
+    """Record each psycopg pipeline opened on ``raw``, with the statements sent in it."""
     recorded = []
-    cls = type(raw)
-    original_pipeline, original_commit = cls.pipeline, cls.commit
+    connection_class, cursor_class = type(raw), type(raw.cursor())
+    original_pipeline, original_execute = connection_class.pipeline, cursor_class.execute
 
     def pipeline(self, *args, **kwargs):
         recorded.append([])
         return original_pipeline(self, *args, **kwargs)
 
-    def commit(self):
-        if self._pipeline is not None:
-            recorded[-1].append("COMMIT")
-        return original_commit(self)
+    def execute(self, query, *args, **kwargs):
+        if self.connection._pipeline is not None:
+            text = query.decode() if isinstance(query, bytes) else str(query)
+            recorded[-1].append(" ".join(text.split()[:2]))
+        return original_execute(self, query, *args, **kwargs)
 
-    return recorded, patch.multiple(cls, pipeline=pipeline, commit=commit)
+    patched = (patch.object(connection_class, "pipeline", pipeline),
+               patch.object(cursor_class, "execute", execute))
+    return recorded, patched
 
 
 def test_the_lock_and_the_lines_share_one_round_trip():
     draft = InvoiceFactory()
     NumberingSettings.for_company(draft.company_id)  # stored before a company's first send
     connection.ensure_connection()
-    recorded, patched = pipelines_of(connection.connection)
-    with patched:
+    recorded, (pipelines, statements) = pipelines_of(connection.connection)
+    with pipelines, statements:
         send_document(draft)
-    assert recorded == [[]]  # inside the test's transaction: no commit with the allocation
+    # Inside the test's transaction the allocation runs alone, after the pipeline.
+    assert recorded == [["SELECT d.\"id\",", "SELECT l.\"id\","]]
     assert IssuedNumber.objects.get().document_id == draft.pk
 
 
@@ -92,11 +96,11 @@ def test_a_send_that_owns_its_transaction_commits_in_the_allocations_round_trip(
     monkeypatch.setattr(billing_models, "allocate_number",
                         allocate_then_look_from_another_connection)
     connection.ensure_connection()
-    recorded, patched = pipelines_of(connection.connection)
-    with patched:
+    recorded, (pipelines, statements) = pipelines_of(connection.connection)
+    with pipelines, statements:
         number = send_document(first).number
     # Two round trips: lock (with the settings) + lines, then allocation + COMMIT.
-    assert recorded == [[], ["COMMIT"]]
+    assert recorded == [["SELECT d.\"id\",", "SELECT l.\"id\","], ["WITH layout", "COMMIT"]]
     assert seen_by_others == [(number,)]  # committed before send_document's block ended
 
     with transaction.atomic():  # the caller owns the transaction: it commits, not the send
