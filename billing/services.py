@@ -92,7 +92,7 @@ def send_document(document: Document, user=None, *, email=False) -> Document:
     return locked
 
 
-def _lock_for_send(model, pk):
+def _lock_for_send(model, pk, *, settings_stored=False):
     """
     The document ``pk`` locked for update, with its company and its company's numbering
     settings (under a share lock: settings only change under an update lock, so they stay as
@@ -116,10 +116,10 @@ def _lock_for_send(model, pk):
         row, line_rows = head.fetchone(), body.fetchall()
     if row is None:
         company_id = model.objects.filter(pk=pk).values_list("company_id", flat=True).first()
-        if company_id is None:
+        if company_id is None or settings_stored:
             raise model.DoesNotExist(f"No {model._meta.verbose_name} with id {pk}.")
         NumberingSettings.for_company(company_id)  # a company's first send stores them
-        return _lock_for_send(model, pk)
+        return _lock_for_send(model, pk, settings_stored=True)
     document_end = len(model._meta.concrete_fields)
     company_end = document_end + len(Company._meta.concrete_fields)
     document = model.from_db(connection.alias, _attnames(model), row[:document_end])

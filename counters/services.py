@@ -30,10 +30,10 @@ class TransactionRequired(RuntimeError):
     """The allocator was called outside ``transaction.atomic()``: its number could leak."""
 
 
-class NumberingChanged(RuntimeError):
+class NumberingChanged(ValidationError):
     """
-    The numbering settings changed between being read and the allocation, and the
-    transaction had already been told to commit with the allocation: nothing was issued.
+    The numbering settings changed between being read and the allocation, which therefore
+    issued nothing (shown to the user like any other reason a send was refused).
     """
 
 
@@ -167,12 +167,14 @@ def _allocate_in_one_statement(request, document, numbering, commit):
             return _entry(request, series, period, value, number, previous_hash, entry_hash,
                           pk)
         _settings_cache.pop(company_id, None)
-        if commit:
-            raise NumberingChanged(_(
-                "The numbering settings changed while the document was being issued; "
-                "nothing was issued. Please send it again."))
+        if commit:  # the transaction has ended, with nothing written: the caller may retry
+            break
         numbering = _settings(company_id, fresh=True)
-    raise NumberingChanged("The numbering settings kept changing during the allocation.")
+    raise NumberingChanged(
+        _("The numbering settings changed while the document was being issued; nothing was "
+          "issued. Please send it again."),
+        code="numbering_changed",
+    )
 
 
 def _run_allocation(numbering, request, document, commit):
