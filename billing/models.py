@@ -263,7 +263,8 @@ class Document(ConcurrentTransitionMixin, models.Model):
         allocation writes the document row in the statement that takes the number
         (``counters.services.DocumentWrite``): there is nothing left to save. With
         ``commit``, that statement also commits the transaction (see ``allocate_number``), so
-        nothing after it may fail.
+        nothing after it may fail: that includes receivers of django-fsm's
+        ``post_transition`` signal, to which Folio connects none.
         """
         if not lines:
             raise ValidationError(_("Add at least one line before sending."), code="no_lines")
