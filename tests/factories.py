@@ -85,3 +85,14 @@ __all__ = [
     "ClientFactory", "CompanyFactory", "CreditNoteFactory", "CreditNoteLine", "InvoiceFactory",
     "InvoiceLine", "MembershipFactory", "UserFactory",
 ]
+
+
+def configure_numbering(company, **fields):
+    """Change ``company``'s numbering settings the way the settings page does."""
+    from counters.models import NumberingSettings
+    from counters.services import save_numbering_settings
+
+    numbering = NumberingSettings.for_company(company.pk)
+    for name, value in fields.items():
+        setattr(numbering, name, value)
+    return save_numbering_settings(numbering)

@@ -12,16 +12,15 @@ from django.db import IntegrityError, transaction
 
 from billing.models import CreditNote, Invoice
 from billing.services import NotADraft, send_document
-from counters.models import IssuedNumber, NumberingSettings, NumberJump, Sequence
+from counters.models import IssuedNumber, NumberJump, Sequence
 from counters.services import (
     TransactionRequired,
     allocate_number,
     preview_number,
-    save_numbering_settings,
     set_next_number,
 )
 
-from .factories import ClientFactory, CreditNoteFactory, InvoiceFactory
+from .factories import ClientFactory, CreditNoteFactory, InvoiceFactory, configure_numbering
 
 pytestmark = pytest.mark.django_db
 
@@ -32,16 +31,9 @@ def client_(issue_on):
     return ClientFactory()
 
 
-def configure(company, **fields):
-    numbering = NumberingSettings.for_company(company.pk)
-    for name, value in fields.items():
-        setattr(numbering, name, value)
-    return save_numbering_settings(numbering)
-
-
 def test_abandoned_credit_draft_burns_no_shared_number(client_):
     """The motivating bug: a deleted credit-note draft must not leave a hole."""
-    configure(client_.company, shared_counter=True)
+    configure_numbering(client_.company, shared_counter=True)
     abandoned = CreditNoteFactory(client=client_)
     assert abandoned.number == ""
     abandoned.delete()
@@ -83,13 +75,14 @@ def test_separate_counters_number_each_kind_from_one(client_):
 
 
 def test_pattern_tokens_and_padding(client_):
-    configure(client_.company, invoice_pattern="F{YY}{MM}/{counter}",
-              credit_note_pattern="A{YY}{MM}/{counter}", padding=6, reset_period="monthly")
+    configure_numbering(client_.company, invoice_pattern="F{YY}{MM}/{counter}",
+                        credit_note_pattern="A{YY}{MM}/{counter}", padding=6,
+                        reset_period="monthly")
     assert send_document(InvoiceFactory(client=client_)).number == "F2603/000001"
 
 
 def test_no_padding(client_):
-    configure(client_.company, padding=0)
+    configure_numbering(client_.company, padding=0)
     assert send_document(InvoiceFactory(client=client_)).number == "INV-2026-1"
 
 
@@ -102,8 +95,9 @@ def test_yearly_reset_restarts_at_one_across_the_year_boundary(client_, issue_on
 
 
 def test_monthly_reset(client_, issue_on):
-    configure(client_.company, invoice_pattern="INV-{YYYY}{MM}-{counter}",
-              credit_note_pattern="CN-{YYYY}{MM}-{counter}", reset_period="monthly", padding=3)
+    configure_numbering(client_.company, invoice_pattern="INV-{YYYY}{MM}-{counter}",
+                        credit_note_pattern="CN-{YYYY}{MM}-{counter}", reset_period="monthly",
+                        padding=3)
     issue_on(date(2026, 1, 31))
     assert send_document(InvoiceFactory(client=client_)).number == "INV-202601-001"
     issue_on(date(2026, 2, 1))
@@ -111,7 +105,7 @@ def test_monthly_reset(client_, issue_on):
 
 
 def test_never_reset_keeps_counting_across_years(client_, issue_on):
-    configure(client_.company, reset_period="never")
+    configure_numbering(client_.company, reset_period="never")
     issue_on(date(2026, 12, 31))
     send_document(InvoiceFactory(client=client_))
     issue_on(date(2027, 1, 1))
@@ -191,7 +185,7 @@ def test_switching_to_shared_continues_after_the_highest_value(client_):
         send_document(InvoiceFactory(client=client_))
     send_document(CreditNoteFactory(client=client_))
 
-    configure(company, shared_counter=True)
+    configure_numbering(company, shared_counter=True)
 
     assert send_document(CreditNoteFactory(client=client_)).number == "CN-2026-0004"
     assert send_document(InvoiceFactory(client=client_)).number == "INV-2026-0005"
@@ -201,10 +195,10 @@ def test_switching_to_shared_continues_after_the_highest_value(client_):
 
 
 def test_switching_back_to_separate_never_reissues_a_number(client_):
-    configure(client_.company, shared_counter=True)
+    configure_numbering(client_.company, shared_counter=True)
     for factory in (InvoiceFactory, CreditNoteFactory, InvoiceFactory):
         send_document(factory(client=client_))
-    configure(client_.company, shared_counter=False)
+    configure_numbering(client_.company, shared_counter=False)
     assert send_document(InvoiceFactory(client=client_)).number == "INV-2026-0004"
     assert send_document(CreditNoteFactory(client=client_)).number == "CN-2026-0004"
     numbers = list(IssuedNumber.objects.values_list("number", flat=True))
@@ -212,17 +206,17 @@ def test_switching_back_to_separate_never_reissues_a_number(client_):
 
 
 def test_changing_reset_period_midyear_keeps_numbers_unique(client_):
-    configure(client_.company, reset_period="never")
+    configure_numbering(client_.company, reset_period="never")
     send_document(InvoiceFactory(client=client_))
     send_document(InvoiceFactory(client=client_))
-    configure(client_.company, reset_period="yearly")
+    configure_numbering(client_.company, reset_period="yearly")
     assert send_document(InvoiceFactory(client=client_)).number == "INV-2026-0003"
 
 
 def test_settings_changes_are_recorded(client_):
     from counters.models import NumberingSettingsChange
 
-    configure(client_.company, padding=5)
+    configure_numbering(client_.company, padding=5)
     recorded = NumberingSettingsChange.objects.filter(company=client_.company).latest("id")
     assert recorded.old["padding"] == 4 and recorded.new["padding"] == 5
 
@@ -310,5 +304,5 @@ def test_the_ledger_hash_is_the_documented_chain(client_):
 
 def test_a_settings_change_reaches_allocators_that_cached_the_old_settings(client_):
     send_document(InvoiceFactory(client=client_))  # caches the settings where it can
-    configure(client_.company, invoice_pattern="FAC-{YYYY}-{counter}")
+    configure_numbering(client_.company, invoice_pattern="FAC-{YYYY}-{counter}")
     assert send_document(InvoiceFactory(client=client_)).number == "FAC-2026-0002"

@@ -5,6 +5,7 @@ the allocation when the send owns its transaction, and nothing committed when it
 Throughput itself is measured by ``manage.py bench_numbering``, not here.
 """
 
+from contextlib import contextmanager
 from unittest.mock import patch
 
 import psycopg
@@ -21,10 +22,9 @@ from counters.services import (
     NumberingChanged,
     TransactionRequired,
     allocate_number,
-    save_numbering_settings,
 )
 
-from .factories import ClientFactory, InvoiceFactory
+from .factories import ClientFactory, InvoiceFactory, configure_numbering
 from .locking import held_in_another_transaction, lock_timeout
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -45,11 +45,14 @@ def test_a_send_runs_three_statements_lock_lines_and_allocation():
     assert issued.number.endswith("-0002")
 
 
-def pipelines_of(raw):
-    """Record each psycopg pipeline opened on ``raw``, with the statements sent in it."""
-    recorded = []
-    connection_class, cursor_class = type(raw), type(raw.cursor())
-    original_pipeline, original_execute = connection_class.pipeline, cursor_class.execute
+@contextmanager
+def recorded_pipelines():
+    """Record each psycopg pipeline opened on the connection, with the statements sent in it."""
+    connection.ensure_connection()
+    raw, recorded = connection.connection, []
+    with raw.cursor() as probe:
+        cursor_class = type(probe)
+    original_pipeline, original_execute = type(raw).pipeline, cursor_class.execute
 
     def pipeline(self, *args, **kwargs):
         recorded.append([])
@@ -61,17 +64,15 @@ def pipelines_of(raw):
             recorded[-1].append(" ".join(text.split()[:2]))
         return original_execute(self, query, *args, **kwargs)
 
-    patched = (patch.object(connection_class, "pipeline", pipeline),
-               patch.object(cursor_class, "execute", execute))
-    return recorded, patched
+    with (patch.object(type(raw), "pipeline", pipeline),
+          patch.object(cursor_class, "execute", execute)):
+        yield recorded
 
 
 def test_the_lock_and_the_lines_share_one_round_trip():
     draft = InvoiceFactory()
     NumberingSettings.for_company(draft.company_id)  # stored before a company's first send
-    connection.ensure_connection()
-    recorded, (pipelines, statements) = pipelines_of(connection.connection)
-    with pipelines, statements:
+    with recorded_pipelines() as recorded:
         send_document(draft)
     # Inside the test's transaction the allocation runs alone, after the pipeline.
     assert recorded == [["SELECT d.\"id\",", "SELECT l.\"id\","]]
@@ -95,9 +96,7 @@ def test_a_send_that_owns_its_transaction_commits_in_the_allocations_round_trip(
 
     monkeypatch.setattr(billing_models, "allocate_number",
                         allocate_then_look_from_another_connection)
-    connection.ensure_connection()
-    recorded, (pipelines, statements) = pipelines_of(connection.connection)
-    with pipelines, statements:
+    with recorded_pipelines() as recorded:
         number = send_document(first).number
     # Two round trips: lock (with the settings) + lines, then allocation + COMMIT.
     assert recorded == [["SELECT d.\"id\",", "SELECT l.\"id\","], ["WITH layout", "COMMIT"]]
@@ -177,9 +176,3 @@ def test_a_lock_timeout_in_the_pipeline_is_a_django_error_and_the_connection_rec
     assert Invoice.objects.get(pk=draft.pk).state == DRAFT
     assert send_document(draft).number.endswith("-0001")  # same connection, working again
 
-
-def configure_numbering(company, **changes):
-    numbering = NumberingSettings.for_company(company.pk)
-    for name, value in changes.items():
-        setattr(numbering, name, value)
-    return save_numbering_settings(numbering)

@@ -106,7 +106,7 @@ class Command(BaseCommand):
         if connection.vendor != "postgresql":
             raise CommandError("bench_numbering measures PostgreSQL: set DATABASE_URL.")
         counts = [int(w) for w in workers.split(",")]
-        self.companies = []
+        self.companies, self.cpu = [], None
         try:
             table, batch = self.measure(counts, ops)
             self.check_whole()
@@ -116,7 +116,7 @@ class Command(BaseCommand):
         single = table[counts[0]]["send"]
         self.stdout.write(f"{'send_drafts batch, 1 process':28}{batch:>12,.0f}   "
                           f"= {batch / single:.2f} x folio send with {counts[0]} worker(s)")
-        if getattr(self, "cpu", None):
+        if self.cpu:
             self.print_cpu()
 
     # --- Measurements ---------------------------------------------------------------------
