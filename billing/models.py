@@ -118,6 +118,11 @@ class DocumentState(models.TextChoices):
 DRAFT = DocumentState.DRAFT
 
 
+def is_overdue(state, due_date, today):
+    """A sent document is overdue once its due date has passed (a paid one never is)."""
+    return state == DocumentState.SENT and due_date is not None and due_date < today
+
+
 class DocumentLocked(ValidationError):
     """An issued document was about to be changed or deleted."""
 

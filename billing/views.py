@@ -50,6 +50,7 @@ from .models import (
     totals_of,
 )
 from .pdf import document_pdf, pdf_filename
+from .tables import document_rows
 from .tenancy import SESSION_KEY, scoped
 
 log = logging.getLogger(__name__)
@@ -63,13 +64,13 @@ class Page:
     should not pay for a COUNT(*) on every page view. Knows whether a next page exists.
     """
 
-    def __init__(self, queryset, number, size=PAGE_SIZE):
+    def __init__(self, queryset, number, size=PAGE_SIZE, read=list):
         try:
             self.number = max(1, int(number or 1))
         except ValueError:
             self.number = 1
         start = (self.number - 1) * size
-        rows = list(queryset[start:start + size + 1])
+        rows = read(queryset[start:start + size + 1])  # read: how the page's slice is read
         self.object_list = rows[:size]
         self.has_next = len(rows) > size
         self.has_previous = self.number > 1
@@ -150,8 +151,8 @@ def dashboard(request):
     )
     return render(request, "billing/dashboard.html", {
         "by_currency": list(by_currency),
-        "recent_invoices": invoices.select_related("client")[:6],
-        "recent_credit_notes": scoped(request, CreditNote).select_related("client")[:6],
+        "recent_invoices": document_rows(invoices[:6], today),
+        "recent_credit_notes": document_rows(scoped(request, CreditNote)[:6], today),
         "today": today,
     })
 
@@ -216,15 +217,21 @@ def client_form(request, pk=None):
 @company_required
 def client_detail(request, pk):
     client = get_object_or_404(scoped(request, Client), pk=pk)
-    invoices = client.invoices.select_related("client")
-    credit_notes = client.creditnotes.select_related("client", "invoice")
+    invoices = client.invoices.all()
+    credit_notes = client.creditnotes.all()
+    today = timezone.localdate()
+    # The latest of each, not all: a client's whole history is a filter on the lists.
+    invoice_rows = document_rows(invoices[:PAGE_SIZE + 1], today)
+    credit_note_rows = document_rows(credit_notes[:PAGE_SIZE + 1], today)
     outstanding = invoices.filter(state=DocumentState.SENT).aggregate(s=Sum("total"))["s"] or 0
     credited = credit_notes.filter(
         invoice__state=DocumentState.SENT).exclude(state=DocumentState.DRAFT).aggregate(
         s=Sum("total"))["s"] or 0
     return render(request, "billing/client_detail.html", {
-        "client": client, "invoices": invoices, "credit_notes": credit_notes,
-        "balance": outstanding - credited, "today": timezone.localdate(),
+        "client": client, "balance": outstanding - credited,
+        "invoices": invoice_rows[:PAGE_SIZE], "more_invoices": len(invoice_rows) > PAGE_SIZE,
+        "credit_notes": credit_note_rows[:PAGE_SIZE],
+        "more_credit_notes": len(credit_note_rows) > PAGE_SIZE,
     })
 
 
@@ -234,7 +241,7 @@ def client_detail(request, pk):
 @company_required
 def document_list(request, kind):
     spec = KINDS[kind]
-    documents = scoped(request, spec.model).select_related("client")
+    documents = scoped(request, spec.model)
     filters = DocumentFilterForm(request.GET or None, company=request.company,
                                  states=spec.states)
     if filters.is_valid():
@@ -250,12 +257,12 @@ def document_list(request, kind):
             documents = documents.filter(issue_date__gte=data["date_from"])
         if data["date_to"]:
             documents = documents.filter(issue_date__lte=data["date_to"])
-    page = Page(documents, request.GET.get("page"))
+    today = timezone.localdate()
+    page = Page(documents, request.GET.get("page"), read=lambda rows: document_rows(rows, today))
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "billing/document_list.html", {
         "spec": spec, "page": page, "filters": filters, "query": query.urlencode(),
-        "today": timezone.localdate(),
         "client_options": _client_options(request, request.GET.get("client", "")),
     })
 

@@ -362,6 +362,24 @@ def test_list_pages_use_a_constant_number_of_queries(browser, url_name):
     assert queries_with(2) == queries_with(20)
 
 
+def test_a_client_page_shows_the_latest_documents_and_links_to_all(browser):
+    client = ClientFactory(company=browser.company, name="Delta")
+    first = send_document(InvoiceFactory(client=client))
+    InvoiceFactory.create_batch(25, client=client)
+    url = reverse("client_detail", args=[client.pk])
+    page = text_of(browser.get(url))
+    assert page.count("<tr>") == 25 + 1  # header and the latest 25: not the first invoice
+    assert first.number not in page
+    assert f'href="{reverse("invoice_list")}?client={client.pk}" data-all="invoice"' in page
+    assert 'data-all="creditnote"' not in page  # no credit notes: nothing more to show
+    with CaptureQueriesContext(connection) as first_count:
+        browser.get(url)
+    InvoiceFactory.create_batch(10, client=client)
+    with CaptureQueriesContext(connection) as second_count:
+        browser.get(url)
+    assert len(first_count.captured_queries) == len(second_count.captured_queries)
+
+
 def test_detail_page_queries_do_not_grow_with_lines(browser):
     def queries_with(count):
         lines = [{"description": f"l{i}", "quantity": 1, "unit_price": 1, "tax_rate": 20}

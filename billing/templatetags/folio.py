@@ -6,6 +6,8 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 
+from billing.models import is_overdue
+
 register = template.Library()
 
 
@@ -28,13 +30,16 @@ def quantity(value):
     return number_format(normal, places, use_l10n=True)
 
 
-@register.simple_tag
-def state_badge(document, today=None):
-    """The state as a badge, and "Overdue" beside a sent document past its due date.
-
-    Built here rather than in an included template: lists show one per row."""
-    badge = (f'<span class="badge badge-{escape(document.state)}">'
-             f"{escape(document.get_state_display())}</span>")
-    if document.state == "sent" and document.due_date and today and document.due_date < today:
+def badge_html(state, label, overdue):
+    """The state as a badge, and an "Overdue" badge beside it when ``overdue``."""
+    badge = f'<span class="badge badge-{escape(state)}">{escape(label)}</span>'
+    if overdue:
         badge += f' <span class="badge badge-overdue">{escape(gettext("Overdue"))}</span>'
     return mark_safe(badge)
+
+
+@register.simple_tag
+def state_badge(document, today=None):
+    """A document's state badge; "Overdue" beside it when it is overdue on ``today``."""
+    overdue = today is not None and is_overdue(document.state, document.due_date, today)
+    return badge_html(document.state, document.get_state_display(), overdue)
