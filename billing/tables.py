@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.urls import reverse
 from django.utils import formats
+from django.utils.translation import gettext
 
 from .models import DocumentState, is_overdue
 from .templatetags.folio import badge_html, money
@@ -25,6 +26,7 @@ class DocumentRow:
     pk: int
     url: str
     number: str  # empty for a draft
+    label: str  # the number, or "Draft #pk"
     client_name: str
     issue_date: str  # localized, "—" when none
     due_date: str
@@ -51,6 +53,7 @@ def document_rows(documents, today):
     """
     url = detail_url(documents.model)
     labels = dict(DocumentState.choices)
+    draft = gettext("Draft")
     # A page holds few distinct dates and badges: make each once.
     dates = {None: "—"}
     badges = {}
@@ -67,7 +70,8 @@ def document_rows(documents, today):
 
     return [
         DocumentRow(
-            pk=pk, url=url(pk), number=number, client_name=client_name,
+            pk=pk, url=url(pk), number=number, label=number or f"{draft} #{pk}",
+            client_name=client_name,
             issue_date=short_date(issue_date), due_date=short_date(due_date), state=state,
             badge=badge(state, is_overdue(state, due_date, today)), total=money(total, currency),
         )

@@ -1,0 +1,57 @@
+"""Document table rows (billing.tables): read with one query, shown as the pages showed them."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import formats, translation
+
+from billing.models import CreditNote, Invoice
+from billing.services import send_document
+from billing.tables import document_rows
+from billing.templatetags.folio import money, state_badge
+
+from .factories import ClientFactory, CompanyFactory, CreditNoteFactory, InvoiceFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_each_row_shows_what_the_document_says_in_the_active_locale(issue_on):
+    company = CompanyFactory()
+    client = ClientFactory(company=company, name="<i>Epsilon</i>")
+    issue_on(date(2026, 1, 5))
+    overdue = send_document(InvoiceFactory(client=client, lines=[
+        {"description": "x", "quantity": 1, "unit_price": Decimal("1234.50"), "tax_rate": 0}]))
+    draft = InvoiceFactory(client=client)
+    today = date(2026, 3, 1)
+    draft = Invoice.objects.get(pk=draft.pk)
+    with translation.override("de"):
+        with CaptureQueriesContext(connection) as queries:
+            rows = document_rows(Invoice.objects.filter(company=company), today)
+        by_pk = {row.pk: row for row in rows}
+        # What the pages showed per cell before (reverse, the money filter, the badge tag):
+        expected = {doc.pk: (reverse("invoice_detail", args=[doc.pk]),
+                             money(doc.total, doc.currency), state_badge(doc, today))
+                    for doc in (overdue, draft)}
+        draft_label = translation.gettext("Draft")
+        issued = formats.date_format(overdue.issue_date, "SHORT_DATE_FORMAT")
+    assert len(queries.captured_queries) == 1
+    assert [row.pk for row in rows] == [draft.pk, overdue.pk]  # newest first, as listed
+    sent, unsent = by_pk[overdue.pk], by_pk[draft.pk]
+    for row in rows:
+        url, total, badge = expected[row.pk]
+        assert (row.url, row.total, row.badge) == (url, total, badge)
+    assert sent.label == overdue.number and sent.total == "1.234,50\xa0EUR"
+    assert sent.issue_date == issued and sent.issue_date != "—"
+    assert "badge-overdue" in sent.badge and "badge-overdue" not in unsent.badge
+    assert unsent.label == f"{draft_label} #{draft.pk}" and unsent.issue_date == "—"
+    assert sent.client_name == "<i>Epsilon</i>"  # escaped by the template, like any value
+
+
+def test_credit_note_rows_link_to_credit_note_pages():
+    note = CreditNoteFactory()
+    [row] = document_rows(CreditNote.objects.filter(pk=note.pk), date(2026, 1, 1))
+    assert row.url == reverse("creditnote_detail", args=[note.pk])
