@@ -171,6 +171,31 @@ def test_a_failed_send_keeps_the_draft_and_says_why(page, owner):
     assert draft.is_draft and draft.number == ""
 
 
+def test_a_client_page_leads_to_its_documents(page, owner):
+    from billing.services import send_document
+
+    from .factories import ClientFactory, InvoiceFactory
+
+    client = ClientFactory(company=owner.company, name="Fromagerie Dupont")
+    oldest = send_document(InvoiceFactory(client=client))
+    InvoiceFactory.create_batch(25, client=client)
+    InvoiceFactory(client=ClientFactory(company=owner.company))  # another client's
+    log_in(page)
+    page.get_by_role("link", name="Clients", exact=True).click()
+    page.get_by_role("link", name="Fromagerie Dupont").click()
+    invoices = page.locator("section table").first.locator("tbody tr")
+    expect(invoices).to_have_count(25)  # the latest 25; the oldest is one link away
+    expect(page.get_by_text(oldest.number)).to_have_count(0)
+    page.shot("client-page")
+    page.get_by_role("link", name="All invoices of this client").click()
+    expect(page).to_have_url(re.compile(rf"/invoices/\?client={client.pk}$"))
+    expect(page.get_by_role("row").filter(has_text="Fromagerie Dupont")).to_have_count(25)
+    page.get_by_role("link", name="Next").click()
+    page.get_by_role("link", name=oldest.number).click()
+    expect(page.locator("[data-number]")).to_have_text(oldest.number)
+    page.shot("client-oldest-invoice")
+
+
 def test_numbering_settings_show_a_live_example(page, owner):
     log_in(page)
     page.get_by_role("link", name="Numbering").click()
