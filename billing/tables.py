@@ -30,7 +30,6 @@ class DocumentRow:
     client_name: str
     issue_date: str  # localized, "—" when none
     due_date: str
-    state: str
     badge: str  # HTML: the state badge, and "Overdue" when it is
     total: str  # localized, with the currency
 
@@ -72,7 +71,7 @@ def document_rows(documents, today):
         DocumentRow(
             pk=pk, url=url(pk), number=number, label=number or f"{draft} #{pk}",
             client_name=client_name,
-            issue_date=short_date(issue_date), due_date=short_date(due_date), state=state,
+            issue_date=short_date(issue_date), due_date=short_date(due_date),
             badge=badge(state, is_overdue(state, due_date, today)), total=money(total, currency),
         )
         for pk, number, client_name, issue_date, due_date, state, total, currency

@@ -153,7 +153,6 @@ def dashboard(request):
         "by_currency": list(by_currency),
         "recent_invoices": document_rows(invoices[:6], today),
         "recent_credit_notes": document_rows(scoped(request, CreditNote)[:6], today),
-        "today": today,
     })
 
 
