@@ -55,3 +55,17 @@ def test_credit_note_rows_link_to_credit_note_pages():
     note = CreditNoteFactory()
     [row] = document_rows(CreditNote.objects.filter(pk=note.pk), date(2026, 1, 1))
     assert row.url == reverse("creditnote_detail", args=[note.pk])
+
+
+def test_a_row_writes_its_cells_escaped_and_a_compact_row_leaves_the_dates_out():
+    client = ClientFactory(name='<i>"Epsilon"</i> & Co')
+    draft = InvoiceFactory(client=client, due_date=date(2026, 2, 1))
+    [row] = document_rows(Invoice.objects.filter(pk=draft.pk), date(2026, 1, 1))
+    cells = [f'<td><a href="{row.url}" class="muted">Draft #{draft.pk}</a></td>',
+             "<td>&lt;i&gt;&quot;Epsilon&quot;&lt;/i&gt; &amp; Co</td>",
+             '<td class="hide-small">—</td>',
+             f'<td class="hide-small">{row.due_date}</td>',
+             f"<td>{row.badge}</td>",
+             f'<td class="num">{row.total}</td>']
+    assert row.html == "<tr>" + "".join(cells) + "</tr>"
+    assert row.compact_html == "<tr>" + "".join(cells[:2] + cells[4:]) + "</tr>"
