@@ -10,6 +10,7 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Q, Sum
@@ -267,15 +268,24 @@ def document_list(request, kind):
 
 
 def _client_options(request, selected):
-    """The client filter's <option>s, built here with plain string joins: a template loop
-    (or format_html per option) over hundreds of clients costs more than the rest of the
-    page."""
-    clients = scoped(request, Client).order_by("name").values_list("id", "name")
-    return mark_safe("".join(
-        f'<option value="{pk}"{" selected" if str(pk) == selected else ""}>'
-        f"{html.escape(name)}</option>"
-        for pk, name in clients
-    ))
+    """
+    The client filter's <option>s. Built with plain string joins (a template loop over
+    hundreds of clients costs more than the rest of the page) and cached until one of the
+    company's clients changes (``Company.clients_token``, replaced by a database trigger):
+    reading and joining 200 clients cost ~0.9 ms of a 6 ms list page.
+    """
+    company = request.company
+    key = f"folio:client-options:{company.pk}:{company.clients_token}"
+    options = cache.get(key)
+    if options is None:
+        clients = scoped(request, Client).order_by("name", "id").values_list("id", "name")
+        options = "".join(f'<option value="{pk}">{html.escape(name)}</option>'
+                          for pk, name in clients)
+        cache.set(key, options)
+    if selected:  # changes nothing unless it is one of the values, all of them digits
+        options = options.replace(f'<option value="{selected}">',
+                                  f'<option value="{selected}" selected>', 1)
+    return mark_safe(options)
 
 
 @company_required(edit=True)

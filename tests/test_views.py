@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from billing.models import Client, CreditNote, EmailDelivery, Invoice, Membership
+from billing.models import Client, Company, CreditNote, EmailDelivery, Invoice, Membership
 from billing.services import send_document
 from counters.models import IssuedNumber, NumberingSettings, NumberingSettingsChange
 
@@ -267,6 +267,65 @@ def test_the_list_badges_each_state_and_an_overdue_invoice(browser, issue_on):
     assert body.count('<span class="badge badge-draft">Draft</span>') == 1
     # The client filter's options are built by hand: names are escaped there too.
     assert "&lt;b&gt;Gamma&lt;/b&gt;</option>" in body and "<b>Gamma</b>" not in body
+
+
+def test_the_client_filter_is_cached_and_follows_every_change_to_the_clients(browser):
+    company = browser.company
+    kept = ClientFactory(company=company, name="Kept")
+    renamed = ClientFactory(company=company, name="Old name")
+    gone = ClientFactory(company=company, name="Gone")
+    url = reverse("invoice_list")
+
+    def options():
+        with CaptureQueriesContext(connection) as context:
+            body = text_of(browser.get(url, {"client": kept.pk}))
+        names = [part.split("</option>")[0].split(">")[-1]
+                 for part in body.split('<select name="client"')[1].split("</select>")[0]
+                 .split("<option")[2:]]
+        return names, len(context.captured_queries)
+
+    names, first_queries = options()
+    assert names == ["Gone", "Kept", "Old name"]
+    assert options() == (names, first_queries - 1)  # the second view reads no client
+    assert f'<option value="{kept.pk}" selected>Kept</option>' in text_of(
+        browser.get(url, {"client": kept.pk}))
+    # However a client is written, the next page shows it (the trigger replaced the token).
+    Client.objects.filter(pk=renamed.pk).update(name="New name")
+    Client.objects.filter(pk=gone.pk).delete()
+    Client.objects.bulk_create([Client(company=company, name="Bulk")])
+    ClientFactory(name="Elsewhere")  # another company's client changes nothing here
+    assert options()[0] == ["Bulk", "Kept", "New name"]
+
+
+def test_only_a_change_the_filter_shows_replaces_the_clients_token():
+    client = ClientFactory()
+    company = client.company
+
+    def token():
+        company.refresh_from_db()
+        return company.clients_token
+
+    before = token()
+    Client.objects.filter(pk=client.pk).update(email="new@example.com")
+    assert token() == before
+    for change in (lambda: Client.objects.filter(pk=client.pk).update(name="Renamed"),
+                   lambda: ClientFactory(company=company),
+                   lambda: Client.objects.filter(pk=client.pk).delete()):
+        change()
+        assert token() != before
+        before = token()
+    moved, target = ClientFactory(), CompanyFactory()
+    source, tokens = moved.company, (moved.company.clients_token, target.clients_token)
+    Client.objects.filter(pk=moved.pk).update(company=target)
+    source.refresh_from_db()
+    target.refresh_from_db()
+    assert source.clients_token != tokens[0] and target.clients_token != tokens[1]
+    assert token() == before  # neither the source nor the target is this company
+    stale = Company.objects.get(pk=company.pk)
+    ClientFactory(company=company)
+    stale.name = "Renamed company"
+    stale.save()  # read before the client was added: its token is out of date
+    assert token() != before and company.name == "Renamed company"
 
 
 def test_numbering_settings_page_validates_previews_and_records(browser):
