@@ -72,4 +72,8 @@ def test_bench_numbering_prints_every_measure_and_checks_the_series():
         line for line in cpu if line.startswith("folio send")).split()[2:])
     # The server's CPU clock ticks in 10 ms steps: a few sends may not register.
     assert worker > 0 and server >= 0 and both == pytest.approx(worker + server, abs=0.002)
+    busy = text.split("Machine CPU busy during each run, %")[1].splitlines()
+    for line in busy[2:7]:  # a row per run, a figure per worker count, each a percentage
+        figures = [int(figure) for figure in line.rsplit(None, 2)[1:]]
+        assert len(figures) == 2 and all(0 <= figure <= 100 for figure in figures), line
     assert not IssuedNumber.objects.exists()  # its companies are purged afterwards

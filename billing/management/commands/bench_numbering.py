@@ -35,6 +35,9 @@ from counters.models import IssuedNumber, NumberingSettings
 from counters.services import allocate_number
 
 WORKERS = (1, 4, 8, 16)
+RUNS = [("ceiling", "ceiling (raw UPDATE)"), ("peer", "peer (django-sequences)"),
+        ("allocate", "folio allocate"), ("send", "folio send, 1 company"),
+        ("send16", "folio send, 16 companies")]
 TODAY = date.today()
 
 
@@ -50,11 +53,25 @@ def _server_cpu_seconds():
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def _run(workers, work, per_worker, cpu=None):
+def _machine_cpu_times():
+    """(busy, total) CPU time of the whole machine so far, in clock ticks; None off Linux."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(field) for field in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    total = sum(ticks[:8])  # guest time is already counted in user and nice
+    return total - idle, total
+
+
+def _run(workers, work, per_worker, cpu=None, busy=None):
     """
     Run ``work(worker_index, n)`` in ``workers`` processes; return operations per second.
     With a ``cpu`` list, append the CPU seconds per operation of the workers themselves and
-    of their database server processes (where the server runs on this machine).
+    of their database server processes (where the server runs on this machine). With a
+    ``busy`` list, append how busy the machine's CPUs were during the run (0..1): at ~1 the
+    run is bounded by CPU time, not by waiting for the counter row.
     """
     context = multiprocessing.get_context("fork")
     connections.close_all()  # children open their own
@@ -80,10 +97,13 @@ def _run(workers, work, per_worker, cpu=None):
     for process in processes:
         process.start()
     barrier.wait(timeout=120)
-    started = time.perf_counter()
+    started, machine = time.perf_counter(), _machine_cpu_times()
     for process in processes:
         process.join()
     elapsed = time.perf_counter() - started
+    if busy is not None and machine is not None:
+        (busy_before, total_before), (busy_after, total_after) = machine, _machine_cpu_times()
+        busy.append((busy_after - busy_before) / max(1, total_after - total_before))
     if not failures.empty() or any(p.exitcode for p in processes):
         raise CommandError(failures.get() if not failures.empty() else "a worker failed")
     if cpu is not None:
@@ -106,7 +126,7 @@ class Command(BaseCommand):
         if connection.vendor != "postgresql":
             raise CommandError("bench_numbering measures PostgreSQL: set DATABASE_URL.")
         counts = [int(w) for w in workers.split(",")]
-        self.companies, self.cpu = [], None
+        self.companies, self.cpu, self.busy = [], None, {}
         try:
             table, batch = self.measure(counts, ops)
             self.check_whole()
@@ -118,6 +138,8 @@ class Command(BaseCommand):
                           f"= {batch / single:.2f} x folio send with {counts[0]} worker(s)")
         if self.cpu:
             self.print_cpu()
+        if any(self.busy.values()):
+            self.print_busy(counts)
 
     # --- Measurements ---------------------------------------------------------------------
 
@@ -127,18 +149,28 @@ class Command(BaseCommand):
             per = max(1, ops // workers)
             row = table.setdefault(workers, {})
             cpu = [] if workers == 1 else None
-            row["ceiling"] = _run(workers, self.ceiling_work(), per)
-            row["peer"] = _run(workers, self.peer_work(workers), per, cpu)
-            row["allocate"] = _run(workers, self.allocate_work(workers), per)
-            row["send"] = _run(workers, self.send_work(workers, per, companies=1), per, cpu)
+            row["ceiling"] = self.run(workers, per, "ceiling", self.ceiling_work())
+            row["peer"] = self.run(workers, per, "peer", self.peer_work(workers), cpu)
+            row["allocate"] = self.run(workers, per, "allocate", self.allocate_work(workers))
+            row["send"] = self.run(workers, per, "send",
+                                   self.send_work(workers, per, companies=1), cpu)
             if cpu:
                 self.cpu = dict(zip(("peer", "send"), cpu, strict=True))
-            row["send16"] = _run(workers, self.send_work(workers, per, companies=16), per)
+            row["send16"] = self.run(workers, per, "send16",
+                                     self.send_work(workers, per, companies=16))
             if batch is None:  # beside the send it is compared with, on the same tables
                 batch = self.measure_batch(ops)
             self.stdout.write(f"  measured {workers} worker(s)", ending="\n")
             self.stdout.flush()
         return table, batch
+
+    def run(self, workers, per_worker, key, work, cpu=None):
+        """``_run``, keeping how busy the machine was in ``self.busy[workers][key]``."""
+        busy = []
+        rate = _run(workers, work, per_worker, cpu, busy)
+        if busy:
+            self.busy.setdefault(workers, {})[key] = busy[0]
+        return rate
 
     def ceiling_work(self):
         with psycopg.connect(database_url(), autocommit=True) as conn:
@@ -265,14 +297,20 @@ class Command(BaseCommand):
                                                                   (own + server) * 1000])
             out.write(f"{label:28}" + "".join(f"{figure:>12.3f}" for figure in figures))
 
+    def print_busy(self, counts):
+        out = self.stdout
+        out.write(f"\nMachine CPU busy during each run, % ({os.cpu_count()} CPUs; near 100 the "
+                  f"run is bounded by CPU time, not by waiting for the counter row)")
+        out.write(f"{'':28}" + "".join(f"{w:>10} w" for w in counts))
+        for key, label in RUNS:
+            out.write(f"{label:28}" + "".join(f"{self.busy[w][key] * 100:>12.0f}"
+                                              for w in counts))
+
     def print_table(self, table, counts):
-        names = [("ceiling", "ceiling (raw UPDATE)"), ("peer", "peer (django-sequences)"),
-                 ("allocate", "folio allocate"), ("send", "folio send, 1 company"),
-                 ("send16", "folio send, 16 companies")]
         out = self.stdout
         out.write("\nNumbers issued per second (higher is better)")
         out.write(f"{'':28}" + "".join(f"{w:>10} w" for w in counts))
-        for key, label in names:
+        for key, label in RUNS:
             out.write(f"{label:28}" + "".join(f"{table[w][key]:>12,.0f}" for w in counts))
         out.write("\nRatios")
         ratios = [("send / peer", "send", "peer"), ("send / ceiling", "send", "ceiling"),
