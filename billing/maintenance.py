@@ -7,31 +7,32 @@ from counters.dbguards import guards_lifted
 # Child tables first. Each deletes the rows of the given companies.
 _PURGE = [
     "DELETE FROM billing_invoiceline WHERE document_id IN "
-    "(SELECT id FROM billing_invoice WHERE company_id = ANY(%s))",
+    "(SELECT id FROM billing_invoice WHERE company_id IN ({ids}))",
     "DELETE FROM billing_creditnoteline WHERE document_id IN "
-    "(SELECT id FROM billing_creditnote WHERE company_id = ANY(%s))",
-    "DELETE FROM counters_issuednumber WHERE company_id = ANY(%s)",
-    "DELETE FROM counters_numberjump WHERE company_id = ANY(%s)",
-    "DELETE FROM billing_emaildelivery WHERE company_id = ANY(%s)",
-    "DELETE FROM billing_creditnote WHERE company_id = ANY(%s)",
-    "DELETE FROM billing_invoice WHERE company_id = ANY(%s)",
-    "DELETE FROM counters_sequence WHERE company_id = ANY(%s)",
-    "DELETE FROM counters_numberingsettingschange WHERE company_id = ANY(%s)",
-    "DELETE FROM counters_numberingsettings WHERE company_id = ANY(%s)",
-    "DELETE FROM billing_client WHERE company_id = ANY(%s)",
-    "DELETE FROM billing_membership WHERE company_id = ANY(%s)",
-    "DELETE FROM billing_company WHERE id = ANY(%s)",
+    "(SELECT id FROM billing_creditnote WHERE company_id IN ({ids}))",
+    "DELETE FROM counters_issuednumber WHERE company_id IN ({ids})",
+    "DELETE FROM counters_numberjump WHERE company_id IN ({ids})",
+    "DELETE FROM billing_emaildelivery WHERE company_id IN ({ids})",
+    "DELETE FROM billing_creditnote WHERE company_id IN ({ids})",
+    "DELETE FROM billing_invoice WHERE company_id IN ({ids})",
+    "DELETE FROM counters_sequence WHERE company_id IN ({ids})",
+    "DELETE FROM counters_numberingsettingschange WHERE company_id IN ({ids})",
+    "DELETE FROM counters_numberingsettings WHERE company_id IN ({ids})",
+    "DELETE FROM billing_client WHERE company_id IN ({ids})",
+    "DELETE FROM billing_membership WHERE company_id IN ({ids})",
+    "DELETE FROM billing_company WHERE id IN ({ids})",
 ]
 
 
 def purge_companies(company_ids):
     """
     Delete every row of these companies, issued documents and ledger included, past the
-    triggers that protect them. PostgreSQL only (``= ANY``): benchmarks run there.
+    triggers that protect them.
     """
     ids = list(company_ids)
     if not ids:
         return
+    marks = ", ".join(["%s"] * len(ids))
     with guards_lifted(connection), connection.cursor() as cursor:
         for statement in _PURGE:
-            cursor.execute(statement, [ids])
+            cursor.execute(statement.format(ids=marks), ids)

@@ -77,3 +77,16 @@ def test_bench_numbering_prints_every_measure_and_checks_the_series():
         figures = [int(figure) for figure in line.rsplit(None, 2)[1:]]
         assert len(figures) == 2 and all(0 <= figure <= 100 for figure in figures), line
     assert not IssuedNumber.objects.exists()  # its companies are purged afterwards
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bench_pages_times_each_page_and_removes_its_data():
+    out = StringIO()
+    call_command("bench_pages", "--count", "60", "--requests", "3", stdout=out)
+    text = out.getvalue()
+    assert "filled 60 invoices" in text
+    for label in ("invoice list", "invoice list, sent", "invoice detail", "dashboard"):
+        line = next(line for line in text.splitlines() if line.startswith(label + " "))
+        median, p90 = map(float, line.split()[-2:])
+        assert 0 < median <= p90, line
+    assert "benchmark data removed" in text and not Invoice.objects.exists()
