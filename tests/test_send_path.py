@@ -15,8 +15,8 @@ from django.test.utils import CaptureQueriesContext
 
 from billing import models as billing_models
 from billing.loopback import database_url
-from billing.models import DRAFT, Invoice
-from billing.services import send_document
+from billing.models import DRAFT, Client, Invoice
+from billing.services import NotADraft, send_document
 from counters.models import IssuedNumber, NumberingSettings, Sequence
 from counters.services import (
     NumberingChanged,
@@ -98,14 +98,33 @@ def test_a_send_that_owns_its_transaction_commits_in_the_allocations_round_trip(
                         allocate_then_look_from_another_connection)
     with recorded_pipelines() as recorded:
         number = send_document(first).number
-    # Two round trips: lock (with the settings) + lines, then allocation + COMMIT.
-    assert recorded == [["SELECT d.\"id\",", "SELECT l.\"id\","], ["WITH layout", "COMMIT"]]
+    # Two round trips: BEGIN + lock (with the settings) + lines, then allocation + COMMIT.
+    # (psycopg would send its own BEGIN, and wait for the reply, before the first pipeline.)
+    assert recorded == [["BEGIN", "SELECT d.\"id\",", "SELECT l.\"id\","],
+                        ["WITH layout", "COMMIT"]]
     assert seen_by_others == [(number,)]  # committed before send_document's block ended
 
     with transaction.atomic():  # the caller owns the transaction: it commits, not the send
         send_document(second)
     assert seen_by_others[1] is None
     assert Invoice.objects.get(pk=second.pk).number.endswith("-0002")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_refused_after_its_begin_leaves_the_connection_as_it_found_it():
+    issued = send_document(InvoiceFactory())
+    raw = connection.connection
+    with pytest.raises(NotADraft):
+        send_document(issued)  # refused after BEGIN and the lock, in its own transaction
+    assert raw.autocommit and connection.get_autocommit() and not connection.in_atomic_block
+    assert raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    # The next atomic block is a transaction again: what it wrote is rolled back.
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        ClientFactory(name="Rolled back")
+        assert not raw.autocommit
+        1 / 0  # noqa: B018
+    assert not Client.objects.filter(name="Rolled back").exists()
+    assert Invoice.objects.get(pk=issued.pk).number == issued.number
 
 
 @pytest.mark.django_db(transaction=True)
