@@ -55,7 +55,7 @@ class Company(models.Model):
     )
     # Replaced by a database trigger whenever one of the company's clients is added, renamed,
     # moved or deleted, however it is written (a form, a bulk insert, raw SQL): pages key what
-    # they cache about the clients on it (billing.views.client_options).
+    # they cache about the clients on it (the list filter: billing.views._client_options).
     clients_token = models.UUIDField(default=uuid.uuid4, editable=False)
 
     class Meta:
@@ -70,7 +70,7 @@ class Company(models.Model):
         # The database owns clients_token: saving an instance read before a client changed
         # must not put the old token back (pages would show the old clients again).
         if not self._state.adding and kwargs.get("update_fields") is None:
-            kwargs["update_fields"] = [field.attname for field in self._meta.concrete_fields
+            kwargs["update_fields"] = [field.name for field in self._meta.concrete_fields
                                        if not field.primary_key and field.name != "clients_token"]
         super().save(*args, **kwargs)
 

@@ -272,7 +272,7 @@ def _client_options(request, selected):
     The client filter's <option>s. Built with plain string joins (a template loop over
     hundreds of clients costs more than the rest of the page) and cached until one of the
     company's clients changes (``Company.clients_token``, replaced by a database trigger):
-    reading and joining 200 clients cost ~0.9 ms of a 6 ms list page.
+    reading and joining 200 clients took ~1.3 ms of a 7.4 ms list view.
     """
     company = request.company
     key = f"folio:client-options:{company.pk}:{company.clients_token}"

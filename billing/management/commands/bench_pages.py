@@ -5,8 +5,8 @@ documents in one company (run it on a scratch database; the data is removed afte
 In process, through Django's test client (middleware, session, templates included): the
 median and 90th percentile of the invoice list, an invoice's page and the dashboard.
 With ``--wrk`` (Debian's wrk), the same app under gunicorn on 127.0.0.1: requests per
-second of the invoice list against a trivial logged-in view, in the same run, bounded in
-time and on loopback only.
+second of the invoice list against a trivial logged-in view, alternating over
+``--rounds`` rounds of ``--seconds`` each, bounded in time and on loopback only.
 """
 
 import re
