@@ -146,8 +146,12 @@ def _take_over_begin(raw):
     has not started the transaction yet, psycopg is switched to autocommit so that it adds
     no BEGIN, and the caller sends one: the transaction block is the same, and Django's
     atomic block still commits or rolls it back (and turns autocommit on when it ends).
+    Not when an isolation level or read-only mode is configured: psycopg's own BEGIN
+    carries them.
     """
     if raw.autocommit or raw.info.transaction_status != TransactionStatus.IDLE:
+        return False
+    if raw.isolation_level is not None or raw.read_only is not None:
         return False
     raw.autocommit = True
     return True

@@ -111,6 +111,32 @@ def test_a_send_that_owns_its_transaction_commits_in_the_allocations_round_trip(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_configured_isolation_level_is_left_to_psycopgs_own_begin():
+    draft = InvoiceFactory()
+    NumberingSettings.for_company(draft.company_id)
+    connection.ensure_connection()
+    raw = connection.connection
+    raw.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+    seen = []
+    original = billing_models.allocate_number
+
+    def allocate_and_look(**kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW transaction_isolation")
+            seen.append(cursor.fetchone()[0])
+        return original(**kwargs)
+
+    try:
+        with (patch.object(billing_models, "allocate_number", allocate_and_look),
+              recorded_pipelines() as recorded):
+            send_document(draft)
+    finally:
+        raw.isolation_level = None
+    assert recorded[0][0].startswith("SELECT")  # no BEGIN of ours: psycopg sent its own
+    assert seen == ["serializable"]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_send_refused_after_its_begin_leaves_the_connection_as_it_found_it():
     issued = send_document(InvoiceFactory())
     raw = connection.connection
