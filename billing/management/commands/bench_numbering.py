@@ -65,13 +65,13 @@ def _machine_cpu_times():
     return total - idle, total
 
 
-def _run(workers, work, per_worker, cpu=None, busy=None):
+def _run(workers, work, per_worker, cpu=None):
     """
-    Run ``work(worker_index, n)`` in ``workers`` processes; return operations per second.
-    With a ``cpu`` list, append the CPU seconds per operation of the workers themselves and
-    of their database server processes (where the server runs on this machine). With a
-    ``busy`` list, append how busy the machine's CPUs were during the run (0..1): at ~1 the
-    run is bounded by CPU time, not by waiting for the counter row.
+    Run ``work(worker_index, n)`` in ``workers`` processes; return operations per second and
+    how busy the machine's CPUs were meanwhile (0..1, None off Linux): at ~1 the run is
+    bounded by CPU time, not by waiting for the counter row. With a ``cpu`` list, append
+    the CPU seconds per operation of the workers themselves and of their database server
+    processes (where the server runs on this machine).
     """
     context = multiprocessing.get_context("fork")
     connections.close_all()  # children open their own
@@ -101,9 +101,10 @@ def _run(workers, work, per_worker, cpu=None, busy=None):
     for process in processes:
         process.join()
     elapsed = time.perf_counter() - started
-    if busy is not None and machine is not None:
+    busy = None
+    if machine is not None:
         (busy_before, total_before), (busy_after, total_after) = machine, _machine_cpu_times()
-        busy.append((busy_after - busy_before) / max(1, total_after - total_before))
+        busy = (busy_after - busy_before) / max(1, total_after - total_before)
     if not failures.empty() or any(p.exitcode for p in processes):
         raise CommandError(failures.get() if not failures.empty() else "a worker failed")
     if cpu is not None:
@@ -111,7 +112,7 @@ def _run(workers, work, per_worker, cpu=None, busy=None):
         servers = [server for _own, server in totals]
         cpu.append((sum(own for own, _server in totals) / (workers * per_worker),
                     None if None in servers else sum(servers) / (workers * per_worker)))
-    return workers * per_worker / elapsed
+    return workers * per_worker / elapsed, busy
 
 
 class Command(BaseCommand):
@@ -138,7 +139,7 @@ class Command(BaseCommand):
                           f"= {batch / single:.2f} x folio send with {counts[0]} worker(s)")
         if self.cpu:
             self.print_cpu()
-        if any(self.busy.values()):
+        if None not in (busy for row in self.busy.values() for busy in row.values()):
             self.print_busy(counts)
 
     # --- Measurements ---------------------------------------------------------------------
@@ -147,30 +148,22 @@ class Command(BaseCommand):
         table, batch = {}, None
         for workers in counts:
             per = max(1, ops // workers)
-            row = table.setdefault(workers, {})
+            row, busy = table.setdefault(workers, {}), self.busy.setdefault(workers, {})
             cpu = [] if workers == 1 else None
-            row["ceiling"] = self.run(workers, per, "ceiling", self.ceiling_work())
-            row["peer"] = self.run(workers, per, "peer", self.peer_work(workers), cpu)
-            row["allocate"] = self.run(workers, per, "allocate", self.allocate_work(workers))
-            row["send"] = self.run(workers, per, "send",
-                                   self.send_work(workers, per, companies=1), cpu)
+            row["ceiling"], busy["ceiling"] = _run(workers, self.ceiling_work(), per)
+            row["peer"], busy["peer"] = _run(workers, self.peer_work(workers), per, cpu)
+            row["allocate"], busy["allocate"] = _run(workers, self.allocate_work(workers), per)
+            row["send"], busy["send"] = _run(
+                workers, self.send_work(workers, per, companies=1), per, cpu)
             if cpu:
                 self.cpu = dict(zip(("peer", "send"), cpu, strict=True))
-            row["send16"] = self.run(workers, per, "send16",
-                                     self.send_work(workers, per, companies=16))
+            row["send16"], busy["send16"] = _run(
+                workers, self.send_work(workers, per, companies=16), per)
             if batch is None:  # beside the send it is compared with, on the same tables
                 batch = self.measure_batch(ops)
             self.stdout.write(f"  measured {workers} worker(s)", ending="\n")
             self.stdout.flush()
         return table, batch
-
-    def run(self, workers, per_worker, key, work, cpu=None):
-        """``_run``, keeping how busy the machine was in ``self.busy[workers][key]``."""
-        busy = []
-        rate = _run(workers, work, per_worker, cpu, busy)
-        if busy:
-            self.busy.setdefault(workers, {})[key] = busy[0]
-        return rate
 
     def ceiling_work(self):
         with psycopg.connect(database_url(), autocommit=True) as conn:
