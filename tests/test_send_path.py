@@ -111,7 +111,7 @@ def test_a_send_that_owns_its_transaction_commits_in_the_allocations_round_trip(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_configured_isolation_level_is_left_to_psycopgs_own_begin():
+def test_a_configured_isolation_level_is_left_to_psycopgs_own_begin(monkeypatch):
     draft = InvoiceFactory()
     NumberingSettings.for_company(draft.company_id)
     connection.ensure_connection()
@@ -126,9 +126,9 @@ def test_a_configured_isolation_level_is_left_to_psycopgs_own_begin():
             seen.append(cursor.fetchone()[0])
         return original(**kwargs)
 
+    monkeypatch.setattr(billing_models, "allocate_number", allocate_and_look)
     try:
-        with (patch.object(billing_models, "allocate_number", allocate_and_look),
-              recorded_pipelines() as recorded):
+        with recorded_pipelines() as recorded:
             send_document(draft)
     finally:
         raw.isolation_level = None
