@@ -263,8 +263,22 @@ def document_list(request, kind):
     query.pop("page", None)
     return render(request, "billing/document_list.html", {
         "spec": spec, "page": page, "filters": filters, "query": query.urlencode(),
+        "state_options": options_html(filters.fields["state"].choices,
+                                      request.GET.get("state", "")),
         "client_options": _client_options(request, request.GET.get("client", "")),
     })
+
+
+def options_html(choices, selected=""):
+    """
+    ``<option>``s of ``(value, label)`` pairs, the one whose value is ``selected`` marked:
+    plain string joins, as the template loop over the same pairs cost ~0.1 ms of a list view
+    for five states (and, uncached, several for hundreds of clients).
+    """
+    return mark_safe("".join(
+        f'<option value="{html.escape(str(value))}"'
+        f'{" selected" if str(value) == selected else ""}>{html.escape(str(label))}</option>'
+        for value, label in choices))
 
 
 def _client_options(request, selected):
@@ -278,9 +292,8 @@ def _client_options(request, selected):
     key = f"folio:client-options:{company.pk}:{company.clients_token}"
     options = cache.get(key)
     if options is None:
-        clients = scoped(request, Client).order_by("name", "id").values_list("id", "name")
-        options = "".join(f'<option value="{pk}">{html.escape(name)}</option>'
-                          for pk, name in clients)
+        options = str(options_html(
+            scoped(request, Client).order_by("name", "id").values_list("id", "name")))
         cache.set(key, options)
     if selected:  # changes nothing unless it is one of the values, all of them digits
         options = options.replace(f'<option value="{selected}">',

@@ -4,10 +4,13 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import formats, translation
+from hypothesis import given
+from hypothesis import strategies as st
 
 from billing.models import CreditNote, Invoice
 from billing.services import send_document
@@ -69,3 +72,21 @@ def test_a_row_writes_its_cells_escaped_and_a_compact_row_leaves_the_dates_out()
              f'<td class="num">{row.total}</td>']
     assert row.html == "<tr>" + "".join(cells) + "</tr>"
     assert row.compact_html == "<tr>" + "".join(cells[:2] + cells[4:]) + "</tr>"
+
+
+# Folio's languages group by threes (the fast path); Arabic does not group, Chinese groups
+# by fours: those take Django's own number_format.
+@given(amount=st.decimals(min_value=-10**15, max_value=10**15, places=4),
+       language=st.sampled_from([code for code, _ in settings.LANGUAGES] + ["ar", "zh-hans"]))
+def test_money_writes_amounts_as_djangos_number_format_does(amount, language):
+    with translation.override(language):
+        expected = formats.number_format(amount, 2, use_l10n=True, force_grouping=True)
+        assert money(amount) == expected
+        assert money(amount, "EUR") == f"{expected}\xa0EUR"
+
+
+def test_money_groups_truncates_and_never_writes_minus_zero():
+    with translation.override("fr"):
+        assert money(Decimal("-1234567.899"), "EUR") == "-1\xa0234\xa0567,89\xa0EUR"
+        assert money(Decimal("-0.004")) == "0,00"
+    assert money(None) == money("") == ""

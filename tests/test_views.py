@@ -269,6 +269,43 @@ def test_the_list_badges_each_state_and_an_overdue_invoice(browser, issue_on):
     assert "&lt;b&gt;Gamma&lt;/b&gt;</option>" in body and "<b>Gamma</b>" not in body
 
 
+def test_the_state_filter_keeps_the_chosen_state(browser):
+    def states(query):
+        body = text_of(browser.get(reverse("invoice_list"), query))
+        return body.split('<select name="state" id="id_state">')[1].split("</select>")[0]
+
+    assert states({}) == ('<option value="" selected>Any</option>'
+                          '<option value="draft">Draft</option><option value="sent">Sent</option>'
+                          '<option value="paid">Paid</option>'
+                          '<option value="cancelled">Cancelled</option>')
+    assert states({"state": "sent"}).count(" selected") == 1
+    assert '<option value="sent" selected>Sent</option>' in states({"state": "sent"})
+    assert " selected" not in states({"state": "<unknown>"})
+
+
+def test_the_navigation_marks_the_page_shown_and_its_language_to_each_user(browser, member):
+    """The navigation bar is cached: per language, page and staff status, never per user."""
+    def nav(user, url_name):
+        browser.force_login(user)
+        body = text_of(browser.get(reverse(url_name)))
+        return (body.split("<html lang=")[1][:5],
+                body.split('<nav class="nav"')[1].split("</nav>")[0])
+
+    staff = MembershipFactory(company=member.company, user=UserFactory(is_staff=True)).user
+    for _ in range(2):  # the second time from the cache
+        lang, links = nav(member.user, "invoice_list")
+        assert lang == '"en">'
+        assert f'<a href="{reverse("invoice_list")}" aria-current="page">Invoices</a>' in links
+        assert links.count("aria-current") == 1 and "Audit" not in links
+        assert f'<a href="{reverse("audit")}">Audit</a>' in nav(staff, "invoice_list")[1]
+        lang, links = nav(member.user, "home")
+        assert f'<a href="{reverse("home")}" aria-current="page">Dashboard</a>' in links
+        assert links.count("aria-current") == 1
+    member.company.locale = "fr"
+    member.company.save()
+    assert nav(member.user, "home")[0] == '"fr">'  # the company's language, for screen readers
+
+
 def test_the_client_filter_is_cached_and_follows_every_change_to_the_clients(browser):
     company = browser.company
     kept = ClientFactory(company=company, name="Kept")

@@ -1,10 +1,11 @@
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
+from functools import cache
 
 from django import template
-from django.utils.formats import number_format
+from django.utils.formats import get_format, number_format
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 
 from billing.models import is_overdue
 
@@ -16,8 +17,36 @@ def money(amount, currency=""):
     """``1234.5|money:"EUR"`` -> "1,234.50 EUR", grouped in the active locale."""
     if amount in (None, ""):
         return ""
-    formatted = number_format(Decimal(amount), 2, use_l10n=True, force_grouping=True)
+    formatted = _grouped_cents(Decimal(amount))
     return f"{formatted}\u00a0{currency}" if currency else formatted
+
+
+CENT = Decimal("0.01")
+
+
+def _grouped_cents(amount):
+    """
+    ``number_format(amount, 2, use_l10n=True, force_grouping=True)``, the same string in
+    less than half the time where the active language groups digits by threes (all of
+    Folio's do): Python's own "1,234.50" with the separators swapped. A list formats a total
+    per row.
+    """
+    separators = _separators_by_threes(get_language())
+    if separators is None:
+        return number_format(amount, 2, use_l10n=True, force_grouping=True)
+    cents = amount.quantize(CENT, rounding=ROUND_DOWN)  # Django cuts the digits off, too
+    if not cents:
+        cents = cents.copy_abs()  # and writes -0.001 as 0.00
+    return format(cents, ",.2f").translate(separators)
+
+
+@cache
+def _separators_by_threes(language):
+    """A ``str.translate`` table from Python's separators to ``language``'s, or None."""
+    if get_format("NUMBER_GROUPING", language, use_l10n=True) != 3:
+        return None
+    return str.maketrans({",": get_format("THOUSAND_SEPARATOR", language, use_l10n=True),
+                          ".": get_format("DECIMAL_SEPARATOR", language, use_l10n=True)})
 
 
 @register.filter
