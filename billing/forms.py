@@ -114,7 +114,10 @@ class DocumentFilterForm(forms.Form):
 
     def __init__(self, *args, company, states, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["client"].queryset = Client.objects.filter(company=company)
+        # Only a chosen client is checked against the queryset (the list page writes the
+        # options itself, cached): an unfiltered list need not build it.
+        if self.is_bound:
+            self.fields["client"].queryset = Client.objects.filter(company=company)
         self.fields["state"].choices = [("", _("Any"))] + list(states)
 
 

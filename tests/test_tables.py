@@ -17,7 +17,13 @@ from billing.services import send_document
 from billing.tables import document_rows
 from billing.templatetags.folio import money, state_badge
 
-from .factories import ClientFactory, CompanyFactory, CreditNoteFactory, InvoiceFactory
+from .factories import (
+    ClientFactory,
+    CompanyFactory,
+    CreditNoteFactory,
+    InvoiceFactory,
+    MembershipFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -90,3 +96,17 @@ def test_money_groups_truncates_and_never_writes_minus_zero():
         assert money(Decimal("-1234567.899"), "EUR") == "-1\xa0234\xa0567,89\xa0EUR"
         assert money(Decimal("-0.004")) == "0,00"
     assert money(None) == money("") == ""
+
+
+def test_lists_write_full_rows_and_the_dashboard_compact_ones(client):
+    member = MembershipFactory()
+    client.force_login(member.user)
+    invoices = [send_document(InvoiceFactory(client=ClientFactory(company=member.company)))
+                for _ in range(2)]
+    rows = document_rows(Invoice.objects.filter(company=member.company), date.today())
+    assert [row.pk for row in rows] == [invoices[1].pk, invoices[0].pk]
+    listed = client.get(reverse("invoice_list")).content.decode()
+    dashboard = client.get(reverse("home")).content.decode()
+    assert "<tbody>\n  " + "\n".join(row.html for row in rows) + "\n  </tbody>" in listed
+    assert "\n".join(row.compact_html for row in rows) in dashboard
+    assert rows[0].html not in dashboard

@@ -252,6 +252,9 @@ def test_document_list_filters(browser):
     assert "Nothing matches these filters." in body
     body = text_of(browser.get(reverse("invoice_list"), {"date_from": "yesterday"}))
     assert "Enter a valid date." in body
+    stranger = ClientFactory(name="Stranger")  # another company's client: refused by name
+    body = text_of(browser.get(reverse("invoice_list"), {"client": stranger.pk}))
+    assert "Select a valid choice" in body and sent.number in body
 
 
 def test_the_list_badges_each_state_and_an_overdue_invoice(browser, issue_on):

@@ -59,6 +59,15 @@ def quantity(value):
     return number_format(normal, places, use_l10n=True)
 
 
+@register.filter
+def table_rows(rows, compact=False):
+    """
+    The ``<tr>``s of document rows (``billing.tables.DocumentRow``) as one string, compact
+    ones (no dates) when ``compact``: a template loop spent ~5 µs a row on its own.
+    """
+    return mark_safe("\n".join(row.compact_html if compact else row.html for row in rows))
+
+
 def badge_html(state, label, overdue):
     """The state as a badge, and an "Overdue" badge beside it when ``overdue``."""
     badge = f'<span class="badge badge-{escape(state)}">{escape(label)}</span>'
