@@ -283,7 +283,7 @@ def options_html(choices, selected=""):
 
 def _client_options(request, selected):
     """
-    The client filter's <option>s. Built with plain string joins (a template loop over
+    The client filter's <option>s, written by ``options_html`` (a template loop over
     hundreds of clients costs more than the rest of the page) and cached until one of the
     company's clients changes (``Company.clients_token``, replaced by a database trigger):
     reading and joining 200 clients took ~1.3 ms of a 7.4 ms list view.
@@ -292,8 +292,8 @@ def _client_options(request, selected):
     key = f"folio:client-options:{company.pk}:{company.clients_token}"
     options = cache.get(key)
     if options is None:
-        options = str(options_html(
-            scoped(request, Client).order_by("name", "id").values_list("id", "name")))
+        options = options_html(
+            scoped(request, Client).order_by("name", "id").values_list("id", "name"))
         cache.set(key, options)
     if selected:  # changes nothing unless it is one of the values, all of them digits
         options = options.replace(f'<option value="{selected}">',

@@ -42,7 +42,10 @@ def _grouped_cents(amount):
 
 @cache
 def _separators_by_threes(language):
-    """A ``str.translate`` table from Python's separators to ``language``'s, or None."""
+    """
+    A ``str.translate`` table from Python's separators to ``language``'s, or None. Read
+    once per process: the formats come from Django's locale files.
+    """
     if get_format("NUMBER_GROUPING", language, use_l10n=True) != 3:
         return None
     return str.maketrans({",": get_format("THOUSAND_SEPARATOR", language, use_l10n=True),
