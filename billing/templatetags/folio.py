@@ -66,7 +66,7 @@ def quantity(value):
 def table_rows(rows, compact=False):
     """
     The ``<tr>``s of document rows (``billing.tables.DocumentRow``) as one string, compact
-    ones (no dates) when ``compact``: a template loop spent ~5 µs a row on its own.
+    ones (no dates) when ``compact``: a template loop over 25 rows took twice as long.
     """
     return mark_safe("\n".join(row.compact_html if compact else row.html for row in rows))
 
