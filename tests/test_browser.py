@@ -196,6 +196,28 @@ def test_a_client_page_leads_to_its_documents(page, owner):
     page.shot("client-oldest-invoice")
 
 
+def test_the_list_filters_by_state_and_keeps_the_choice(page, owner):
+    from billing.services import send_document
+
+    from .factories import ClientFactory, InvoiceFactory
+
+    client = ClientFactory(company=owner.company)
+    sent = send_document(InvoiceFactory(client=client))
+    draft = InvoiceFactory(client=client)
+    log_in(page)
+    page.get_by_role("link", name="Invoices", exact=True).click()
+    expect(page.get_by_role("link", name="Invoices", exact=True)).to_have_attribute(
+        "aria-current", "page")
+    expect(page.get_by_role("link", name=f"Draft #{draft.pk}")).to_be_visible()
+    page.get_by_label("State").select_option("sent")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"/invoices/\?.*state=sent"))
+    expect(page.get_by_label("State")).to_have_value("sent")  # the choice is kept
+    expect(page.get_by_role("link", name=sent.number)).to_be_visible()
+    expect(page.get_by_role("link", name=f"Draft #{draft.pk}")).to_have_count(0)
+    page.shot("list-filtered")
+
+
 def test_numbering_settings_show_a_live_example(page, owner):
     log_in(page)
     page.get_by_role("link", name="Numbering").click()
