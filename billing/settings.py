@@ -166,7 +166,8 @@ USE_TZ = True
 LOCALE_PATHS = [BASE_DIR / "locale"]
 
 # Per process: what is cached is derived (client filter options under a token that any client
-# change replaces, the navigation bar per language and page), so workers need not share it.
+# change replaces, the navigation bar per language and page, the static files' hashed names),
+# so workers need not share it.
 # Fragments have their own cache, so that they never push the client options out, with room
 # for the navigation bar of every page (a few dozen URL names) per language and staff status.
 CACHES = {

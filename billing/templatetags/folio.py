@@ -7,7 +7,7 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language, gettext
 
-from billing.models import is_overdue
+from billing.models import CENT, is_overdue
 
 register = template.Library()
 
@@ -19,9 +19,6 @@ def money(amount, currency=""):
         return ""
     formatted = _grouped_cents(Decimal(amount))
     return f"{formatted}\u00a0{currency}" if currency else formatted
-
-
-CENT = Decimal("0.01")
 
 
 def _grouped_cents(amount):
