@@ -139,9 +139,10 @@ class Command(BaseCommand):
         finally:
             self.cleanup()
         self.print_table(table, counts)
-        single = table[counts[0]]["send"]
-        self.stdout.write(f"{'send_drafts batch, 1 process':28}{batch:>12,.0f}   "
-                          f"= {batch / single:.2f} x folio send with {counts[0]} worker(s)")
+        batch_rate, send_rate = batch
+        self.stdout.write(f"{'send_drafts batch, 1 process':28}{batch_rate:>12,.0f}   "
+                          f"= {batch_rate / send_rate:.2f} x send_document one by one "
+                          f"({send_rate:,.0f}/s), in turns in the same process")
         if self.cpu:
             self.print_cpu()
         if None not in (busy for row in self.busy.values() for busy in row.values()):
@@ -165,7 +166,7 @@ class Command(BaseCommand):
                 self.cpu = dict(zip(("peer", "send", "floor"), cpu, strict=True))
             row["send16"], busy["send16"] = _run(
                 workers, self.send_work(workers, per, companies=16), per)
-            if batch is None:  # beside the send it is compared with, on the same tables
+            if batch is None:
                 batch = self.measure_batch(ops)
             self.stdout.write(f"  measured {workers} worker(s)", ending="\n")
             self.stdout.flush()
@@ -276,13 +277,27 @@ class Command(BaseCommand):
 
         return work
 
-    def measure_batch(self, ops):
-        """The send_drafts command on ``ops`` drafts of one company, in this process."""
-        drafts = self.drafts(ops, companies=1)
-        started = time.perf_counter()
-        call_command("send_drafts", "--company", str(drafts[0].company_id), "--no-progress",
-                     stdout=io.StringIO())
-        return ops / (time.perf_counter() - started)
+    def measure_batch(self, ops, turns=8):
+        """
+        (send_drafts rate, send_document rate), per second, on about ``ops`` drafts of one
+        company, in this process: the command and a plain loop of ``send_document`` take
+        turns on ``ops / 2 / turns`` drafts each, so that both see the machine in the same
+        state (its speed drifts within seconds). The command sends the oldest drafts left,
+        the loop the newest.
+        """
+        share = max(1, ops // 2 // turns)
+        drafts = self.drafts(2 * turns * share, companies=1)
+        spent = {"batch": 0.0, "loop": 0.0}
+        for turn in range(turns):
+            started = time.perf_counter()
+            call_command("send_drafts", "--company", str(drafts[0].company_id),
+                         "--limit", str(share), "--no-progress", stdout=io.StringIO())
+            spent["batch"] += time.perf_counter() - started
+            started = time.perf_counter()
+            for draft in drafts[len(drafts) - (turn + 1) * share:][:share]:
+                send_document(draft)
+            spent["loop"] += time.perf_counter() - started
+        return share * turns / spent["batch"], share * turns / spent["loop"]
 
     # --- Data -----------------------------------------------------------------------------
 
