@@ -106,7 +106,7 @@ def _lock_for_send(model, pk, *, settings_stored=False):
     """
     if pk is None:
         raise model.DoesNotExist(f"An unsaved {model._meta.verbose_name} cannot be sent.")
-    document_sql, lines_sql = lock_for_send_sql(model, connection.vendor)
+    document_sql, lines_sql = _lock_for_send_sql(model, connection.vendor)
     connection.ensure_connection()
     postgresql = connection.vendor == "postgresql"
     begin = postgresql and _take_over_begin(connection.connection)
@@ -163,11 +163,10 @@ def _attnames(model):
 
 
 @cache
-def lock_for_send_sql(model, vendor):
+def _lock_for_send_sql(model, vendor):
     """
     The two statements of ``_lock_for_send``, written once per document model (and per
     database vendor: SQLite has no row locks, its IMMEDIATE transaction locks the database).
-    ``bench_numbering`` also runs them alone, to measure a send without Django around it.
     """
     quote = connection.ops.quote_name
 

@@ -178,30 +178,6 @@ def _allocate_in_one_statement(request, document, numbering, commit):
 
 
 def _run_allocation(numbering, request, document, commit):
-    sql, params, series, period = allocation_statement(numbering, request, document)
-    with connection.cursor() as cursor:
-        if commit:
-            raw = connection.connection
-            # COMMIT as a plain statement behind the allocation: the server skips it if the
-            # allocation fails. (psycopg's commit() would add a second Sync to the pipeline.)
-            with connection.wrap_database_errors, raw.cursor() as end, raw.pipeline():
-                cursor.execute(sql, params)
-                end.execute(b"COMMIT", prepare=False)
-        else:
-            cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return None if row is None else (*row, series, period)
-
-
-def allocation_statement(numbering, request, document=None):
-    """
-    PostgreSQL: the allocating statement for ``request`` (the keyword arguments of
-    ``allocate_number``, with ``user_id`` for ``user``) and its parameters, followed by the
-    series and period it numbers in. It returns the ledger entry's id, value, number,
-    previous hash and hash, or no row when ``numbering``'s version is no longer stored.
-    ``allocate_number`` runs it; ``bench_numbering`` runs it alone to measure a send without
-    Django around it.
-    """
     kind, issue_date = request["kind"], request["issue_date"]
     series = numbering.series_for(kind)
     period = patterns.period_key(numbering.reset_period, issue_date)
@@ -219,7 +195,19 @@ def allocation_statement(numbering, request, document=None):
         columns = tuple(document.values)
         params.update({f"doc_{column}": value for column, value in document.values.items()},
                       doc_pk=document.pk)
-    return _allocation_sql(document and document.table, columns), params, series, period
+    sql = _allocation_sql(document and document.table, columns)
+    with connection.cursor() as cursor:
+        if commit:
+            raw = connection.connection
+            # COMMIT as a plain statement behind the allocation: the server skips it if the
+            # allocation fails. (psycopg's commit() would add a second Sync to the pipeline.)
+            with connection.wrap_database_errors, raw.cursor() as end, raw.pipeline():
+                cursor.execute(sql, params)
+                end.execute(b"COMMIT", prepare=False)
+        else:
+            cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else (*row, series, period)
 
 
 @cache

@@ -10,10 +10,9 @@ each). Run it on a scratch database: it creates benchmark companies and removes 
 4. folio send: ``billing.services.send_document`` of prepared drafts on one shared counter,
    and spread over 16 companies (independent counters).
 
-With one worker it also measures the CPU time each operation takes, in the worker and in
-its database server process, for the peer, the send, and the send's own statements run
-through psycopg alone (no ORM, state machine or model instance): the floor of a send's
-cost. On a machine whose CPUs are saturated, CPUs / CPU per operation bounds the rate.
+With one worker it also measures the CPU time a peer's allocation and a send take, in the
+worker and in its database server process: on a machine whose CPUs are saturated,
+CPUs / CPU per operation bounds the rate.
 
 Afterwards every series it wrote must be whole (1..N, no duplicate), which it checks.
 """
@@ -22,7 +21,7 @@ import io
 import multiprocessing
 import os
 import time
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
 import psycopg
@@ -34,10 +33,10 @@ from django.utils import timezone
 from billing.loopback import database_url
 from billing.maintenance import purge_companies
 from billing.models import Client, Company, Invoice, InvoiceLine
-from billing.services import lock_for_send_sql, send_document
+from billing.services import send_document
 from counters.audit import AuditScope, run_audit
 from counters.models import IssuedNumber, NumberingSettings
-from counters.services import DocumentWrite, allocate_number, allocation_statement
+from counters.services import allocate_number
 
 WORKERS = (1, 4, 8, 16)
 RUNS = [("ceiling", "ceiling (raw UPDATE)"), ("peer", "peer (django-sequences)"),
@@ -162,8 +161,7 @@ class Command(BaseCommand):
             row["send"], busy["send"] = _run(
                 workers, self.send_work(workers, per, companies=1), per, cpu)
             if cpu:
-                _run(1, self.floor_work(per), per, cpu)
-                self.cpu = dict(zip(("peer", "send", "floor"), cpu, strict=True))
+                self.cpu = dict(zip(("peer", "send"), cpu, strict=True))
             row["send16"], busy["send16"] = _run(
                 workers, self.send_work(workers, per, companies=16), per)
             if batch is None:
@@ -230,50 +228,6 @@ class Command(BaseCommand):
                 return
             for draft in drafts[index * per_worker:(index + 1) * per_worker][:n]:
                 send_document(draft)
-
-        return work
-
-    def floor_work(self, count):
-        """
-        ``count`` sends of one company made of ``send_document``'s statements alone, through
-        the connection's psycopg connection: the lock with the lines in one pipeline, then
-        the allocation with the document write and COMMIT in another, as the service does,
-        with the same values, but without the ORM, the state machine or model instances.
-        """
-        drafts = self.drafts(count, companies=1)
-        company = drafts[0].company
-        numbering = NumberingSettings.objects.get(company=company)
-        document_sql, lines_sql = lock_for_send_sql(Invoice, "postgresql")
-
-        def work(index, n, warm=False):
-            connection.ensure_connection()
-            if warm:
-                return
-            raw = connection.connection  # in autocommit mode: the pipeline sends BEGIN
-            for draft in drafts[:n]:
-                with raw.cursor() as head, raw.cursor() as body:
-                    with raw.pipeline():
-                        head.execute(b"BEGIN", prepare=False)
-                        head.execute(document_sql, [draft.pk])
-                        body.execute(lines_sql, [draft.pk])
-                    head.fetchone(), body.fetchall()
-                issue_date = timezone.localdate()
-                request = dict(company_id=company.pk, kind="invoice", document_id=draft.pk,
-                               issue_date=issue_date, total=draft.total,
-                               currency=draft.currency, user_id=None)
-                write = DocumentWrite(Invoice._meta.db_table, draft.pk, {
-                    "state": "sent", "issue_date": issue_date,
-                    "due_date": issue_date + timedelta(days=company.payment_terms_days),
-                    "subtotal": draft.subtotal, "tax_total": draft.tax_total,
-                    "total": draft.total, "updated_at": timezone.now(),
-                })
-                sql, params, _series, _period = allocation_statement(numbering, request, write)
-                with raw.cursor() as allocation, raw.cursor() as end:
-                    with raw.pipeline():
-                        allocation.execute(sql, params)
-                        end.execute(b"COMMIT", prepare=False)
-                    if allocation.fetchone() is None:
-                        raise CommandError("The benchmark's numbering settings changed.")
 
         return work
 
@@ -351,8 +305,7 @@ class Command(BaseCommand):
         out.write(f"\nCPU per operation with 1 worker, ms, and the most operations per second "
                   f"{cpus} CPUs allow at that cost")
         out.write(f"{'':28}{'worker':>12}{'server':>12}{'both':>12}{'at most/s':>12}")
-        for key, label in (("peer", "peer (django-sequences)"), ("send", "folio send"),
-                           ("floor", "send statements alone")):
+        for key, label in (("peer", "peer (django-sequences)"), ("send", "folio send")):
             own, server = self.cpu[key]
             figures = [f"{own * 1000:>12.3f}"]
             if server is not None:
