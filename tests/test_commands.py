@@ -69,13 +69,13 @@ def test_bench_numbering_prints_every_measure_and_checks_the_series():
                   "send_drafts batch"):
         assert label in text
     cpu = text.split("CPU per operation with 1 worker")[1].splitlines()
-    figures = next(line for line in cpu if line.startswith("folio send"))[28:].split()
-    worker, server, both = map(float, figures[:3])
+    send = next(line for line in cpu if line.startswith("folio send"))[28:].split()
+    worker, server, both = map(float, send[:3])
     # The server's CPU clock ticks in 10 ms steps: a few sends may not register.
     assert worker > 0 and server >= 0 and both == pytest.approx(worker + server, abs=0.002)
     # The most sends per second the machine's CPUs allow at that cost.
-    assert int(figures[3].replace(",", "")) == pytest.approx(os.cpu_count() / both * 1000,
-                                                             rel=0.01, abs=1)
+    assert int(send[3].replace(",", "")) == pytest.approx(os.cpu_count() / both * 1000,
+                                                          rel=0.01, abs=1)
     busy = text.split("Machine CPU busy during each run, %")[1].splitlines()
     for line in busy[2:7]:  # a row per run, a figure per worker count, each a percentage
         figures = [int(figure) for figure in line.rsplit(None, 2)[1:]]

@@ -12,7 +12,8 @@ each). Run it on a scratch database: it creates benchmark companies and removes 
 
 With one worker it also measures the CPU time a peer's allocation and a send take, in the
 worker and in its database server process: on a machine whose CPUs are saturated,
-CPUs / CPU per operation bounds the rate.
+CPUs / CPU per operation bounds the rate. And it times the ``send_drafts`` command against
+``send_document`` called one draft at a time, in the same process.
 
 Afterwards every series it wrote must be whole (1..N, no duplicate), which it checks.
 """
@@ -310,8 +311,8 @@ class Command(BaseCommand):
             figures = [f"{own * 1000:>12.3f}"]
             if server is not None:
                 both = own + server
-                bound = f"{cpus / both:>12,.0f}" if both else f"{'-':>12}"
-                figures += [f"{server * 1000:>12.3f}", f"{both * 1000:>12.3f}", bound]
+                figures += [f"{server * 1000:>12.3f}", f"{both * 1000:>12.3f}",
+                            f"{cpus / both:>12,.0f}"]
             out.write(f"{label:28}" + "".join(figures))
 
     def print_busy(self, counts):
