@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from billing.loopback import database_url
 from billing.maintenance import purge_companies
-from billing.models import Client, Company, Invoice, InvoiceLine
+from billing.models import DRAFT, Client, Company, Invoice, InvoiceLine
 from billing.services import send_document
 from counters.audit import AuditScope, run_audit
 from counters.models import IssuedNumber, NumberingSettings
@@ -241,18 +241,21 @@ class Command(BaseCommand):
         the loop the newest.
         """
         share = max(1, ops // 2 // turns)
-        drafts = self.drafts(2 * turns * share, companies=1)
-        spent = {"batch": 0.0, "loop": 0.0}
+        drafts = self.drafts(2 * turns * share, companies=1)  # in id order
+        company_id, newest_first = drafts[0].company_id, drafts[::-1]
+        batch = loop = 0.0
         for turn in range(turns):
             started = time.perf_counter()
-            call_command("send_drafts", "--company", str(drafts[0].company_id),
-                         "--limit", str(share), "--no-progress", stdout=io.StringIO())
-            spent["batch"] += time.perf_counter() - started
+            call_command("send_drafts", "--company", str(company_id), "--limit", str(share),
+                         "--no-progress", stdout=io.StringIO())
+            batch += time.perf_counter() - started
             started = time.perf_counter()
-            for draft in drafts[len(drafts) - (turn + 1) * share:][:share]:
+            for draft in newest_first[turn * share:(turn + 1) * share]:
                 send_document(draft)
-            spent["loop"] += time.perf_counter() - started
-        return share * turns / spent["batch"], share * turns / spent["loop"]
+            loop += time.perf_counter() - started
+        if Invoice.objects.filter(company_id=company_id, state=DRAFT).exists():
+            raise CommandError("send_drafts left drafts unsent: its rate would be wrong.")
+        return share * turns / batch, share * turns / loop
 
     # --- Data -----------------------------------------------------------------------------
 
