@@ -8,7 +8,7 @@ and database triggers refuse what bypasses the model): it is corrected by a cred
 
 import uuid
 from datetime import timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -20,23 +20,9 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from counters.models import NUMBER_MAX_LENGTH, Kind
-from counters.services import DocumentWrite, allocate_number
+from counters.services import allocate_number
 
-CENT = Decimal("0.01")
-
-
-def money(amount) -> Decimal:
-    """Round to cents, halves away from zero: the one rounding rule Folio uses."""
-    return Decimal(amount).quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def totals_of(lines):
-    """(subtotal, tax, total) of ``lines``: each line's net and tax rounded to cents."""
-    subtotal = tax = Decimal("0.00")
-    for line in lines:
-        subtotal += line.net_amount
-        tax += line.tax_amount
-    return subtotal, tax, subtotal + tax
+from . import money
 
 
 class Company(models.Model):
@@ -252,44 +238,43 @@ class Document(ConcurrentTransitionMixin, models.Model):
 
     # --- Money ------------------------------------------------------------------------------
 
+    def set_totals(self, lines):
+        """Set the totals of ``lines`` (``billing.money.totals``) on the document."""
+        totals = money.totals(lines)
+        self.subtotal, self.tax_total, self.total = totals.subtotal, totals.tax, totals.total
+        return totals
+
     def update_totals(self):
         """Store the totals of the current lines. Drafts only: issued totals are frozen."""
-        self.subtotal, self.tax_total, self.total = totals_of(self.lines.all())
+        self.set_totals(self.lines.all())
         self.save(update_fields=["subtotal", "tax_total", "total", "updated_at"])
 
     def tax_breakdown(self):
-        """[(rate, net, tax)] per tax rate, in rate order."""
-        rates = {}
-        for line in self.lines.all():
-            net, tax = rates.get(line.tax_rate, (Decimal("0.00"), Decimal("0.00")))
-            rates[line.tax_rate] = (net + line.net_amount, tax + line.tax_amount)
-        return [(rate, net, tax) for rate, (net, tax) in sorted(rates.items())]
+        """The lines' tax groups (``billing.money.TaxGroup``), in category and rate order."""
+        return money.totals(self.lines.all()).groups
 
     # --- Lifecycle --------------------------------------------------------------------------
 
     def complete_for_issue(self):
         """Fill in what an issued document needs and the draft left open."""
 
-    @transition(field="state", source=DRAFT, target=DocumentState.SENT)
-    def send(self, lines, numbering=None, user=None, commit=False):
-        """
-        Issue the document with ``lines``, its lines as read under the row lock: freeze its
-        totals, date it today and give it the next number of its series.
-
-        Only ``billing.services.send_document`` calls this, inside the transaction that
-        locked the document (and, as ``numbering``, the company's numbering settings). The
-        allocation writes the document row in the statement that takes the number
-        (``counters.services.DocumentWrite``): there is nothing left to save. With
-        ``commit``, that statement also commits the transaction (see ``allocate_number``), so
-        nothing after it may fail: that includes receivers of django-fsm's
-        ``post_transition`` signal, to which Folio connects none.
-        """
+    def validate_for_issue(self, lines):
+        """Refuse to issue this document with ``lines``: what the law and Folio require."""
         if not lines:
             raise ValidationError(_("Add at least one line before sending."), code="no_lines")
-        self.subtotal, self.tax_total, self.total = totals_of(lines)
+
+    @transition(field="state", source=DRAFT, target=DocumentState.SENT)
+    def send(self, lines, user=None):
+        """
+        Issue the document with ``lines``, its lines as read under the row lock: freeze its
+        totals, date it today and, last, give it the next number of its series.
+
+        Only ``billing.services.send_document`` calls this, inside the transaction that
+        locked the document and that saves it afterwards: a rollback returns the number.
+        """
+        self.set_totals(lines)
         self.issue_date = timezone.localdate()
         self.complete_for_issue()
-        self.updated_at = timezone.now()
         issued = allocate_number(
             company_id=self.company_id,
             kind=self.kind,
@@ -298,18 +283,9 @@ class Document(ConcurrentTransitionMixin, models.Model):
             total=self.total,
             currency=self.currency,
             user=user,
-            numbering=numbering,
-            commit=commit,
-            document=DocumentWrite(self._meta.db_table, self.pk, {
-                "state": DocumentState.SENT.value, "issue_date": self.issue_date,
-                "due_date": self.due_date, "subtotal": self.subtotal,
-                "tax_total": self.tax_total, "total": self.total,
-                "updated_at": self.updated_at,
-            }),
         )
         self.number = issued.number
         self.sequence_value = issued.value
-        self._stored_state = DocumentState.SENT
         return issued
 
 
@@ -358,13 +334,7 @@ class LineItem(models.Model):
 
     @property
     def net_amount(self):
-        return money(self.quantity * self.unit_price)
-
-    @property
-    def tax_amount(self):
-        return money(self.net_amount * self.tax_rate / 100)
-
-
+        return money.line_net(self.quantity, self.unit_price)
 
 class Invoice(Document):
     kind = Kind.INVOICE

@@ -7,29 +7,21 @@ freshly locked copy of the document and return it, so a caller's instance is nev
 half-changed by a rollback.
 """
 
-from contextlib import nullcontext
 from decimal import Decimal
-from functools import cache
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils.translation import gettext as _
-from psycopg.pq import TransactionStatus
 
-from counters.models import NumberingSettings
-
-from . import emails
+from . import emails, money
 from .models import (
     DRAFT,
-    Company,
     CreditNote,
     CreditNoteLine,
     Document,
     DocumentState,
     Invoice,
     Membership,
-    money,
-    totals_of,
 )
 
 
@@ -41,8 +33,17 @@ class CreditExceedsInvoice(ValidationError):
     """Issuing the credit note would credit more than the invoice's open amount."""
 
 
+class NothingToCredit(ValidationError):
+    """Every line of the invoice has already been credited."""
+
+
 def _lock(document):
-    return type(document).objects.select_for_update().get(pk=document.pk)
+    """
+    A fresh copy of ``document`` with its company, the document's row (not the company's)
+    locked until the transaction ends.
+    """
+    return (type(document).objects.select_related("company")
+            .select_for_update(of=("self",)).get(pk=document.pk))
 
 
 def _check_credit(credit_note, amount):
@@ -65,134 +66,29 @@ def _check_credit(credit_note, amount):
 
 def send_document(document: Document, user=None, *, email=False) -> Document:
     """
-    Issue a draft: give it its number and date, in one transaction.
+    Issue a draft: give it its number, date and frozen totals, in one transaction.
 
-    Lock the document and read its lines and numbering settings → check it is still a
-    draft → validate → run the ``send`` transition, which allocates the number last, writing
-    the ledger entry and the document in the same statement, so the counter row is locked
-    for that statement and the commit only. When this call owns the transaction (no atomic
-    block around it), COMMIT travels with that statement: one round trip less, and none
-    while the counter is locked. With ``email``, the PDF is e-mailed to the client once the
-    transaction has committed: a rolled-back send sends nothing.
+    Lock the document → check it is still a draft → read its lines and validate → run the
+    ``send`` transition, which allocates the number last → save. With ``email``, the PDF is
+    e-mailed to the client once the transaction has committed: a rolled-back send sends
+    nothing.
     """
-    owns_transaction = not connection.in_atomic_block
     with transaction.atomic():
-        locked, lines, numbering = _lock_for_send(type(document), document.pk)
+        locked = _lock(document)
         if locked.state != DRAFT:
             raise NotADraft(
                 _("%(document)s has already been issued.") % {"document": locked},
                 code="not_draft",
             )
+        lines = list(locked.lines.all())
+        locked.validate_for_issue(lines)
         if isinstance(locked, CreditNote):
-            _check_credit(locked, totals_of(lines)[2])
-        locked.send(lines=lines, numbering=numbering, user=user, commit=owns_transaction)
-        # Nothing below may fail: with ``owns_transaction`` the send has already committed.
-        locked._update_initial_state()  # the row is written: it is 'sent' in the database
+            _check_credit(locked, money.totals(lines).total)
+        locked.send(lines=lines, user=user)
+        locked.save()
         if email:
             transaction.on_commit(lambda: emails.deliver(locked, user=user))
     return locked
-
-
-def _lock_for_send(model, pk, *, settings_stored=False):
-    """
-    The document ``pk`` locked for update, with its company and its company's numbering
-    settings (under a share lock: settings only change under an update lock, so they stay as
-    read until this transaction ends), and its lines as read under that lock.
-
-    On PostgreSQL the two statements travel in one pipeline, with the transaction's BEGIN
-    when they open it: one round trip instead of three, while each statement still takes
-    its own snapshot on the server, so the lines are read after the lock is held. A send
-    does little else, so round trips are most of its time.
-    """
-    if pk is None:
-        raise model.DoesNotExist(f"An unsaved {model._meta.verbose_name} cannot be sent.")
-    document_sql, lines_sql = _lock_for_send_sql(model, connection.vendor)
-    connection.ensure_connection()
-    postgresql = connection.vendor == "postgresql"
-    begin = postgresql and _take_over_begin(connection.connection)
-    pipeline = connection.connection.pipeline() if postgresql else nullcontext()
-    with connection.cursor() as head, connection.cursor() as body:
-        with connection.wrap_database_errors, pipeline:
-            if begin:
-                head.cursor.execute(b"BEGIN", prepare=False)
-            head.execute(document_sql, [pk])
-            body.execute(lines_sql, [pk])
-        row, line_rows = head.fetchone(), body.fetchall()
-    if row is None:
-        company_id = model.objects.filter(pk=pk).values_list("company_id", flat=True).first()
-        if company_id is None or settings_stored:
-            raise model.DoesNotExist(f"No {model._meta.verbose_name} with id {pk}.")
-        NumberingSettings.for_company(company_id)  # a company's first send stores them
-        return _lock_for_send(model, pk, settings_stored=True)
-    document_end = len(model._meta.concrete_fields)
-    company_end = document_end + len(Company._meta.concrete_fields)
-    document = model.from_db(connection.alias, _attnames(model), row[:document_end])
-    document.company = Company.from_db(
-        connection.alias, _attnames(Company), row[document_end:company_end])
-    numbering = NumberingSettings.from_db(
-        connection.alias, _attnames(NumberingSettings), row[company_end:])
-    line_model = model.lines.field.model
-    lines = [line_model.from_db(connection.alias, _attnames(line_model), line_row)
-             for line_row in line_rows]
-    return document, lines, numbering
-
-
-def _take_over_begin(raw):
-    """
-    Whether the caller should send BEGIN itself, in its pipeline, ahead of its statements.
-
-    psycopg opens a transaction by sending BEGIN and waiting for the reply before the
-    first statement, in a pipeline too: a round trip of its own. When Django's atomic block
-    has not started the transaction yet, psycopg is switched to autocommit so that it adds
-    no BEGIN, and the caller sends one: the transaction block is the same, and Django's
-    atomic block still commits or rolls it back (and turns autocommit on when it ends).
-    Not when an isolation level or read-only mode is configured: psycopg's own BEGIN
-    carries them.
-    """
-    if raw.autocommit or raw.info.transaction_status != TransactionStatus.IDLE:
-        return False
-    if raw.isolation_level is not None or raw.read_only is not None:
-        return False
-    raw.autocommit = True
-    return True
-
-
-@cache
-def _attnames(model):
-    return [f.attname for f in model._meta.concrete_fields]
-
-
-@cache
-def _lock_for_send_sql(model, vendor):
-    """
-    The two statements of ``_lock_for_send``, written once per document model (and per
-    database vendor: SQLite has no row locks, its IMMEDIATE transaction locks the database).
-    """
-    quote = connection.ops.quote_name
-
-    def columns(meta, alias):
-        return ", ".join(f"{alias}.{quote(f.column)}" for f in meta.concrete_fields)
-
-    def join(meta, alias, column):
-        return (f"JOIN {quote(meta.db_table)} {alias} "
-                f"ON {alias}.{quote(column)} = d.{quote(model._meta.get_field('company').column)}")
-
-    meta, company, numbering = model._meta, Company._meta, NumberingSettings._meta
-    lines_field = model.lines.field
-    locks = (" FOR UPDATE OF d FOR KEY SHARE OF n"
-             if connection.features.has_select_for_update_of else "")
-    document_sql = (
-        f"SELECT {columns(meta, 'd')}, {columns(company, 'c')}, {columns(numbering, 'n')} "
-        f"FROM {quote(meta.db_table)} d {join(company, 'c', company.pk.column)} "
-        f"{join(numbering, 'n', numbering.get_field('company').column)} "
-        f"WHERE d.{quote(meta.pk.column)} = %s{locks}"
-    )
-    lines_sql = (
-        f"SELECT {columns(lines_field.model._meta, 'l')} "
-        f"FROM {quote(lines_field.model._meta.db_table)} l "
-        f"WHERE l.{quote(lines_field.column)} = %s ORDER BY l.position, l.id"
-    )
-    return document_sql, lines_sql
 
 
 def retry_email(document: Document, user=None):
@@ -228,15 +124,20 @@ def draft_credit_note(invoice: Invoice, *, reason="", amount_lines=None) -> Cred
             raise ValidationError(
                 _("Only an issued invoice can be credited."), code="invoice_draft"
             )
+        lines = amount_lines if amount_lines is not None else _open_lines(invoice)
+        if not lines:
+            raise NothingToCredit(
+                _("Every line of %(invoice)s has already been credited.") % {
+                    "invoice": invoice.number},
+                code="nothing_to_credit",
+            )
         credit_note = CreditNote(
             company_id=invoice.company_id, client_id=invoice.client_id, invoice=invoice,
             currency=invoice.currency, reason=reason,
         )
         credit_note.full_clean()
         credit_note.save()
-        for position, (description, quantity, unit_price, tax_rate) in enumerate(
-            amount_lines if amount_lines is not None else _open_lines(invoice)
-        ):
+        for position, (description, quantity, unit_price, tax_rate) in enumerate(lines):
             CreditNoteLine.objects.create(
                 document=credit_note, position=position, description=description,
                 quantity=quantity, unit_price=unit_price, tax_rate=tax_rate,
@@ -256,18 +157,19 @@ def _open_lines(invoice):
     for line in credited:
         credited_net[line.tax_rate] = credited_net.get(line.tax_rate, 0) + line.net_amount
     lines = []
-    for rate, net, _tax in invoice.tax_breakdown():
-        left = money(net - credited_net.get(rate, Decimal("0")))
+    for group in invoice.tax_breakdown():
+        rate = group.rate
+        left = money.to_cents(group.taxable - credited_net.get(rate, Decimal("0")))
         if left > 0:
             lines.append((_("Balance of %(invoice)s at %(rate)s%%") % {
                 "invoice": invoice.number, "rate": rate}, Decimal("1"), left, rate))
     return lines
 
 
-def cancel_invoice(invoice: Invoice, user=None, *, reason="") -> CreditNote:
+def cancel_invoice(invoice: Invoice, user=None, *, reason="") -> CreditNote | None:
     """
     Cancel a sent invoice by issuing a credit note for its open amount, in one transaction:
-    either both happen or neither does.
+    either both happen or neither does. Nothing is issued when every line is credited.
     """
     with transaction.atomic():
         locked = _lock(invoice)
@@ -277,10 +179,12 @@ def cancel_invoice(invoice: Invoice, user=None, *, reason="") -> CreditNote:
                 % {"invoice": locked, "state": locked.get_state_display()},
                 code="not_sent",
             )
-        credit_note = draft_credit_note(
-            locked, reason=reason or _("Cancellation of %(invoice)s") % {"invoice": locked}
-        )
-        credit_note = send_document(credit_note, user=user) if credit_note.lines.exists() else None
+        try:
+            credit_note = send_document(draft_credit_note(
+                locked, reason=reason or _("Cancellation of %(invoice)s") % {"invoice": locked}
+            ), user=user)
+        except NothingToCredit:
+            credit_note = None
         locked.cancel()
         locked.save(update_fields=["state", "updated_at"])
     return credit_note

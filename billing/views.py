@@ -27,7 +27,7 @@ from counters.audit import AuditScope, run_audit
 from counters.models import NumberingSettings, NumberingSettingsChange
 from counters.services import preview_number, preview_settings, save_numbering_settings
 
-from . import services
+from . import money, services
 from .emails import deliveries_of
 from .forms import (
     CancelForm,
@@ -48,7 +48,6 @@ from .models import (
     Invoice,
     InvoiceLine,
     Membership,
-    totals_of,
 )
 from .pdf import document_pdf, pdf_filename
 from .tables import document_rows
@@ -351,8 +350,7 @@ def _totals(formset):
         lines.append(InvoiceLine(quantity=data.get("quantity") or 0,
                                  unit_price=data["unit_price"],
                                  tax_rate=data.get("tax_rate") or 0))
-    subtotal, tax, total = totals_of(lines)
-    return {"subtotal": subtotal, "tax": tax, "total": total}
+    return money.totals(lines)
 
 
 @require_POST

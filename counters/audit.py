@@ -11,7 +11,6 @@ findings stream out one by one. ``run_audit`` is the one entry point, used by th
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -210,27 +209,7 @@ def _stream(sql, params):
 def _register_sqlite_sha256():
     connection.ensure_connection()
     connection.connection.create_function(
-        "folio_sha256", 1, lambda text: hashlib.sha256(text.encode()).hexdigest(),
-        deterministic=True,
-    )
-
-
-def _hash_sql(alias):
-    """SQL recomputing ``chain.entry_hash`` of a ledger row."""
-    a = alias
-    if connection.vendor == "postgresql":
-        parts = [f"{a}.company_id::text", f"{a}.series", f"{a}.period", f"{a}.value::text",
-                 f"{a}.number", f"{a}.kind", f"{a}.document_id::text",
-                 f"to_char({a}.issue_date, 'YYYY-MM-DD')", f"{a}.total::text", f"{a}.currency",
-                 f"{a}.previous_hash"]
-        content = " || '|' || ".join(parts)
-        return f"encode(sha256(convert_to({content}, 'UTF8')), 'hex')"
-    parts = [f"CAST({a}.company_id AS TEXT)", f"{a}.series", f"{a}.period",
-             f"CAST({a}.value AS TEXT)", f"{a}.number", f"{a}.kind",
-             f"CAST({a}.document_id AS TEXT)", f"{a}.issue_date", f"printf('%%.2f', {a}.total)",
-             f"{a}.currency", f"{a}.previous_hash"]
-    content = " || '|' || ".join(parts)
-    return f"folio_sha256({content})"
+        chain.SQLITE_SHA256, 1, chain.sqlite_sha256, deterministic=True)
 
 
 def _as_date(value):
@@ -329,7 +308,7 @@ def _hash_findings(scope):
     where, params = scope.where("l")
     sql = (f"SELECT l.company_id, l.series, l.period, l.value, l.number, l.kind, "
            f"l.document_id, l.issue_date FROM {LEDGER} l "
-           f"WHERE {where} AND {_hash_sql('l')} <> l.entry_hash "
+           f"WHERE {where} AND {chain.hash_sql('l', connection.vendor)} <> l.entry_hash "
            f"ORDER BY l.company_id, l.series, l.period, l.value")
     for company_id, series, period, value, number, kind, document_id, issue_date in _stream(
             sql, params):

@@ -68,7 +68,6 @@ class NumberingSettings(models.Model):
         choices=ResetPeriod.choices,
         default=ResetPeriod.YEARLY,
     )
-    version = models.PositiveIntegerField(default=1, editable=False)
 
     class Meta:
         verbose_name = _("numbering settings")
@@ -161,8 +160,6 @@ class Sequence(models.Model):
     last_hash = models.CharField(
         _("hash of the last entry"), max_length=64, blank=True, default="", editable=False
     )
-    # The hash of the entry before the last: the allocating statement returns it.
-    prev_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
 
     class Meta:
         verbose_name = _("sequence")

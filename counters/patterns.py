@@ -84,18 +84,6 @@ def format_number(pattern, issue_date: date, value: int, padding: int = 0) -> st
     return TOKEN_RE.sub(replace, pattern)
 
 
-def split_at_counter(pattern, issue_date: date) -> tuple[str, str]:
-    """
-    The text before and after the counter for ``issue_date``: a number is
-    ``prefix + zero-padded value + suffix`` (the allocator builds it that way in SQL).
-    """
-    before, _counter, after = TOKEN_RE.sub(
-        lambda m: "\0" if m.group(1) == COUNTER else DATE_TOKENS[m.group(1)](issue_date),
-        pattern,
-    ).partition("\0")
-    return before, after
-
-
 def period_key(reset_period, issue_date: date) -> str:
     """The period a value belongs to: values restart at 1 in each period."""
     if reset_period == YEARLY:

@@ -7,9 +7,6 @@ transaction that issues the document, so a rollback hands the value back; the le
 written in that same transaction; and unique constraints refuse any duplicate that slips past.
 """
 
-from dataclasses import dataclass, field
-from functools import cache
-
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
@@ -30,237 +27,57 @@ class TransactionRequired(RuntimeError):
     """The allocator was called outside ``transaction.atomic()``: its number could leak."""
 
 
-class NumberingChanged(ValidationError):
+def allocate_number(*, company_id, kind, document_id, issue_date, total, currency,
+                    user=None) -> IssuedNumber:
     """
-    The numbering settings changed between being read and the allocation, which therefore
-    issued nothing (shown to the user like any other reason a send was refused).
-    """
+    Give the document ``(kind, document_id)`` the next number of its series and record it
+    in the ledger, chained to the entry before it.
 
-
-@dataclass(frozen=True)
-class DocumentWrite:
-    """
-    The issued document's row, written by the allocation itself: ``number`` and
-    ``sequence_value`` get the allocated values, ``values`` the other columns. Writing it in
-    the allocating statement means the counter row stays locked for that one statement and
-    the commit, nothing more.
-    """
-
-    table: str
-    pk: int
-    values: dict = field(default_factory=dict)
-
-
-# Per process: the settings last read for each company. The allocating statement checks
-# their version under a share lock, so a stale entry is caught and simply read again.
-_settings_cache: dict[int, NumberingSettings] = {}
-
-
-def _settings(company_id, *, fresh=False) -> NumberingSettings:
-    if fresh or company_id not in _settings_cache:
-        _settings_cache[company_id] = NumberingSettings.for_company(company_id)
-    return _settings_cache[company_id]
-
-
-def allocate_number(*, company_id, kind, document_id, issue_date, total, currency, user=None,
-                    document: DocumentWrite | None = None,
-                    numbering: NumberingSettings | None = None,
-                    commit=False) -> IssuedNumber:
-    """
-    Give the document ``(kind, document_id)`` the next number of its series, record it in
-    the ledger chained to the entry before it, and (with ``document``) write the document.
-
-    Must run inside the transaction that issues the document: the sequence row stays locked
-    until it commits, and a rollback returns the number.
-
-    ``numbering`` is the company's settings as the caller read them in this transaction;
-    without it the allocator uses its per-process copy. Either way the allocating statement
-    checks their version, so stale settings never number anything.
-
-    ``commit`` (PostgreSQL; ignored on SQLite): the allocation is the last statement of the
-    transaction, and COMMIT travels with it in the same round trip. The counter row is then
-    locked only while the server writes and commits, never while a reply crosses the network
-    or waits for this process to be scheduled. Only the owner of the outermost atomic block
-    may ask for it, and nothing that can fail may follow: when this returns, the transaction
-    is committed. If the statement fails, the COMMIT is not run and the caller rolls back
-    as usual.
+    Must run inside the transaction that issues the document, as its last step: the
+    company's numbering settings and the sequence row stay locked until it commits, and a
+    rollback returns the number.
     """
     if not connection.in_atomic_block:
         raise TransactionRequired(
             "allocate_number() must run inside transaction.atomic(), in the transaction "
             "that issues the document."
         )
-    if commit and len(connection.atomic_blocks) != 1:
-        raise TransactionRequired(
-            "allocate_number(commit=True) must run in the outermost atomic block: an inner "
-            "block cannot commit its caller's transaction."
-        )
-    request = dict(company_id=company_id, kind=str(kind), document_id=document_id,
-                   issue_date=issue_date, total=total, currency=currency,
-                   user_id=user.pk if user is not None and user.is_authenticated else None)
-    if connection.vendor == "postgresql":
-        return _allocate_in_one_statement(request, document, numbering, commit)
-    return _allocate_step_by_step(request, document, numbering)
-
-
-def _entry(request, series, period, value, number, previous_hash, entry_hash, pk=None):
-    """The ledger entry of ``request``: unsaved without ``pk``, as stored with it."""
-    entry = IssuedNumber(
-        pk=pk, company_id=request["company_id"], series=series, period=period, value=value,
-        number=number, kind=request["kind"], document_id=request["document_id"],
-        issue_date=request["issue_date"], total=request["total"],
-        currency=request["currency"], previous_hash=previous_hash, entry_hash=entry_hash,
-        issued_by_id=request["user_id"],
+    # Locked, so that the counter layout cannot change between choosing the series and the
+    # commit (save_numbering_settings locks it too, before it carries values over).
+    numbering, _created = (
+        NumberingSettings.objects.select_for_update().get_or_create(company_id=company_id)
     )
-    entry._state.adding = pk is None
-    return entry
-
-
-def _allocate_step_by_step(request, document, numbering):
-    """SQLite: the IMMEDIATE transaction already holds the database's only write lock."""
-    company_id = request["company_id"]
-    numbering = numbering or _settings(company_id, fresh=True)
-    series = numbering.series_for(request["kind"])
-    period = patterns.period_key(numbering.reset_period, request["issue_date"])
-    table = Sequence._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (company_id, series, period, last, last_hash, prev_hash) "
-            f"VALUES (%s, %s, %s, 1, '', '') ON CONFLICT (company_id, series, period) "
-            f"DO UPDATE SET last = {table}.last + 1 RETURNING last, last_hash",
-            [company_id, series, period],
-        )
-        value, previous_hash = cursor.fetchone()
-    number = numbering.format(request["kind"], request["issue_date"], value)
-    entry_hash = chain.entry_hash(
-        company_id=company_id, series=series, period=period, value=value, number=number,
-        kind=request["kind"], document_id=request["document_id"],
-        issue_date=request["issue_date"], total=request["total"],
-        currency=request["currency"], previous_hash=previous_hash,
-    )
-    Sequence.objects.filter(company_id=company_id, series=series, period=period).update(
-        last_hash=entry_hash, prev_hash=previous_hash)
-    entry = _entry(request, series, period, value, number, previous_hash, entry_hash)
-    entry.save(force_insert=True)
-    if document is not None:
-        values = {**document.values, "number": number, "sequence_value": value}
-        columns = ", ".join(f"{column} = %s" for column in values)
-        with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {document.table} SET {columns} WHERE id = %s",
-                           [*values.values(), document.pk])
-    return entry
-
-
-def _allocate_in_one_statement(request, document, numbering, commit):
-    """
-    PostgreSQL: one statement checks the settings' version under a share lock, increments
-    the sequence (computing the number and the chained hash in the same row update), writes
-    the ledger entry and the document. A stale version returns nothing: read the settings
-    again and retry, unless the transaction has already committed with the statement.
-    """
-    company_id = request["company_id"]
-    numbering = numbering or _settings(company_id)
-    for _attempt in range(3):
-        row = _run_allocation(numbering, request, document, commit)
-        if row is not None:
-            pk, value, number, previous_hash, entry_hash, series, period = row
-            return _entry(request, series, period, value, number, previous_hash, entry_hash,
-                          pk)
-        _settings_cache.pop(company_id, None)
-        if commit:  # the transaction has ended, with nothing written: the caller may retry
-            break
-        numbering = _settings(company_id, fresh=True)
-    raise NumberingChanged(
-        _("The numbering settings changed while the document was being issued; nothing was "
-          "issued. Please send it again."),
-        code="numbering_changed",
-    )
-
-
-def _run_allocation(numbering, request, document, commit):
-    kind, issue_date = request["kind"], request["issue_date"]
     series = numbering.series_for(kind)
     period = patterns.period_key(numbering.reset_period, issue_date)
-    prefix, suffix = patterns.split_at_counter(numbering.pattern_for(kind), issue_date)
-    head, tail = chain.content_around_value(
-        company_id=request["company_id"], series=series, period=period, kind=kind,
-        document_id=request["document_id"], issue_date=issue_date, total=request["total"],
-        currency=request["currency"],
+    value, previous_hash = _increment(company_id, series, period)
+    entry = IssuedNumber(
+        company_id=company_id, series=series, period=period, value=value,
+        number=numbering.format(kind, issue_date, value), kind=str(kind),
+        document_id=document_id, issue_date=issue_date, total=total, currency=currency,
+        previous_hash=previous_hash,
+        issued_by=user if user is not None and user.is_authenticated else None,
     )
-    params = dict(request, series=series, period=period, version=numbering.version,
-                  settings_id=numbering.pk,
-                  prefix=prefix, suffix=suffix, padding=numbering.padding, head=head, tail=tail)
-    columns = ()
-    if document is not None:
-        columns = tuple(document.values)
-        params.update({f"doc_{column}": value for column, value in document.values.items()},
-                      doc_pk=document.pk)
-    sql = _allocation_sql(document and document.table, columns)
+    entry.entry_hash = chain.entry_hash(entry)
+    entry.save(force_insert=True)
+    Sequence.objects.filter(company_id=company_id, series=series, period=period).update(
+        last_hash=entry.entry_hash)
+    return entry
+
+
+def _increment(company_id, series, period) -> tuple[int, str]:
+    """
+    Take the next value of a sequence, creating it at 1, in one statement that leaves the
+    row locked: (value, hash of the entry before it).
+    """
+    table = connection.ops.quote_name(Sequence._meta.db_table)
     with connection.cursor() as cursor:
-        if commit:
-            raw = connection.connection
-            # COMMIT as a plain statement behind the allocation: the server skips it if the
-            # allocation fails. (psycopg's commit() would add a second Sync to the pipeline.)
-            with connection.wrap_database_errors, raw.cursor() as end, raw.pipeline():
-                cursor.execute(sql, params)
-                end.execute(b"COMMIT", prepare=False)
-        else:
-            cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return None if row is None else (*row, series, period)
-
-
-@cache
-def _allocation_sql(document_table, document_columns):
-    """
-    The allocating statement, written once per document table: the same text every time,
-    so that psycopg prepares it and PostgreSQL plans it once per connection.
-    """
-    def number(value):
-        return (f"%(prefix)s || repeat('0', greatest(%(padding)s - length(({value})::text), 0))"
-                f" || ({value})::text || %(suffix)s")
-
-    def digest(value, previous):
-        return (f"encode(sha256(convert_to(%(head)s || ({value})::text || '|' || "
-                f"{number(value)} || %(tail)s || {previous}, 'UTF8')), 'hex')")
-
-    settings_table = NumberingSettings._meta.db_table
-    sequences = Sequence._meta.db_table
-    ledger = IssuedNumber._meta.db_table
-    write_document = ""
-    if document_table is not None:
-        assignments = "".join(f", {column} = %(doc_{column})s" for column in document_columns)
-        write_document = (
-            f", document AS (UPDATE {document_table} SET number = entry.number, "
-            f"sequence_value = entry.value{assignments} FROM entry "
-            f"WHERE {document_table}.id = %(doc_pk)s RETURNING 1)"
+        cursor.execute(
+            f"INSERT INTO {table} AS s (company_id, series, period, last, last_hash) "
+            f"VALUES (%s, %s, %s, 1, %s) ON CONFLICT (company_id, series, period) "
+            f"DO UPDATE SET last = s.last + 1 RETURNING last, last_hash",
+            [company_id, series, period, chain.GENESIS],
         )
-    return f"""
-        WITH layout AS (
-            SELECT 1 FROM {settings_table}
-            WHERE id = %(settings_id)s AND company_id = %(company_id)s
-              AND version = %(version)s
-            FOR KEY SHARE
-        ), seq AS (
-            INSERT INTO {sequences} AS s (company_id, series, period, last, prev_hash, last_hash)
-            SELECT %(company_id)s, %(series)s, %(period)s, 1, '', {digest("1", "''")}
-            FROM layout
-            ON CONFLICT (company_id, series, period) DO UPDATE
-            SET last = s.last + 1, prev_hash = s.last_hash,
-                last_hash = {digest("s.last + 1", "s.last_hash")}
-            RETURNING last, prev_hash, last_hash
-        ), entry AS (
-            INSERT INTO {ledger} (company_id, series, period, value, number, kind, document_id,
-                                  issue_date, total, currency, previous_hash, entry_hash,
-                                  issued_by_id, issued_at)
-            SELECT %(company_id)s, %(series)s, %(period)s, seq.last, {number("seq.last")},
-                   %(kind)s, %(document_id)s, %(issue_date)s, %(total)s, %(currency)s,
-                   seq.prev_hash, seq.last_hash, %(user_id)s, now()
-            FROM seq
-            RETURNING id, value, number, previous_hash, entry_hash
-        ){write_document}
-        SELECT id, value, number, previous_hash, entry_hash FROM entry
-    """
+        return cursor.fetchone()
 
 
 def _next_value(numbering, kind, issue_date, *, layout_changed=False) -> int:
@@ -363,8 +180,6 @@ def save_numbering_settings(numbering: NumberingSettings, user=None) -> Numberin
     new = numbering.as_dict()
     if before and old == new:
         return numbering
-    # A new version makes every allocator that cached the old settings read them again.
-    numbering.version = (before.version if before else numbering.version) + 1
     numbering.save()
     NumberingSettingsChange.objects.create(
         company_id=numbering.company_id,

@@ -87,21 +87,21 @@ def test_a_worker_killed_while_holding_the_counter_loses_nothing():
 def test_connections_terminated_mid_send_leave_nothing_half_issued(monkeypatch):
     client = ClientFactory()
     drafts = [InvoiceFactory(client=client) for _ in range(24)]
-    lock = billing_services._lock_for_send
+    lock = billing_services._lock
     calls = {"n": 0}
 
     def lock_then_lose_the_connection(*args, **kwargs):
         locked = lock(*args, **kwargs)
         calls["n"] += 1
         # Every fourth send: the server drops us while the document is locked, before the
-        # allocation (which commits in its own round trip, leaving no later window).
+        # allocation.
         if calls["n"] % 4 == 0:
             with admin_connection() as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)",
                               [connection.connection.info.backend_pid])
         return locked
 
-    monkeypatch.setattr(billing_services, "_lock_for_send", lock_then_lose_the_connection)
+    monkeypatch.setattr(billing_services, "_lock", lock_then_lose_the_connection)
     outcomes = {}
 
     def stream():

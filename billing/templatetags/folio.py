@@ -7,7 +7,8 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language, gettext
 
-from billing.models import CENT, is_overdue
+from billing.models import is_overdue
+from billing.money import CENT
 
 register = template.Library()
 
