@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from billing.models import Client, Company, CreditNote, EmailDelivery, Invoice, Membership
+from billing.models import Client, CreditNote, EmailDelivery, Invoice, Membership
 from billing.services import send_document
 from counters.models import IssuedNumber, NumberingSettings, NumberingSettingsChange
 
@@ -332,37 +332,6 @@ def test_the_navigation_marks_the_page_shown_and_the_companys_language(browser, 
     member.company.locale = "fr"
     member.company.save()
     assert nav(member.user, "home")[0] == '"fr">'  # the company's language, for screen readers
-
-
-def test_only_a_change_the_filter_shows_replaces_the_clients_token():
-    client = ClientFactory()
-    company = client.company
-
-    def token():
-        company.refresh_from_db()
-        return company.clients_token
-
-    before = token()
-    Client.objects.filter(pk=client.pk).update(email="new@example.com")
-    assert token() == before
-    for change in (lambda: Client.objects.filter(pk=client.pk).update(name="Renamed"),
-                   lambda: ClientFactory(company=company),
-                   lambda: Client.objects.filter(pk=client.pk).delete()):
-        change()
-        assert token() != before
-        before = token()
-    moved, target = ClientFactory(), CompanyFactory()
-    source, tokens = moved.company, (moved.company.clients_token, target.clients_token)
-    Client.objects.filter(pk=moved.pk).update(company=target)
-    source.refresh_from_db()
-    target.refresh_from_db()
-    assert source.clients_token != tokens[0] and target.clients_token != tokens[1]
-    assert token() == before  # neither the source nor the target is this company
-    stale = Company.objects.get(pk=company.pk)
-    ClientFactory(company=company)
-    stale.name = "Renamed company"
-    stale.save()  # read before the client was added: its token is out of date
-    assert token() != before and company.name == "Renamed company"
 
 
 def test_numbering_settings_page_validates_previews_and_records(browser):
