@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from counters.audit import AuditScope, run_audit
-from counters.models import NumberingSettings, NumberingSettingsChange
+from counters.models import Kind, NumberingSettings, NumberingSettingsChange
 from counters.services import preview_number, preview_settings, save_numbering_settings
 
 from . import services
@@ -79,25 +79,30 @@ class Page:
         self.end_index = start + len(self.object_list)
 
 
-class DocumentKind:
-    """What the document pages need to know about one kind of document."""
+class DocumentPages:
+    """
+    What the pages of one kind of document need: its model, form and line formset, titles,
+    the states its list filters by. ``kind`` is the model's ``counters.models.Kind``, which
+    also begins the names of its URLs (``credit_note_detail``).
+    """
 
     def __init__(self, model, form, formset, title, title_plural, states):
         self.model, self.form, self.formset = model, form, formset
         self.title, self.title_plural = title, title_plural
         self.states = [choice for choice in DocumentState.choices if choice[0] in states]
-        self.name = model._meta.model_name
+        self.kind = model.kind
 
     def url(self, action, document=None):
-        return reverse(f"{self.name}_{action}", args=[document.pk] if document else [])
+        return reverse(f"{self.kind}_{action}", args=[document.pk] if document else [])
 
 
 KINDS = {
-    "invoice": DocumentKind(Invoice, InvoiceForm, InvoiceLineFormSet, gettext_lazy("Invoice"),
-                            gettext_lazy("Invoices"), DocumentState.values),
-    "creditnote": DocumentKind(CreditNote, CreditNoteForm, CreditNoteLineFormSet,
-                               gettext_lazy("Credit note"), gettext_lazy("Credit notes"),
-                               [DocumentState.DRAFT, DocumentState.SENT]),
+    Kind.INVOICE: DocumentPages(Invoice, InvoiceForm, InvoiceLineFormSet,
+                                gettext_lazy("Invoice"), gettext_lazy("Invoices"),
+                                DocumentState.values),
+    Kind.CREDIT_NOTE: DocumentPages(CreditNote, CreditNoteForm, CreditNoteLineFormSet,
+                                    gettext_lazy("Credit note"), gettext_lazy("Credit notes"),
+                                    [DocumentState.DRAFT, DocumentState.SENT]),
 }
 
 
@@ -347,7 +352,7 @@ def document_detail(request, kind, pk):
     }
     if document.is_draft:
         context["preview"] = preview_number(document)
-    if kind == "invoice" and document.is_issued:
+    if kind == Kind.INVOICE and document.is_issued:
         context["credit_notes"] = document.credit_notes.all()
         context["open_amount"] = document.open_amount()
     return render(request, "billing/document_detail.html", context)
@@ -477,7 +482,7 @@ def invoice_credit(request, pk):
             messages.error(request, error_text(error))
             return redirect("invoice_detail", pk=pk)
         messages.success(request, _("Credit note drafted. Check it, then send it to issue it."))
-        return redirect("creditnote_detail", pk=credit_note.pk)
+        return redirect("credit_note_detail", pk=credit_note.pk)
     return render(request, "billing/invoice_credit.html", {
         "invoice": invoice, "lines": lines, "open_amount": invoice.open_amount()})
 

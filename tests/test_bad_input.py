@@ -114,10 +114,10 @@ CASES = [
     ("invoice: impossible due date", "invoice_create",
      lambda w: invoice(w, due_date="2026-02-31", **lines(GOOD_LINE)), "Enter a valid date."),
     # Credit notes
-    ("credit: another company's invoice", "creditnote_create",
+    ("credit: another company's invoice", "credit_note_create",
      lambda w: invoice(w, invoice=w["foreign"].pk, **lines(GOOD_LINE)),
      "Select a valid choice"),
-    ("credit: another client's invoice", "creditnote_create",
+    ("credit: another client's invoice", "credit_note_create",
      lambda w: {**invoice(w, invoice=w["sent"].pk, **lines(GOOD_LINE)),
                 "client": w["other_client"].pk}, "must have the same client"),
     ("credit: chosen lines, none chosen", ("invoice_credit", "sent"),

@@ -178,7 +178,7 @@ def test_credit_note_pdf_names_the_corrected_invoice(browser):
     browser.post(reverse("invoice_credit", args=[invoice.pk]), {"what": "open",
                                                                 "reason": "Returned"})
     credit_note = send_document(CreditNote.objects.get())
-    text = pdf_text(browser.get(reverse("creditnote_pdf", args=[credit_note.pk])).content)
+    text = pdf_text(browser.get(reverse("credit_note_pdf", args=[credit_note.pk])).content)
     assert credit_note.number in text and invoice.number in text and "Returned" in text
 
 
@@ -191,9 +191,9 @@ def test_credit_chosen_lines_then_cancel_the_rest(browser):
     response = browser.post(reverse("invoice_credit", args=[invoice.pk]),
                             {"what": "lines", "line": [first_line.pk], "reason": "B returned"})
     credit_note = CreditNote.objects.get()
-    assert response["Location"] == reverse("creditnote_detail", args=[credit_note.pk])
+    assert response["Location"] == reverse("credit_note_detail", args=[credit_note.pk])
     assert credit_note.is_draft and credit_note.total == Decimal("60.00")
-    browser.post(reverse("creditnote_send", args=[credit_note.pk]))
+    browser.post(reverse("credit_note_send", args=[credit_note.pk]))
     page = text_of(browser.post(reverse("invoice_cancel", args=[invoice.pk]),
                                 {"reason": "Client closed"}, follow=True))
     invoice.refresh_from_db()
@@ -293,7 +293,7 @@ def test_the_state_filter_keeps_the_chosen_state(browser):
     assert [value for value, selected, _label in chosen if selected] == ["sent"]
     assert not any(selected for _value, selected, _label
                    in states("invoice_list", {"state": "<unknown>"}))
-    assert states("creditnote_list", {"state": "draft"}) == [
+    assert states("credit_note_list", {"state": "draft"}) == [
         ("", False, "Any"), ("draft", True, "Draft"), ("sent", False, "Sent")]
 
 
@@ -393,7 +393,7 @@ def test_another_companys_documents_are_not_found(browser):
 def test_a_credit_note_cannot_reference_another_companys_invoice(browser):
     foreign = send_document(InvoiceFactory())
     own_client = ClientFactory(company=browser.company)
-    response = browser.post(reverse("creditnote_create"), {
+    response = browser.post(reverse("credit_note_create"), {
         "client": own_client.pk, "invoice": foreign.pk, "currency": "EUR",
         **lines_data(("x", "1", "1", "0"))})
     assert "Select a valid choice" in text_of(response)
@@ -464,7 +464,7 @@ def documents_with_their_clients(company, url):
 # client filter's options, the dashboard its sums and two tables.
 @pytest.mark.parametrize("url_name, query, most", [
     ("invoice_list", "", 5), ("invoice_list", "?state=sent&q=INV&date_from=2000-01-01", 5),
-    ("creditnote_list", "", 5), ("client_list", "", 4), ("home", "", 6),
+    ("credit_note_list", "", 5), ("client_list", "", 4), ("home", "", 6),
 ])
 def test_list_pages_use_a_constant_number_of_queries(browser, django_assert_num_queries,
                                                      url_name, query, most):
@@ -501,7 +501,7 @@ def test_a_client_page_uses_a_constant_number_of_queries(browser, django_assert_
 
 @pytest.mark.parametrize("issued", [False, True], ids=["draft", "issued"])
 @pytest.mark.parametrize("factory, url_name", [(InvoiceFactory, "invoice_detail"),
-                                               (CreditNoteFactory, "creditnote_detail")])
+                                               (CreditNoteFactory, "credit_note_detail")])
 def test_a_document_page_uses_a_constant_number_of_queries(
         browser, django_assert_num_queries, factory, url_name, issued):
     """A document with n lines; an issued one with n e-mails and, an invoice, n credit notes."""
@@ -530,7 +530,7 @@ def test_a_client_page_shows_the_latest_documents_and_links_to_all(browser):
     assert page.count("<tr>") == 25 + 1  # header and the latest 25: not the first invoice
     assert first.number not in page
     assert f'href="{reverse("invoice_list")}?client={client.pk}" data-all="invoice"' in page
-    assert 'data-all="creditnote"' not in page  # no credit notes: nothing more to show
+    assert 'data-all="credit_note"' not in page  # no credit notes: nothing more to show
 
 
 def test_error_pages_are_friendly(client, settings):

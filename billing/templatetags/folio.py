@@ -39,6 +39,6 @@ def state_badge(document, today=None):
 
 
 @register.simple_tag
-def document_url(document):
-    """The URL of ``document``'s page."""
-    return reverse(f"{document._meta.model_name}_detail", args=[document.pk])
+def document_url(document, action="detail"):
+    """The URL of ``document``'s page, or of ``action`` ("send", "pdf", ...) on it."""
+    return reverse(f"{document.kind}_{action}", args=[document.pk])
