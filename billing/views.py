@@ -173,7 +173,7 @@ def health(request):
 
 @login_required
 def whoami(request):
-    """Who is logged in, as plain text: for scripts, and the benchmark's trivial page."""
+    """Who is logged in, as plain text: for scripts."""
     return HttpResponse(request.user.get_username(), content_type="text/plain")
 
 
