@@ -54,6 +54,7 @@ from .tenancy import SESSION_KEY, scoped
 log = logging.getLogger(__name__)
 AUDIT_FINDINGS_SHOWN = 200
 PAGE_SIZE = 25
+LAST_PAGE = 1_000_000  # beyond it, the offset would overflow the database's integers
 
 
 class Page:
@@ -64,7 +65,7 @@ class Page:
 
     def __init__(self, queryset, number, size=PAGE_SIZE):
         try:
-            self.number = max(1, int(number or 1))
+            self.number = min(max(1, int(number or 1)), LAST_PAGE)
         except ValueError:
             self.number = 1
         start = (self.number - 1) * size

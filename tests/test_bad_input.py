@@ -138,6 +138,12 @@ CASES = [
      "Only a sent, unpaid invoice can be cancelled"),
     ("filter: bad dates", "invoice_list", lambda w: {"date_from": "soon"},
      "Enter a valid date."),
+    ("filter: client not a number", "invoice_list", lambda w: {"client": "abc"},
+     "Select a valid choice"),
+    ("filter: client past any id", "invoice_list", lambda w: {"client": "9" * 30},
+     "Select a valid choice"),
+    ("filter: unknown state", "invoice_list", lambda w: {"state": "<x>"},
+     "Select a valid choice"),
     # Numbering settings
     ("settings: no {counter}", "numbering_settings",
      lambda w: {**SETTINGS, "invoice_pattern": "INV-{YYYY}"}, "{counter} exactly once"),

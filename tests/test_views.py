@@ -563,6 +563,8 @@ def test_lists_page_without_counting_everything(browser):
     second = text_of(browser.get(reverse("invoice_list"), {"page": 2}))
     assert "Page 2 (26–30)" in second and "page=3" not in second and "page=1" in second
     assert "Page 1 (1–25)" in text_of(browser.get(reverse("invoice_list"), {"page": "abc"}))
+    beyond = browser.get(reverse("invoice_list"), {"page": "9" * 30})
+    assert beyond.status_code == 200 and "Nothing here yet." in text_of(beyond)
 
 
 def test_owners_manage_members_but_never_remove_the_last_owner(browser, member):
