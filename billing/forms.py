@@ -105,19 +105,17 @@ class CancelForm(forms.Form):
 
 
 class DocumentFilterForm(forms.Form):
-    q = forms.CharField(label=_("Search"), required=False)
+    q = forms.CharField(label=_("Search"), required=False, widget=forms.SearchInput(
+        attrs={"placeholder": _("Number or client")}))
     state = forms.ChoiceField(label=_("State"), required=False)
     client = forms.ModelChoiceField(label=_("Client"), queryset=Client.objects.none(),
-                                    required=False)
+                                    required=False, empty_label=_("Any"))
     date_from = forms.DateField(label=_("Issued from"), required=False, widget=DATE_INPUT)
     date_to = forms.DateField(label=_("Issued to"), required=False, widget=DATE_INPUT)
 
     def __init__(self, *args, company, states, **kwargs):
         super().__init__(*args, **kwargs)
-        # Only a chosen client is checked against the queryset (the list page writes the
-        # options itself, cached): an unfiltered list need not build it.
-        if self.is_bound:
-            self.fields["client"].queryset = Client.objects.filter(company=company)
+        self.fields["client"].queryset = Client.objects.filter(company=company).only("name")
         self.fields["state"].choices = [("", _("Any"))] + list(states)
 
 

@@ -6,7 +6,6 @@ only way to give it a number; from then on it is never edited or deleted (the mo
 and database triggers refuse what bypasses the model): it is corrected by a credit note.
 """
 
-import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -39,10 +38,6 @@ class Company(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="companies"
     )
-    # Replaced by a database trigger whenever one of the company's clients is added, renamed,
-    # moved or deleted, however it is written (a form, a bulk insert, raw SQL): pages key what
-    # they cache about the clients on it (the list filter: billing.views._client_options).
-    clients_token = models.UUIDField(default=uuid.uuid4, editable=False)
 
     class Meta:
         verbose_name = _("company")
@@ -51,14 +46,6 @@ class Company(models.Model):
 
     def __str__(self):
         return self.name
-
-    def save(self, *args, **kwargs):
-        # The database owns clients_token: saving an instance read before a client changed
-        # must not put the old token back (pages would show the old clients again).
-        if not self._state.adding and kwargs.get("update_fields") is None:
-            kwargs["update_fields"] = [field.name for field in self._meta.concrete_fields
-                                       if not field.primary_key and field.name != "clients_token"]
-        super().save(*args, **kwargs)
 
 
 class Membership(models.Model):

@@ -165,18 +165,6 @@ USE_I18N = True
 USE_TZ = True
 LOCALE_PATHS = [BASE_DIR / "locale"]
 
-# Per process: what is cached is derived (client filter options under a token that any client
-# change replaces, the navigation bar per language and page, the static files' hashed names),
-# so workers need not share it.
-# Fragments have their own cache, so that they never push the client options out, with room
-# for the navigation bar of every page (a few dozen URL names) per language and staff status.
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                "LOCATION": "folio"},
-    "template_fragments": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                           "LOCATION": "folio-fragments", "OPTIONS": {"MAX_ENTRIES": 1000}},
-}
-
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from counters.models import Kind
+
 from . import views
 
 
 def document_urls(kind, prefix):
-    """The same pages for each kind of document, named ``<kind>_<action>``."""
+    """The same pages for each kind of document (a ``Kind``), named ``<kind>_<action>``."""
     k = {"kind": kind}
     return [
         path(f"{prefix}/", views.document_list, k, name=f"{kind}_list"),
@@ -30,8 +32,8 @@ urlpatterns = [
     path("clients/new/", views.client_form, name="client_create"),
     path("clients/<int:pk>/", views.client_detail, name="client_detail"),
     path("clients/<int:pk>/edit/", views.client_form, name="client_edit"),
-    *document_urls("invoice", "invoices"),
-    *document_urls("creditnote", "credit-notes"),
+    *document_urls(Kind.INVOICE, "invoices"),
+    *document_urls(Kind.CREDIT_NOTE, "credit-notes"),
     path("invoices/<int:pk>/paid/", views.invoice_mark_paid, name="invoice_mark_paid"),
     path("invoices/<int:pk>/cancel/", views.invoice_cancel, name="invoice_cancel"),
     path("invoices/<int:pk>/credit/", views.invoice_credit, name="invoice_credit"),

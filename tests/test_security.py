@@ -101,8 +101,12 @@ def test_password_guessing_is_throttled(client):
     assert "_auth_user_id" not in client.session
     other = UserFactory(username="bystander")
     ok = client.post(url, {"username": other.username, "password": "correct horse battery staple"})
-    assert ok.status_code == 302  # the lockout is per username and address
-    assert user.username == "victim"
+    assert ok.status_code == 302  # the lockout is per username and address: another username,
+    client.logout()
+    elsewhere = client.post(url, {"username": "victim", "password": "correct horse battery staple"},
+                            REMOTE_ADDR="198.51.100.7")
+    assert elsewhere.status_code == 302  # and the same username from another address
+    assert client.session["_auth_user_id"] == str(user.pk)
 
 
 def test_admin_is_for_staff_only(client):

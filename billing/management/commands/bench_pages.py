@@ -1,18 +1,13 @@
 """
-``manage.py bench_pages --count 100000 [--wrk]``: how fast the busiest pages render with N
-documents in one company (run it on a scratch database; the data is removed afterwards).
+``manage.py bench_pages --count 100000``: how fast the busiest pages render with N documents
+in one company (run it on a scratch database; the data is removed afterwards).
 
 In process, through Django's test client (middleware, session, templates included): the
-median and 90th percentile of the invoice list, an invoice's page and the dashboard.
-With ``--wrk`` (Debian's wrk), the same app under gunicorn on 127.0.0.1: requests per
-second of the invoice list against a trivial logged-in view, alternating over
-``--rounds`` rounds of ``--seconds`` each, bounded in time and on loopback only.
+queries, median and 90th percentile of the invoice list, the list filtered by state, an
+invoice's page and the dashboard.
 """
 
-import re
-import shutil
 import statistics
-import subprocess
 import time
 from decimal import Decimal
 
@@ -21,10 +16,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.test import Client as TestClient
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.loopback import gunicorn
 from billing.maintenance import purge_companies
 from billing.models import Client, Company, Invoice, InvoiceLine, Membership
 from counters.dbguards import guards_lifted
@@ -38,13 +33,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--count", type=int, default=100_000)
         parser.add_argument("--requests", type=int, default=30)
-        parser.add_argument("--wrk", action="store_true", help="Also load-test under gunicorn.")
-        parser.add_argument("--seconds", type=int, default=5, help="wrk duration per URL.")
-        parser.add_argument("--rounds", type=int, default=3, help="wrk rounds (median shown).")
 
-    def handle(self, *args, count, requests, wrk, seconds, rounds, **options):
-        if wrk and not shutil.which("wrk"):
-            raise CommandError("wrk is not installed (apt-get install wrk).")
+    def handle(self, *args, count, requests, **options):
         settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
         started = time.perf_counter()
         company, user, sample = self.fill(count)
@@ -57,22 +47,26 @@ class Command(BaseCommand):
                      ("invoice list, sent", reverse("invoice_list") + "?state=sent"),
                      ("invoice detail", reverse("invoice_detail", args=[sample.pk])),
                      ("dashboard", reverse("home"))]
-            self.stdout.write(f"{'page':24}{'median ms':>12}{'p90 ms':>10}")
+            self.stdout.write(f"{'page':24}{'queries':>8}{'median ms':>12}{'p90 ms':>10}")
             for label, url in pages:
-                timings = []
-                for _ in range(requests + 2):
-                    begin = time.perf_counter()
-                    response = client.get(url)
-                    timings.append((time.perf_counter() - begin) * 1000)
-                    if response.status_code != 200:
-                        raise CommandError(f"{url} answered {response.status_code}")
-                timings = sorted(timings[2:])  # the first two warm caches up
+                with CaptureQueriesContext(connection) as queries:  # also warms up
+                    self.get(client, url)
+                query_count = len(queries.captured_queries)
+                timings = sorted(self.get(client, url) for _ in range(requests))
                 p90 = timings[int(len(timings) * 0.9) - 1]
-                self.stdout.write(f"{label:24}{statistics.median(timings):>12.1f}{p90:>10.1f}")
-            if wrk:
-                self.load(client, seconds, rounds)
+                self.stdout.write(f"{label:24}{query_count:>8}"
+                                  f"{statistics.median(timings):>12.1f}{p90:>10.1f}")
         finally:
             self.remove(company, user)
+
+    def get(self, client, url):
+        """Milliseconds to GET ``url``, which must answer 200."""
+        begin = time.perf_counter()
+        response = client.get(url)
+        elapsed = (time.perf_counter() - begin) * 1000
+        if response.status_code != 200:
+            raise CommandError(f"{url} answered {response.status_code}")
+        return elapsed
 
     def fill(self, count):
         company = Company.objects.create(name=f"Bench pages {timezone.now():%H%M%S}")
@@ -106,36 +100,6 @@ class Command(BaseCommand):
                 cursor.execute("VACUUM ANALYZE billing_invoice")
                 cursor.execute("VACUUM ANALYZE billing_invoiceline")
         return company, user, created[-1]
-
-    def load(self, client, seconds, rounds):
-        """
-        wrk against both pages, alternating, ``rounds`` times: this shared machine's speed
-        drifts within a minute, so each round compares the two in the same few seconds and
-        the median round is reported.
-        """
-        with gunicorn(workers=2) as base:
-            name = settings.SESSION_COOKIE_NAME
-            cookie = f"{name}={client.cookies[name].value}"
-            paths = (("trivial logged-in view", reverse("whoami")),
-                     ("invoice list", reverse("invoice_list")))
-            ratios = []
-            for round_number in range(1, rounds + 1):
-                rates = {}
-                for label, path in paths:
-                    output = subprocess.run(
-                        ["wrk", "-t2", "-c8", f"-d{seconds}s", "-H", f"Cookie: {cookie}",
-                         base + path],
-                        capture_output=True, text=True, timeout=seconds + 30).stdout
-                    rates[label] = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-                    if errors := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
-                        raise CommandError(f"wrk {label}: {errors.group(1)} non-2xx responses")
-                ratios.append(rates["invoice list"] / rates["trivial logged-in view"])
-                self.stdout.write(
-                    f"wrk round {round_number}: trivial logged-in view "
-                    f"{rates['trivial logged-in view']:,.0f} req/s, invoice list "
-                    f"{rates['invoice list']:,.0f} req/s, ratio {ratios[-1]:.2f}")
-            self.stdout.write(f"invoice list / trivial view (median of {rounds} rounds): "
-                              f"{statistics.median(ratios):.2f}")
 
     def remove(self, company, user):
         purge_companies([company.pk])

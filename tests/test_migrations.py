@@ -1,0 +1,44 @@
+"""Migrations that do more than Django's operations: what they leave in the database."""
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def client_triggers():
+    """The names of the triggers on billing_client that 0006 created."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT tgname FROM pg_trigger "
+                           "WHERE tgrelid = 'billing_client'::regclass AND NOT tgisinternal")
+        else:
+            cursor.execute("SELECT name FROM sqlite_master "
+                           "WHERE type = 'trigger' AND tbl_name = 'billing_client'")
+        return sorted(name for (name,) in cursor.fetchall()
+                      if name.startswith("billing_client_changed"))
+
+
+def company_columns():
+    with connection.cursor() as cursor:
+        return {c.name for c in connection.introspection.get_table_description(
+            cursor, "billing_company")}
+
+
+def migrate(target):
+    executor = MigrationExecutor(connection)
+    executor.migrate(target)
+
+
+def test_0007_drops_the_clients_token_with_its_triggers_and_unapplies_both():
+    assert client_triggers() == [] and "clients_token" not in company_columns()
+    migrate([("billing", "0006_company_clients_token")])
+    try:
+        expected = (["billing_client_changed"] if connection.vendor == "postgresql" else
+                    ["billing_client_changed_delete", "billing_client_changed_insert",
+                     "billing_client_changed_update"])
+        assert client_triggers() == expected and "clients_token" in company_columns()
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    assert client_triggers() == [] and "clients_token" not in company_columns()
