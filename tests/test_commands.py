@@ -6,6 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 
 from billing.models import Invoice
 from counters.models import IssuedNumber
@@ -57,8 +58,28 @@ def test_send_drafts_bad_arguments():
     assert status == 1 and "No client 'Nobody'." in text
 
 
+@pytest.fixture
+def sequences_app(settings):
+    """django-sequences installed, with its table, as billing.settings_bench has it."""
+    pytest.importorskip("sequences", reason="django-sequences is the 'bench' extra")
+    settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "sequences"]
+    from sequences.models import Sequence
+
+    with connection.schema_editor() as editor:
+        editor.create_model(Sequence)
+    yield
+    with connection.schema_editor() as editor:
+        editor.delete_model(Sequence)
+
+
+def test_bench_numbering_refuses_without_django_sequences_and_names_the_settings():
+    with pytest.raises(CommandError, match=r"--settings=billing\.settings_bench"):
+        call_command("bench_numbering", stdout=StringIO())
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("sequences_app")
 def test_bench_numbering_prints_every_measure_and_checks_the_series():
     out = StringIO()
     call_command("bench_numbering", "--ops", "8", "--workers", "1,2", stdout=out)

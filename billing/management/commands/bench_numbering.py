@@ -26,6 +26,7 @@ from datetime import date
 from decimal import Decimal
 
 import psycopg
+from django.apps import apps
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, connections, transaction
@@ -44,6 +45,21 @@ RUNS = [("ceiling", "ceiling (raw UPDATE)"), ("peer", "peer (django-sequences)")
         ("allocate", "folio allocate"), ("send", "folio send, 1 company"),
         ("send16", "folio send, 16 companies")]
 TODAY = date.today()
+SETTINGS = "billing.settings_bench"
+
+
+def _require_peer():
+    """Refuse to run without django-sequences' app and table (only SETTINGS install them)."""
+    if not apps.is_installed("sequences"):
+        raise CommandError(
+            f"bench_numbering compares Folio with django-sequences, which these settings do "
+            f"not install: run it with --settings={SETTINGS} (django-sequences is the "
+            f"\"bench\" extra).")
+    from sequences.models import Sequence
+
+    if Sequence._meta.db_table not in connection.introspection.table_names():
+        raise CommandError(f"django-sequences' table is missing: run "
+                           f"`manage.py migrate --settings={SETTINGS}` first.")
 
 
 def _server_cpu_seconds():
@@ -129,6 +145,7 @@ class Command(BaseCommand):
         parser.add_argument("--workers", default=",".join(map(str, WORKERS)))
 
     def handle(self, *args, ops, workers, **options):
+        _require_peer()
         if connection.vendor != "postgresql":
             raise CommandError("bench_numbering measures PostgreSQL: set DATABASE_URL.")
         counts = [int(w) for w in workers.split(",")]
