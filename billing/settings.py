@@ -3,7 +3,6 @@ Folio settings. Everything that differs between a laptop and production comes fr
 environment; the defaults are safe for a local run on the embedded SQLite database.
 """
 
-import importlib.util
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -52,9 +51,8 @@ INSTALLED_APPS = [
     "counters",
     "billing",
 ]
-# django-sequences, the peer allocator bench_numbering compares against (the "bench" extra).
-if importlib.util.find_spec("sequences"):
-    INSTALLED_APPS.append("sequences")
+# Fixed, whatever else is installed: the numbering benchmark's peer, django-sequences, is
+# added by billing.settings_bench only.
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -1,13 +1,16 @@
 """Batch commands."""
 
-import os
+import re
+from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 
 from billing.models import Invoice
+from counters.audit import AuditScope, run_audit
 from counters.models import IssuedNumber
 
 from .factories import ClientFactory, InvoiceFactory
@@ -57,30 +60,94 @@ def test_send_drafts_bad_arguments():
     assert status == 1 and "No client 'Nobody'." in text
 
 
+@pytest.fixture
+def sequences_app(settings):
+    """django-sequences installed, with its table, as billing.settings_bench has it."""
+    pytest.importorskip("sequences", reason="django-sequences is the 'bench' extra")
+    settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "sequences"]
+    from sequences.models import Sequence
+
+    with connection.schema_editor() as editor:
+        editor.create_model(Sequence)
+    yield
+    with connection.schema_editor() as editor:
+        editor.delete_model(Sequence)
+
+
+def test_bench_numbering_refuses_without_django_sequences_and_names_the_settings():
+    with pytest.raises(CommandError, match=r"--settings=billing\.settings_bench"):
+        call_command("bench_numbering", stdout=StringIO())
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_bench_numbering_prints_every_measure_and_checks_the_series():
+@pytest.mark.usefixtures("sequences_app")
+def test_bench_numbering_sends_every_draft_on_both_sides_and_removes_its_data(monkeypatch):
+    from sequences.models import Sequence
+
+    from billing.management.commands import bench_numbering as bench
+
+    seen = {}
+    cleanup = bench.Command.cleanup
+
+    def look_then_clean(command):
+        """What the runs left, before the command removes it."""
+        seen["peer"] = list(bench.PeerDocument.objects.values_list("company_id", "state",
+                                                                   "number", "total"))
+        seen["lines"] = bench.PeerLine.objects.count()
+        companies = [c.pk for c in command.companies]
+        seen["folio"] = list(Invoice.objects.filter(company__in=companies)
+                             .values_list("company_id", "state", "sequence_value"))
+        seen["findings"] = [finding for pk in companies
+                            for finding in run_audit(AuditScope(company_id=pk)).findings]
+        seen["sequences"] = Sequence.objects.filter(name__startswith=command.series).count()
+        cleanup(command)
+
+    monkeypatch.setattr(bench.Command, "cleanup", look_then_clean)
     out = StringIO()
     call_command("bench_numbering", "--ops", "8", "--workers", "1,2", stdout=out)
     text = out.getvalue()
-    assert "no gap, no duplicate" in text
-    for label in ("ceiling (raw UPDATE)", "peer (django-sequences)", "folio send, 1 company",
-                  "folio send, 16 companies", "send / peer", "16 companies / 1 company",
-                  "send_drafts batch"):
-        assert label in text
-    cpu = text.split("CPU per operation with 1 worker")[1].splitlines()
-    send = next(line for line in cpu if line.startswith("folio send"))[28:].split()
-    worker, server, both = map(float, send[:3])
-    # The server's CPU clock ticks in 10 ms steps: a few sends may not register.
-    assert worker > 0 and server >= 0 and both == pytest.approx(worker + server, abs=0.002)
-    # The most sends per second the machine's CPUs allow at that cost.
-    assert int(send[3].replace(",", "")) == pytest.approx(os.cpu_count() / both * 1000,
-                                                          rel=0.01, abs=1)
-    busy = text.split("Machine CPU busy during each run, %")[1].splitlines()
-    for line in busy[2:7]:  # a row per run, a figure per worker count, each a percentage
-        figures = [int(figure) for figure in line.rsplit(None, 2)[1:]]
-        assert len(figures) == 2 and all(0 <= figure <= 100 for figure in figures), line
-    assert not IssuedNumber.objects.exists()  # its companies are purged afterwards
+
+    # The peer: 8 drafts per worker count, each sent, numbered 1..8 in its own company.
+    assert len(seen["peer"]) == 16 and seen["lines"] == 16
+    for company_id in (1, 2):
+        rows = sorted(row[1:] for row in seen["peer"] if row[0] == company_id)
+        assert rows == [("sent", f"INV-{n:06d}", Decimal("120.00")) for n in range(1, 9)]
+    # Folio: 8 drafts per worker count on one company, 8 over 16 companies; all issued,
+    # each company's series 1..N, the audit clean.
+    assert len(seen["folio"]) == 32 and {row[1] for row in seen["folio"]} == {"sent"}
+    series = {}
+    for company_id, _state, value in seen["folio"]:
+        series.setdefault(company_id, []).append(value)
+    assert len(series) == 2 * (1 + 8)  # 8 drafts reach 8 of the 16 companies
+    assert all(sorted(values) == list(range(1, len(values) + 1))
+               for values in series.values())
+    assert seen["findings"] == [] and seen["sequences"] == 2
+
+    assert "32 Folio drafts in 34 companies (audit clean), 16 peer drafts in 2 series" in text
+    lines = text.splitlines()
+    title = next(i for i, line in enumerate(lines) if line.startswith("Documents sent"))
+    assert lines[title + 1].split() == ["1", "w", "2", "w"]
+    rates = {}
+    for label in ("peer send (django-sequences)", "folio send, 1 company",
+                  "folio send, 16 companies"):
+        row = next(line for line in lines if line.startswith(label + " "))
+        cells = re.findall(r"([\d,]+) \((\d+)%\)", row)
+        assert len(cells) == 2, label
+        rates[label] = [int(rate.replace(",", "")) for rate, _busy in cells]
+        assert all(rate > 0 for rate in rates[label])
+        assert all(0 <= int(busy) <= 100 for _rate, busy in cells)
+    ratios = next(line for line in lines
+                  if line.startswith("folio send / peer send ")).split()[-2:]
+    for ratio, send, peer in zip(ratios, rates["folio send, 1 company"],
+                                 rates["peer send (django-sequences)"], strict=True):
+        assert float(ratio) == pytest.approx(send / peer, rel=0.05, abs=0.01)
+
+    # Nothing is left: companies, documents, sequences, the peer's tables.
+    assert not IssuedNumber.objects.exists() and not Invoice.objects.exists()
+    assert not Sequence.objects.exists()
+    tables = connection.introspection.table_names()
+    assert "bench_peer_document" not in tables and "bench_peer_line" not in tables
 
 
 @pytest.mark.django_db(transaction=True)
