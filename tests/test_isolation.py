@@ -2,11 +2,18 @@
 Companies never see each other's data, tested as an attacker would: every URL that takes an
 object id, every form field that names an object, every admin page and action, and every
 role — generated from the URL configuration, not picked by hand. Each attempt must be
-refused (404, 403 or 405) and leave the database exactly as it was.
+refused (404 or 403) and leave the database exactly as it was; the same request from the
+object's own company must get through, so that the refusal is the company check's.
 """
+
+import logging
 
 import pytest
 from django.apps import apps
+from django.contrib.auth.models import AnonymousUser
+from django.forms import BaseForm, BaseFormSet
+from django.test import Client as Browser
+from django.test import RequestFactory, override_settings
 from django.urls import URLPattern, get_resolver, reverse
 
 from billing.models import Membership
@@ -44,28 +51,84 @@ def snapshot():
     return rows
 
 
+def taken_methods(pattern):
+    """
+    The methods a view takes, in its own words: behind ``require_POST`` or
+    ``require_http_methods`` it refuses GET with 405 and names what it allows in ``Allow``;
+    any other view answers GET and POST. Asked of the bare view, logged out, so it stops in
+    its decorators and never reaches the database.
+    """
+    request = RequestFactory().get("/")
+    request.user = AnonymousUser()
+    kwargs = {**pattern.default_args, **dict.fromkeys(pattern.pattern.converters, 0)}
+    logger = logging.getLogger("django.request")
+    level, logger.level = logger.level, logging.ERROR  # no "Method Not Allowed" at import
+    try:
+        with override_settings(ALLOWED_HOSTS=["testserver"]):  # the login redirect's host
+            response = pattern.callback(request, **kwargs)
+    finally:
+        logger.level = level
+    if response.status_code != 405:
+        return ["GET", "POST"]
+    allowed = {method.strip() for method in response["Allow"].split(",")}
+    return [method for method in ("GET", "POST") if method in allowed]
+
+
+def object_kind(pattern):
+    """
+    The model whose id the URL takes, by its name in ``company_with_documents``: the document
+    kind the URL is made for, else the billing model its URL name begins with (underscores
+    ignored: ``creditnote_pdf`` and ``credit_note_pdf`` both aim at credit notes).
+    """
+    if "kind" in pattern.default_args:
+        return pattern.default_args["kind"]
+    squashed = (pattern.name or "").replace("_", "")
+    names = sorted((model._meta.model_name for model in
+                    apps.get_app_config("billing").get_models()), key=len, reverse=True)
+    return next((name for name in names if squashed.startswith(name)), None)
+
+
 def object_urls():
-    """(name, kind) of every billing URL that takes a pk: generated, never listed by hand."""
+    """(name, kind, method) of every app URL whose path takes an argument: generated."""
     found = []
     for pattern in get_resolver().url_patterns:
-        if isinstance(pattern, URLPattern) and "<int:pk>" in str(pattern.pattern):
-            name = pattern.name
-            kind = name.split("_")[0]
-            found.append((name, kind))
+        if isinstance(pattern, URLPattern) and pattern.pattern.converters:
+            for method in taken_methods(pattern):
+                found.append((pattern.name, object_kind(pattern), method))
     return found
 
 
 OBJECT_URLS = object_urls()
 
+# Each view's POST, built for the object aimed at, as its own page would send it.
+VIEW_POST_DATA = {
+    "client_form": lambda target: {"name": "Hacked"},
+    "document_form": lambda target: {
+        **POST_DATA["edit"], "client": target.client_id,
+        **({"invoice": target.invoice_id} if hasattr(target, "invoice_id") else {})},
+    "document_send": lambda target: POST_DATA["send"],
+    "invoice_cancel": lambda target: POST_DATA["cancel"],
+    "invoice_credit": lambda target: POST_DATA["credit"],
+}
+
+
+def request_object(browser, name, method, target):
+    url = reverse(name, args=[target.pk])
+    if method == "GET":
+        return browser.get(url)
+    view = get_resolver().resolve(url).func.__name__
+    return browser.post(url, VIEW_POST_DATA.get(view, lambda target: {})(target))
+
 
 def company_with_documents():
+    """Every kind of object in every state the pages act on; small credit notes, so that
+    sending the draft one and cancelling the invoice both succeed for the company itself."""
     client = ClientFactory(company=CompanyFactory())
     draft = InvoiceFactory(client=client)
     sent = send_document(InvoiceFactory(client=client))
-    credit_draft = CreditNoteFactory(client=client, invoice=sent)
-    credit_sent = send_document(CreditNoteFactory(
-        client=client, invoice=sent,
-        lines=[{"description": "r", "quantity": 1, "unit_price": 1, "tax_rate": 0}]))
+    refund = [{"description": "r", "quantity": 1, "unit_price": 1, "tax_rate": 20}]
+    credit_draft = CreditNoteFactory(client=client, invoice=sent, lines=refund)
+    credit_sent = send_document(CreditNoteFactory(client=client, invoice=sent, lines=refund))
     return {"client": [client], "invoice": [draft, sent], "creditnote": [credit_draft,
                                                                          credit_sent]}
 
@@ -73,6 +136,16 @@ def company_with_documents():
 @pytest.fixture
 def victim():
     return company_with_documents()
+
+
+@pytest.fixture
+def victim_owner(victim):
+    """An owner of the victim's company, the same role as the attacker."""
+    membership = MembershipFactory(role=Membership.Role.OWNER,
+                                   company=victim["client"][0].company)
+    browser = Browser()
+    browser.force_login(membership.user)
+    return browser
 
 
 @pytest.fixture
@@ -84,26 +157,61 @@ def attacker(client):
     return client
 
 
-def test_the_matrix_covers_every_object_url():
-    names = {name for name, _kind in OBJECT_URLS}
-    assert {"invoice_detail", "invoice_send", "invoice_cancel", "invoice_credit",
-            "invoice_mark_paid", "creditnote_pdf", "client_edit"} <= names
-    assert len(OBJECT_URLS) >= 17
+def test_every_object_url_is_aimed_at_objects_of_its_kind(victim):
+    """The matrix knows what every id-taking URL names, and reaches every kind of object."""
+    unknown = [name for name, kind, _method in OBJECT_URLS if kind not in victim]
+    assert not unknown, f"add objects of these URLs' kind to company_with_documents: {unknown}"
+    assert {kind for _name, kind, _method in OBJECT_URLS} == set(victim)
 
 
-@pytest.mark.parametrize("name, kind", OBJECT_URLS)
-@pytest.mark.parametrize("method", ["get", "post"])
+MATRIX_IDS = [f"{name}-{method}" for name, _kind, method in OBJECT_URLS]
+
+
+@pytest.mark.parametrize("name, kind, method", OBJECT_URLS, ids=MATRIX_IDS)
 def test_another_companys_objects_are_out_of_reach(attacker, victim, name, kind, method):
-    action = name.split("_", 1)[1]
-    before = snapshot()
     for target in victim[kind]:
-        url = reverse(name, args=[target.pk])
-        if method == "get":
-            response = attacker.get(url)
-        else:
-            response = attacker.post(url, POST_DATA.get(action, {}))
-        assert response.status_code in (404, 403, 405), (url, response.status_code)
-    assert snapshot() == before
+        before = snapshot()
+        response = request_object(attacker, name, method, target)
+        assert response.status_code in (404, 403), (name, method, target, response.status_code)
+        assert snapshot() == before, (name, method, target)
+
+
+def form_errors(response):
+    """The errors of the forms and formsets the page rendered, if any."""
+    contexts = response.context or []  # [] for a redirect, a Context for one template
+    contexts = contexts if isinstance(contexts, list) else [contexts]
+    values = {id(value): value for context in contexts
+              for value in context.flatten().values()}  # once each, however often included
+    errors = []
+    for value in values.values():
+        if isinstance(value, BaseForm) and value.errors:
+            errors.append(value.errors)
+        elif isinstance(value, BaseFormSet) and (any(value.errors) or value.non_form_errors()):
+            errors.append((value.errors, value.non_form_errors()))
+    return errors
+
+
+@pytest.mark.parametrize("name, kind, method", OBJECT_URLS, ids=MATRIX_IDS)
+def test_the_same_requests_reach_the_objects_of_their_own_company(victim_owner, victim, name,
+                                                                  kind, method):
+    """
+    The attacker's very request, from an owner of the object's company, is not refused: the
+    URL takes that method and that object, so the attacker's 404 is the company check. A POST
+    is valid (no form sends it back with errors) and, where the view acts on it (a redirect),
+    changes the database for at least one of the objects: so the attacker's unchanged
+    database is the company check too, not data the view would have refused anyway.
+    """
+    acted = changed = False
+    for target in victim[kind]:
+        before = snapshot()
+        response = request_object(victim_owner, name, method, target)
+        assert response.status_code not in (403, 404, 405), (name, method, target,
+                                                            response.status_code)
+        if method == "POST":
+            assert not form_errors(response), (name, target, form_errors(response))
+            acted = acted or response.status_code == 302
+            changed = changed or snapshot() != before
+    assert changed or not acted, f"no POST to {name} changed anything for its own company"
 
 
 @pytest.mark.parametrize("url_name, field, kind", [
