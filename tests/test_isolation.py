@@ -214,6 +214,23 @@ def test_the_same_requests_reach_the_objects_of_their_own_company(victim_owner, 
     assert changed or not acted, f"no POST to {name} changed anything for its own company"
 
 
+# The live totals take the draft being edited as ``?pk=``, not in the path.
+TOTALS_URLS = [(pattern.name, pattern.default_args["kind"])
+               for pattern in get_resolver().url_patterns
+               if isinstance(pattern, URLPattern)
+               and pattern.callback.__name__ == "document_totals"]
+
+
+@pytest.mark.parametrize("name, kind", TOTALS_URLS, ids=[name for name, _kind in TOTALS_URLS])
+def test_live_totals_refuse_another_companys_draft(attacker, victim_owner, victim, name, kind):
+    draft = victim[kind][0]
+    url = f"{reverse(name)}?pk={draft.pk}"
+    before = snapshot()
+    assert attacker.post(url, POST_DATA["edit"]).status_code == 404
+    assert snapshot() == before
+    assert victim_owner.post(url, POST_DATA["edit"]).status_code == 200  # the same request, its company
+
+
 @pytest.mark.parametrize("url_name, field, kind", [
     ("invoice_create", "client", "client"),
     ("creditnote_create", "client", "client"),
