@@ -228,7 +228,8 @@ def test_live_totals_refuse_another_companys_draft(attacker, victim_owner, victi
     before = snapshot()
     assert attacker.post(url, POST_DATA["edit"]).status_code == 404
     assert snapshot() == before
-    assert victim_owner.post(url, POST_DATA["edit"]).status_code == 200  # the same request, its company
+    # The same request from the draft's own company gets the totals.
+    assert victim_owner.post(url, POST_DATA["edit"]).status_code == 200
 
 
 @pytest.mark.parametrize("url_name, field, kind", [
