@@ -18,6 +18,7 @@ from django.urls import URLPattern, get_resolver, reverse
 
 from billing.models import Membership
 from billing.services import send_document
+from billing.tenancy import SESSION_KEY
 
 from .factories import (
     ClientFactory,
@@ -249,7 +250,18 @@ def test_forms_refuse_another_companys_objects(attacker, victim, url_name, field
 
 def test_switching_to_a_company_you_do_not_belong_to_is_refused(attacker, victim):
     foreign = victim["client"][0].company_id
-    attacker.post(reverse("switch_company"), {"company": foreign})
+    response = attacker.post(reverse("switch_company"), {"company": foreign}, follow=True)
+    assert "You are not a member of that company." in response.content.decode()
+    assert attacker.session.get(SESSION_KEY) != foreign
+    response = attacker.get(reverse("client_detail", args=[victim["client"][0].pk]))
+    assert response.status_code == 404
+
+
+def test_a_foreign_company_in_the_session_is_not_entered(attacker, victim):
+    """A session that names a company its user is not (or no longer) a member of."""
+    session = attacker.session
+    session[SESSION_KEY] = victim["client"][0].company_id
+    session.save()
     response = attacker.get(reverse("client_detail", args=[victim["client"][0].pk]))
     assert response.status_code == 404
 
