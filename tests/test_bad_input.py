@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
-from billing.models import Membership
+from billing.models import DocumentLocked, Invoice, Membership
 from billing.services import mark_paid, send_document
 from counters.models import NumberingSettings, Sequence
 
@@ -193,8 +193,38 @@ def test_bad_input_gets_a_clear_message_and_changes_nothing(world, case, target,
     assert snapshot() == before, case
 
 
-def test_the_catalogue_is_at_least_forty_strong():
-    assert len(CASES) + len(ADMIN_CASES) + len(COMMAND_CASES) >= 40
+# The good input at each target of the catalogue. Every case above is one of these with one
+# value spoilt (or the action on an object in the wrong state): that the page accepts these
+# is what makes each refusal above the spoilt value's, and its unchanged database the
+# validation's, not data the page would have refused anyway.
+BASELINES = [
+    ("client", "client_create",
+     lambda w: {"name": "A", "email": "a@example.com", "vat_id": "1" * 32}),
+    ("invoice", "invoice_create",
+     lambda w: invoice(w, due_date="2026-02-28", **lines(("W", "1.001", "1.25", "100")))),
+    ("credit note", "creditnote_create",
+     lambda w: invoice(w, invoice=w["sent"].pk, **lines(GOOD_LINE))),
+    ("credit chosen lines", ("invoice_credit", "sent"),
+     lambda w: {"what": "lines", "line": [w["sent"].lines.get().pk]}),
+    ("send a draft", ("invoice_send", "draft"), lambda w: {}),
+    ("edit a draft", ("invoice_edit", "draft"),
+     lambda w: invoice(w, notes="rewritten", **lines(GOOD_LINE))),
+    ("delete a draft", ("invoice_delete", "draft"), lambda w: {}),
+    ("mark paid a sent invoice", ("invoice_mark_paid", "sent"), lambda w: {}),
+    ("cancel a sent invoice", ("invoice_cancel", "sent"), lambda w: {"reason": "r"}),
+    ("numbering settings", "numbering_settings",
+     lambda w: {**SETTINGS, "padding": "12", "reset_period": "monthly",
+                "invoice_pattern": "INV-{YY}{MM}-{counter}",
+                "credit_note_pattern": "CN-{YYYY}{MM}-{counter}"}),
+]
+
+
+@pytest.mark.parametrize("case, target, data", BASELINES, ids=[b[0] for b in BASELINES])
+def test_the_good_input_at_each_target_is_accepted(world, case, target, data):
+    before = snapshot()
+    response = world["client"].post(resolve(world, target), data(world))
+    assert response.status_code == 302, (case, response.status_code)
+    assert snapshot() != before, case
 
 
 # --- Admin ---------------------------------------------------------------------------------
@@ -220,13 +250,62 @@ def test_bad_input_in_the_admin(world, case, data, expected):
     assert snapshot() == before
 
 
-def test_admin_refuses_to_edit_or_delete_an_issued_invoice(world):
+def test_a_good_next_number_is_accepted_in_the_admin(world):
+    """The admin cases' baseline: the same action with a good number moves the sequence."""
+    sequence = Sequence.objects.get(company=world["company"])
+    response = world["client"].post(reverse("admin:counters_sequence_changelist"), {
+        "action": "set_next_number_action", "_selected_action": [sequence.pk], "apply": "1",
+        "next_value": "50", "reason": "migration"})
+    assert response.status_code == 302
+    sequence.refresh_from_db()
+    assert sequence.last == 49
+
+
+def test_the_admin_shows_an_issued_invoice_read_only_and_a_draft_editable(world):
+    def change_page(document):
+        url = reverse("admin:billing_invoice_change", args=[document.pk])
+        response = world["client"].get(url)
+        assert response.status_code == 200
+        return response.context
+
+    issued = change_page(world["sent"])
+    assert not issued["adminform"].form.fields
+    assert not any(inline.has_add_permission or inline.has_change_permission
+                   or inline.has_delete_permission for inline in issued["inline_admin_formsets"])
+    draft = change_page(world["draft"])
+    assert {"client", "notes", "currency"} <= set(draft["adminform"].form.fields)
+    assert all(inline.has_change_permission for inline in draft["inline_admin_formsets"])
+
+
+def test_the_admin_refuses_to_delete_an_issued_invoice_and_deletes_a_draft(world):
+    def delete(document):
+        url = reverse("admin:billing_invoice_delete", args=[document.pk])
+        return world["client"].post(url, {"post": "yes"})
+
     before = snapshot()
+    assert delete(world["sent"]).status_code == 403
+    assert snapshot() == before
+    assert delete(world["draft"]).status_code == 302
+    assert not Invoice.objects.filter(pk=world["draft"].pk).exists()
+
+
+@pytest.mark.xfail(strict=True, raises=DocumentLocked, reason=(
+    "Saving an issued invoice's admin change page is a server error: DocumentAdmin keeps the "
+    "change permission (every field read-only, Save buttons shown), so changeform_view calls "
+    "save_model -> obj.save(), and Document.save raises DocumentLocked, uncaught (HTTP 500). "
+    "The database is unchanged; the person gets no message."))
+def test_saving_an_issued_invoice_in_the_admin_gets_a_clear_message(world):
+    """The page posted back as a browser sends it, with a rewritten note slipped in."""
     url = reverse("admin:billing_invoice_change", args=[world["sent"].pk])
-    world["client"].post(url, {"notes": "rewritten", "currency": "USD"})
-    assert world["client"].post(reverse("admin:billing_invoice_delete",
-                                        args=[world["sent"].pk]), {"post": "yes"}
-                                ).status_code == 403
+    page = world["client"].get(url)
+    data = {"notes": "rewritten", "currency": "USD", "_save": "Save"}
+    for inline in page.context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        data.update({management.add_prefix(name): value
+                     for name, value in management.initial.items()})
+    before = snapshot()
+    response = world["client"].post(url, data, follow=True)
+    assert response.status_code == 403 or "can no longer be" in response.content.decode()
     assert snapshot() == before
 
 

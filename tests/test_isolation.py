@@ -2,15 +2,23 @@
 Companies never see each other's data, tested as an attacker would: every URL that takes an
 object id, every form field that names an object, every admin page and action, and every
 role — generated from the URL configuration, not picked by hand. Each attempt must be
-refused (404, 403 or 405) and leave the database exactly as it was.
+refused (404 or 403) and leave the database exactly as it was; the same request from the
+object's own company must get through, so that the refusal is the company check's.
 """
+
+import logging
 
 import pytest
 from django.apps import apps
+from django.contrib.auth.models import AnonymousUser
+from django.forms import BaseForm, BaseFormSet
+from django.test import Client as Browser
+from django.test import RequestFactory, override_settings
 from django.urls import URLPattern, get_resolver, reverse
 
 from billing.models import Membership
 from billing.services import send_document
+from billing.tenancy import SESSION_KEY
 
 from .factories import (
     ClientFactory,
@@ -44,32 +52,85 @@ def snapshot():
     return rows
 
 
+def taken_methods(pattern):
+    """
+    The methods a view takes, in its own words: behind ``require_POST`` or
+    ``require_http_methods`` it refuses GET with 405 and names what it allows in ``Allow``;
+    any other view answers GET and POST. Asked of the bare view, logged out, so it stops in
+    its decorators and never reaches the database.
+    """
+    request = RequestFactory().get("/")
+    request.user = AnonymousUser()
+    kwargs = {**pattern.default_args, **dict.fromkeys(pattern.pattern.converters, 0)}
+    logger = logging.getLogger("django.request")
+    level, logger.level = logger.level, logging.ERROR  # no "Method Not Allowed" at import
+    try:
+        with override_settings(ALLOWED_HOSTS=["testserver"]):  # the login redirect's host
+            response = pattern.callback(request, **kwargs)
+    finally:
+        logger.level = level
+    if response.status_code != 405:
+        return ["GET", "POST"]
+    allowed = {method.strip() for method in response["Allow"].split(",")}
+    return [method for method in ("GET", "POST") if method in allowed]
+
+
+def object_kind(pattern):
+    """
+    The model whose id the URL takes, by its name in ``company_with_documents``: the document
+    kind the URL is made for, else that of the billing model its URL name begins with
+    (underscores ignored: ``credit_note_pdf`` aims at a CreditNote, kind ``credit_note``).
+    """
+    if "kind" in pattern.default_args:
+        return str(pattern.default_args["kind"])
+    squashed = (pattern.name or "").replace("_", "")
+    models = sorted(apps.get_app_config("billing").get_models(),
+                    key=lambda model: len(model._meta.model_name), reverse=True)
+    return next((str(getattr(model, "kind", model._meta.model_name)) for model in models
+                 if squashed.startswith(model._meta.model_name)), None)
+
+
 def object_urls():
-    """
-    (name, kind) of every billing URL that takes a pk: generated, never listed by hand. The
-    kind is the one the document pages are given (invoice, credit_note), else the name's
-    first word (client, invoice for invoice_mark_paid).
-    """
+    """(name, kind, method) of every app URL whose path takes an argument: generated."""
     found = []
     for pattern in get_resolver().url_patterns:
-        if isinstance(pattern, URLPattern) and "<int:pk>" in str(pattern.pattern):
-            name = pattern.name
-            kind = str(pattern.default_args.get("kind", name.split("_")[0]))
-            found.append((name, kind))
+        if isinstance(pattern, URLPattern) and pattern.pattern.converters:
+            for method in taken_methods(pattern):
+                found.append((pattern.name, object_kind(pattern), method))
     return found
 
 
 OBJECT_URLS = object_urls()
 
+# Each view's POST, built for the object aimed at, as its own page would send it.
+VIEW_POST_DATA = {
+    "client_form": lambda target: {"name": "Hacked"},
+    "document_form": lambda target: {
+        **POST_DATA["edit"], "client": target.client_id,
+        **({"invoice": target.invoice_id} if hasattr(target, "invoice_id") else {})},
+    "document_send": lambda target: POST_DATA["send"],
+    "invoice_cancel": lambda target: POST_DATA["cancel"],
+    "invoice_credit": lambda target: POST_DATA["credit"],
+}
+
+
+def request_object(browser, name, method, target):
+    url = reverse(name, args=[target.pk])
+    if method == "GET":
+        return browser.get(url)
+    view = get_resolver().resolve(url).func.__name__
+    return browser.post(url, VIEW_POST_DATA.get(view, lambda target: {})(target))
+
 
 def company_with_documents():
+    """Every kind of object in every state the pages act on; small credit notes, so that
+    sending the draft one and cancelling the invoice both succeed for the company itself."""
     client = ClientFactory(company=CompanyFactory())
     draft = InvoiceFactory(client=client)
     sent = send_document(InvoiceFactory(client=client))
-    credit_draft = CreditNoteFactory(client=client, invoice=sent)
-    credit_sent = send_document(CreditNoteFactory(
-        client=client, invoice=sent,
-        lines=[{"description": "r", "quantity": 1, "unit_price": 1, "tax_rate": 0}]))
+    refund = [{"description": "r", "quantity": 1, "unit_price": 1, "tax_rate": 20}]
+    credit_draft = CreditNoteFactory(client=client, invoice=sent, lines=refund)
+    credit_sent = send_document(CreditNoteFactory(client=client, invoice=sent, lines=refund))
     return {"client": [client], "invoice": [draft, sent], "credit_note": [credit_draft,
                                                                           credit_sent]}
 
@@ -77,6 +138,16 @@ def company_with_documents():
 @pytest.fixture
 def victim():
     return company_with_documents()
+
+
+@pytest.fixture
+def victim_owner(victim):
+    """An owner of the victim's company, the same role as the attacker."""
+    membership = MembershipFactory(role=Membership.Role.OWNER,
+                                   company=victim["client"][0].company)
+    browser = Browser()
+    browser.force_login(membership.user)
+    return browser
 
 
 @pytest.fixture
@@ -88,26 +159,79 @@ def attacker(client):
     return client
 
 
-def test_the_matrix_covers_every_object_url():
-    names = {name for name, _kind in OBJECT_URLS}
-    assert {"invoice_detail", "invoice_send", "invoice_cancel", "invoice_credit",
-            "invoice_mark_paid", "credit_note_pdf", "client_edit"} <= names
-    assert len(OBJECT_URLS) >= 17
+def test_every_object_url_is_aimed_at_objects_of_its_kind(victim):
+    """The matrix knows what every id-taking URL names, and reaches every kind of object."""
+    unknown = [name for name, kind, _method in OBJECT_URLS if kind not in victim]
+    assert not unknown, f"add objects of these URLs' kind to company_with_documents: {unknown}"
+    assert {kind for _name, kind, _method in OBJECT_URLS} == set(victim)
 
 
-@pytest.mark.parametrize("name, kind", OBJECT_URLS)
-@pytest.mark.parametrize("method", ["get", "post"])
+MATRIX_IDS = [f"{name}-{method}" for name, _kind, method in OBJECT_URLS]
+
+
+@pytest.mark.parametrize("name, kind, method", OBJECT_URLS, ids=MATRIX_IDS)
 def test_another_companys_objects_are_out_of_reach(attacker, victim, name, kind, method):
-    action = name.removeprefix(f"{kind}_")
-    before = snapshot()
     for target in victim[kind]:
-        url = reverse(name, args=[target.pk])
-        if method == "get":
-            response = attacker.get(url)
-        else:
-            response = attacker.post(url, POST_DATA.get(action, {}))
-        assert response.status_code in (404, 403, 405), (url, response.status_code)
+        before = snapshot()
+        response = request_object(attacker, name, method, target)
+        assert response.status_code in (404, 403), (name, method, target, response.status_code)
+        assert snapshot() == before, (name, method, target)
+
+
+def form_errors(response):
+    """The errors of the forms and formsets the page rendered, if any."""
+    contexts = response.context or []  # [] for a redirect, a Context for one template
+    contexts = contexts if isinstance(contexts, list) else [contexts]
+    values = {id(value): value for context in contexts
+              for value in context.flatten().values()}  # once each, however often included
+    errors = []
+    for value in values.values():
+        if isinstance(value, BaseForm) and value.errors:
+            errors.append(value.errors)
+        elif isinstance(value, BaseFormSet) and (any(value.errors) or value.non_form_errors()):
+            errors.append((value.errors, value.non_form_errors()))
+    return errors
+
+
+@pytest.mark.parametrize("name, kind, method", OBJECT_URLS, ids=MATRIX_IDS)
+def test_the_same_requests_reach_the_objects_of_their_own_company(victim_owner, victim, name,
+                                                                  kind, method):
+    """
+    The attacker's very request, from an owner of the object's company, is not refused: the
+    URL takes that method and that object, so the attacker's 404 is the company check. A POST
+    is valid (no form sends it back with errors) and, where the view acts on it (a redirect),
+    changes the database for at least one of the objects: so the attacker's unchanged
+    database is the company check too, not data the view would have refused anyway.
+    """
+    acted = changed = False
+    for target in victim[kind]:
+        before = snapshot()
+        response = request_object(victim_owner, name, method, target)
+        assert response.status_code not in (403, 404, 405), (name, method, target,
+                                                            response.status_code)
+        if method == "POST":
+            assert not form_errors(response), (name, target, form_errors(response))
+            acted = acted or response.status_code == 302
+            changed = changed or snapshot() != before
+    assert changed or not acted, f"no POST to {name} changed anything for its own company"
+
+
+# The live totals take the draft being edited as ``?pk=``, not in the path.
+TOTALS_URLS = [(pattern.name, pattern.default_args["kind"])
+               for pattern in get_resolver().url_patterns
+               if isinstance(pattern, URLPattern)
+               and pattern.callback.__name__ == "document_totals"]
+
+
+@pytest.mark.parametrize("name, kind", TOTALS_URLS, ids=[name for name, _kind in TOTALS_URLS])
+def test_live_totals_refuse_another_companys_draft(attacker, victim_owner, victim, name, kind):
+    draft = victim[kind][0]
+    url = f"{reverse(name)}?pk={draft.pk}"
+    before = snapshot()
+    assert attacker.post(url, POST_DATA["edit"]).status_code == 404
     assert snapshot() == before
+    # The same request from the draft's own company gets the totals.
+    assert victim_owner.post(url, POST_DATA["edit"]).status_code == 200
 
 
 @pytest.mark.parametrize("url_name, field, kind", [
@@ -127,7 +251,18 @@ def test_forms_refuse_another_companys_objects(attacker, victim, url_name, field
 
 def test_switching_to_a_company_you_do_not_belong_to_is_refused(attacker, victim):
     foreign = victim["client"][0].company_id
-    attacker.post(reverse("switch_company"), {"company": foreign})
+    response = attacker.post(reverse("switch_company"), {"company": foreign}, follow=True)
+    assert "You are not a member of that company." in response.content.decode()
+    assert attacker.session.get(SESSION_KEY) != foreign
+    response = attacker.get(reverse("client_detail", args=[victim["client"][0].pk]))
+    assert response.status_code == 404
+
+
+def test_a_foreign_company_in_the_session_is_not_entered(attacker, victim):
+    """A session that names a company its user is not (or no longer) a member of."""
+    session = attacker.session
+    session[SESSION_KEY] = victim["client"][0].company_id
+    session.save()
     response = attacker.get(reverse("client_detail", args=[victim["client"][0].pk]))
     assert response.status_code == 404
 
