@@ -202,7 +202,7 @@ BASELINES = [
      lambda w: {"name": "A", "email": "a@example.com", "vat_id": "1" * 32}),
     ("invoice", "invoice_create",
      lambda w: invoice(w, due_date="2026-02-28", **lines(("W", "1.001", "1.25", "100")))),
-    ("credit note", "creditnote_create",
+    ("credit note", "credit_note_create",
      lambda w: invoice(w, invoice=w["sent"].pk, **lines(GOOD_LINE))),
     ("credit chosen lines", ("invoice_credit", "sent"),
      lambda w: {"what": "lines", "line": [w["sent"].lines.get().pk]}),
