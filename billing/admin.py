@@ -116,6 +116,12 @@ class DocumentAdmin(CompanyScopedAdmin):
             "number": preview_number(obj)
         }
 
+    def has_change_permission(self, request, obj=None):
+        # An issued document is shown, never saved: no Save button that could only fail.
+        if obj is not None and obj.is_issued:
+            return False
+        return super().has_change_permission(request, obj)
+
     def has_delete_permission(self, request, obj=None):
         if obj is not None and obj.is_issued:
             return False
