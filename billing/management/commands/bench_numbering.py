@@ -36,8 +36,9 @@ from django.db import connection, connections, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from billing import money
 from billing.maintenance import purge_companies
-from billing.models import DRAFT, Client, Company, Invoice, InvoiceLine, money
+from billing.models import DRAFT, Client, Company, Invoice, InvoiceLine
 from billing.services import send_document
 from counters.audit import AuditScope, run_audit
 from counters.models import IssuedNumber, NumberingSettings
@@ -117,12 +118,9 @@ def peer_send(pk, series):
         if not lines:
             raise ValueError(f"peer document {pk} has no lines")
         value = get_next_value(f"{series}-{document.company_id}")
-        document.subtotal = sum((money(line.quantity * line.unit_price) for line in lines),
-                                Decimal("0.00"))
-        document.tax_total = sum(
-            (money(money(line.quantity * line.unit_price) * line.tax_rate / 100)
-             for line in lines), Decimal("0.00"))
-        document.total = document.subtotal + document.tax_total
+        totals = money.totals(lines)
+        document.subtotal, document.tax_total = totals.subtotal, totals.tax
+        document.total = totals.total
         document.issue_date = timezone.localdate()
         document.due_date = document.issue_date + timedelta(days=30)
         document.number = f"INV-{value:06d}"
