@@ -18,21 +18,23 @@ def deliver(document, user=None) -> EmailDelivery:
     E-mail ``document`` with its PDF to its client and record the outcome. A failure is
     recorded on the delivery, never raised: the document stays issued.
     """
+    content = document.content  # as issued: the buyer and seller it was issued to and by
     delivery = EmailDelivery.objects.create(
         company_id=document.company_id, kind=document.kind, document_id=document.pk,
-        recipient=document.client.email, requested_by=user if user and user.is_authenticated
+        recipient=content.buyer.email, requested_by=user if user and user.is_authenticated
         else None,
     )
     try:
-        if not document.client.email:
+        if not content.buyer.email:
             raise ValueError("the client has no e-mail address")
-        with translation.override(document.company.locale):
-            subject = render_to_string("billing/email_subject.txt", {"document": document})
-            body = render_to_string("billing/email_body.txt", {"document": document})
+        with translation.override(content.locale):
+            context = {"document": document, "content": content}
+            subject = render_to_string("billing/email_subject.txt", context)
+            body = render_to_string("billing/email_body.txt", context)
         message = EmailMessage(
             subject=" ".join(subject.split()), body=body,
-            from_email=document.company.email or settings.DEFAULT_FROM_EMAIL,
-            to=[document.client.email],
+            from_email=content.seller.email or settings.DEFAULT_FROM_EMAIL,
+            to=[content.buyer.email],
         )
         message.attach(pdf_filename(document), document_pdf(document), "application/pdf")
         message.send()

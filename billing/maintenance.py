@@ -12,6 +12,8 @@ _PURGE = [
     "(SELECT id FROM billing_creditnote WHERE company_id IN ({ids}))",
     "DELETE FROM counters_issuednumber WHERE company_id IN ({ids})",
     "DELETE FROM counters_numberjump WHERE company_id IN ({ids})",
+    "DELETE FROM counters_stateevent WHERE company_id IN ({ids})",
+    "DELETE FROM counters_eventchain WHERE company_id IN ({ids})",
     "DELETE FROM billing_emaildelivery WHERE company_id IN ({ids})",
     "DELETE FROM billing_creditnote WHERE company_id IN ({ids})",
     "DELETE FROM billing_invoice WHERE company_id IN ({ids})",

@@ -6,6 +6,7 @@ only way to give it a number; from then on it is never edited or deleted (the mo
 and database triggers refuse what bypasses the model): it is corrected by a credit note.
 """
 
+import json
 from datetime import timedelta
 from decimal import Decimal
 
@@ -22,6 +23,7 @@ from counters.models import NUMBER_MAX_LENGTH, Kind
 from counters.services import allocate_number
 
 from . import money
+from . import snapshot as snapshots
 
 
 class Company(models.Model):
@@ -152,6 +154,9 @@ class Document(ConcurrentTransitionMixin, models.Model):
     total = models.DecimalField(
         _("total"), max_digits=14, decimal_places=2, default=Decimal("0.00"), editable=False
     )
+    # What the document said when it was issued (billing.snapshot), as canonical JSON; empty
+    # for a draft.
+    snapshot = models.TextField(_("content at issue"), blank=True, default="", editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -194,6 +199,16 @@ class Document(ConcurrentTransitionMixin, models.Model):
         instance = super().from_db(db, field_names, values)
         instance._stored_state = instance.__dict__.get("state")
         return instance
+
+    @property
+    def content(self) -> snapshots.Content:
+        """
+        What the document says: as issued (its snapshot) once issued, else as its current
+        data. Pages, PDFs, e-mails and exports read this.
+        """
+        if self.snapshot:
+            return snapshots.read(json.loads(self.snapshot))
+        return snapshots.read(snapshots.build(self, list(self.lines.all())))
 
     @property
     def is_draft(self):
@@ -262,6 +277,7 @@ class Document(ConcurrentTransitionMixin, models.Model):
         self.set_totals(lines)
         self.issue_date = timezone.localdate()
         self.complete_for_issue()
+        self.snapshot = snapshots.dumps(snapshots.build(self, lines))
         issued = allocate_number(
             company_id=self.company_id,
             kind=self.kind,
@@ -269,6 +285,7 @@ class Document(ConcurrentTransitionMixin, models.Model):
             issue_date=self.issue_date,
             total=self.total,
             currency=self.currency,
+            snapshot_digest=snapshots.digest(self.snapshot),
             user=user,
         )
         self.number = issued.number
@@ -328,6 +345,11 @@ class Invoice(Document):
 
     class Meta(Document.Meta):
         verbose_name = _("invoice")
+        constraints = [
+            *Document.Meta.constraints,
+            models.CheckConstraint(condition=Q(state__in=DocumentState.values),
+                                   name="billing_invoice_state_valid"),
+        ]
         # The lists: newest first, all or by state.
         indexes = [models.Index(fields=["company", "-created_at", "-id"]),
                    models.Index(fields=["company", "state", "-created_at", "-id"])]
@@ -382,6 +404,12 @@ class CreditNote(Document):
 
     class Meta(Document.Meta):
         verbose_name = _("credit note")
+        # A credit note is a draft or issued: it is never paid or cancelled itself.
+        constraints = [
+            *Document.Meta.constraints,
+            models.CheckConstraint(condition=Q(state__in=[DRAFT, DocumentState.SENT]),
+                                   name="billing_creditnote_state_valid"),
+        ]
         # The lists: newest first, all or by state.
         indexes = [models.Index(fields=["company", "-created_at", "-id"]),
                    models.Index(fields=["company", "state", "-created_at", "-id"])]

@@ -13,6 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from counters.history import record_state_change
+
 from . import emails, money
 from .models import (
     DRAFT,
@@ -39,10 +41,10 @@ class NothingToCredit(ValidationError):
 
 def _lock(document):
     """
-    A fresh copy of ``document`` with its company, the document's row (not the company's)
-    locked until the transaction ends.
+    A fresh copy of ``document`` with its company and client, the document's row (not
+    theirs) locked until the transaction ends.
     """
-    return (type(document).objects.select_related("company")
+    return (type(document).objects.select_related("company", "client")
             .select_for_update(of=("self",)).get(pk=document.pk))
 
 
@@ -69,7 +71,8 @@ def send_document(document: Document, user=None, *, email=False) -> Document:
     Issue a draft: give it its number, date and frozen totals, in one transaction.
 
     Lock the document → check it is still a draft → read its lines and validate → run the
-    ``send`` transition, which allocates the number last → save. With ``email``, the PDF is
+    ``send`` transition, which freezes the content and allocates the number last → save and
+    record the change in the company's history. With ``email``, the PDF is
     e-mailed to the client once the transaction has committed: a rolled-back send sends
     nothing.
     """
@@ -86,9 +89,17 @@ def send_document(document: Document, user=None, *, email=False) -> Document:
             _check_credit(locked, money.totals(lines).total)
         locked.send(lines=lines, user=user)
         locked.save()
+        _record(locked, DRAFT, user)
         if email:
             transaction.on_commit(lambda: emails.deliver(locked, user=user))
     return locked
+
+
+def _record(document, from_state, user, reason=""):
+    """Record ``document``'s change of state from ``from_state`` in its company's history."""
+    record_state_change(company_id=document.company_id, kind=document.kind,
+                        document_id=document.pk, from_state=from_state,
+                        to_state=document.state, user=user, reason=reason)
 
 
 def retry_email(document: Document, user=None):
@@ -110,6 +121,7 @@ def mark_paid(invoice: Invoice, user=None) -> Invoice:
             )
         locked.mark_paid()
         locked.save(update_fields=["state", "updated_at"])
+        _record(locked, DocumentState.SENT, user)
     return locked
 
 
@@ -187,6 +199,7 @@ def cancel_invoice(invoice: Invoice, user=None, *, reason="") -> CreditNote | No
             credit_note = None
         locked.cancel()
         locked.save(update_fields=["state", "updated_at"])
+        _record(locked, DocumentState.SENT, user, reason)
     return credit_note
 
 

@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from counters.audit import AuditScope, run_audit
+from counters.history import history_of
 from counters.models import Kind, NumberingSettings, NumberingSettingsChange
 from counters.services import preview_number, preview_settings, save_numbering_settings
 
@@ -341,10 +342,13 @@ def document_totals(request, kind):
 @company_required
 def document_detail(request, kind, pk):
     spec = KINDS[kind]
-    document = get_object_or_404(scoped(request, spec.model).select_related("client"), pk=pk)
+    document = get_object_or_404(
+        scoped(request, spec.model).select_related("client", "company"), pk=pk)
+    content = document.content  # as issued, once issued
     context = {
-        "spec": spec, "document": document, "lines": document.lines.all(),
-        "taxes": document.tax_breakdown(), "today": timezone.localdate(),
+        "spec": spec, "document": document, "content": content, "lines": content.lines,
+        "taxes": content.groups, "today": timezone.localdate(),
+        "history": history_of(document.kind, document.pk).select_related("actor"),
         "deliveries": deliveries_of(document),
         "send_form": SendForm(initial={"email": bool(document.client.email)}),
         "cancel_form": CancelForm(),

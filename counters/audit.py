@@ -15,13 +15,14 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal
+from types import SimpleNamespace
 
 from django.apps import apps
 from django.conf import settings
 from django.db import connection
 
 from . import chain, registry
-from .models import SHARED_SERIES, IssuedNumber, NumberJump, Sequence
+from .models import SHARED_SERIES, EventChain, IssuedNumber, NumberJump, Sequence, StateEvent
 
 GAP = "gap"
 DUPLICATE = "duplicate"
@@ -30,10 +31,12 @@ UNNUMBERED_ISSUED = "unnumbered_issued"
 LEDGER_MISMATCH = "ledger_mismatch"
 CHRONOLOGY = "chronology_break"
 TAMPERED = "tampered"
+STATE_MISMATCH = "state_mismatch"
 FINDING_KINDS = [GAP, DUPLICATE, NUMBERED_DRAFT, UNNUMBERED_ISSUED, LEDGER_MISMATCH, CHRONOLOGY,
-                 TAMPERED]
+                 TAMPERED, STATE_MISMATCH]
 
 LEDGER = IssuedNumber._meta.db_table
+EVENTS = StateEvent._meta.db_table
 SEQUENCES = Sequence._meta.db_table
 
 
@@ -188,6 +191,8 @@ def _all_findings(scope, summaries):
     yield from _hash_findings(scope)
     yield from _duplicate_numbers(scope)
     yield from _document_findings(scope)
+    yield from _state_findings(scope)
+    yield from _history_findings(scope)
 
 
 def _stream(sql, params):
@@ -306,9 +311,10 @@ def _subtract(span, covered):
 def _hash_findings(scope):
     """Ledger entries whose content no longer matches their hash (a parallel scan)."""
     where, params = scope.where("l")
+    recomputed = chain.hash_sql(IssuedNumber, "l", connection.vendor)
     sql = (f"SELECT l.company_id, l.series, l.period, l.value, l.number, l.kind, "
            f"l.document_id, l.issue_date FROM {LEDGER} l "
-           f"WHERE {where} AND {chain.hash_sql('l', connection.vendor)} <> l.entry_hash "
+           f"WHERE {where} AND {recomputed} <> l.entry_hash "
            f"ORDER BY l.company_id, l.series, l.period, l.value")
     for company_id, series, period, value, number, kind, document_id, issue_date in _stream(
             sql, params):
@@ -342,7 +348,8 @@ def _duplicate_numbers(scope):
 def _documents_sql():
     return " UNION ALL ".join(
         f"SELECT '{k.kind}' AS kind, id, company_id, state, number, issue_date, total, "
-        f"currency, CASE WHEN state = '{k.draft_state}' THEN 1 ELSE 0 END AS is_draft "
+        f"currency, snapshot, '{k.draft_state}' AS draft_state, "
+        f"CASE WHEN state = '{k.draft_state}' THEN 1 ELSE 0 END AS is_draft "
         f"FROM {k.table}"
         for k in registry.registered()
     )
@@ -358,11 +365,12 @@ def _document_findings(scope):
     where_d, params_d = scope.where("d", series_columns=False)
     where_l, params_l = scope.where("l", series_columns=False)
     in_series, params_s = scope.where("l")
+    content_digest = chain.sha256_sql("d.snapshot", connection.vendor)
     sql = f"""
         SELECT l.company_id, l.series, l.period, l.value, l.number, l.kind, l.document_id,
                l.issue_date, l.total, l.currency,
                d.company_id, d.kind, d.id, d.number, d.issue_date, d.total, d.currency,
-               d.is_draft
+               d.is_draft, l.snapshot_digest <> '' AND {content_digest} <> l.snapshot_digest
         FROM (SELECT * FROM {LEDGER} l WHERE {where_l}) l
         FULL JOIN (SELECT * FROM ({docs}) d WHERE {where_d}) d
             ON d.kind = l.kind AND d.id = l.document_id
@@ -371,12 +379,13 @@ def _document_findings(scope):
            OR (l.id IS NOT NULL AND d.id IS NOT NULL AND {in_series} AND (
                 d.is_draft = 1 OR d.number <> l.number OR d.issue_date IS NULL
                 OR d.issue_date <> l.issue_date OR d.total <> l.total
-                OR d.currency <> l.currency OR d.company_id <> l.company_id))
+                OR d.currency <> l.currency OR d.company_id <> l.company_id
+                OR (l.snapshot_digest <> '' AND {content_digest} <> l.snapshot_digest)))
     """
     for row in _stream(sql, params_l + params_d + params_s + params_s):
         (company_id, series, period, value, l_number, l_kind, l_doc_id, l_date, l_total,
          l_currency, d_company, d_kind, d_id, d_number, d_date, d_total, d_currency,
-         is_draft) = row
+         is_draft, content_changed) = row
         if d_id is None:
             yield Finding(LEDGER_MISMATCH, company_id=company_id, series=series, period=period,
                           values=[value], numbers=[l_number],
@@ -413,10 +422,64 @@ def _document_findings(scope):
                 ("currency", l_currency, d_currency), ("company", company_id, d_company))
             if was != now
         ]
+        if content_changed:
+            changed.append("its content (parties, lines or totals as issued)")
         if changed:
             yield Finding(TAMPERED, numbers=[l_number],
                           message=f"{l_number} was changed after it was issued: "
                                   f"{', '.join(changed)}", **in_ledger)
+
+
+def _state_findings(scope):
+    """Documents whose state is not the one their history ends with (drafts: no history)."""
+    where_d, params_d = scope.where("d", series_columns=False)
+    where_e, params_e = scope.where("e", series_columns=False)
+    sql = f"""
+        SELECT d.company_id, d.kind, d.id, d.number, d.state, d.issue_date, last.to_state
+        FROM ({_documents_sql()}) d
+        LEFT JOIN (
+            SELECT e.kind, e.document_id, e.to_state,
+                   ROW_NUMBER() OVER (PARTITION BY e.kind, e.document_id
+                                      ORDER BY e.seq DESC) AS latest
+            FROM {EVENTS} e WHERE {where_e}
+        ) last ON last.kind = d.kind AND last.document_id = d.id AND last.latest = 1
+        WHERE {where_d} AND COALESCE(last.to_state, d.draft_state) <> d.state
+    """
+    for company_id, kind, pk, number, state, issue_date, recorded in _stream(
+            sql, params_e + params_d):
+        document = f"{kind} #{pk}"
+        yield Finding(
+            STATE_MISMATCH, company_id=company_id, numbers=[number] if number else [],
+            documents=[document], document_kind=kind, date=_as_date(issue_date),
+            message=f"{number or document} is {state!r} but its history "
+                    + (f"ends with {recorded!r}" if recorded else "is empty"))
+
+
+def _history_findings(scope):
+    """Each company's history: numbered 1..n, each event chained to the one before."""
+    fields = [StateEvent._meta.get_field(name).attname for name in StateEvent.HASHED_FIELDS]
+    events = StateEvent.objects.order_by("company_id", "seq").values(*fields, "event_hash")
+    heads = EventChain.objects.all()
+    if scope.company_id is not None:
+        events = events.filter(company_id=scope.company_id)
+        heads = heads.filter(company_id=scope.company_id)
+    last = {}  # company -> (seq, hash) of the last event read
+    for row in events.iterator(chunk_size=5000):
+        company_id = row["company_id"]
+        seq, previous = last.get(company_id, (0, chain.GENESIS))
+        event = SimpleNamespace(**row)
+        if (row["seq"] != seq + 1 or row["previous_hash"] != previous
+                or row["event_hash"] != chain.record_hash(event, StateEvent)):
+            yield Finding(TAMPERED, company_id=company_id,
+                          documents=[f"{row['kind']} #{row['document_id']}"],
+                          message=f"the history breaks at event {row['seq']}: an event before "
+                                  f"it is missing, or it was altered")
+        last[company_id] = (row["seq"], row["event_hash"])
+    for head in heads:
+        if last.get(head.company_id, (0, chain.GENESIS)) != (head.last, head.last_hash):
+            yield Finding(TAMPERED, company_id=head.company_id,
+                          message=f"the history ends before its event {head.last}: its last "
+                                  f"events are missing or altered")
 
 
 def company_names(ids):

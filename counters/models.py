@@ -180,6 +180,11 @@ class IssuedNumber(models.Model):
     Rows are never changed or deleted (the database refuses); audits read this table.
     """
 
+    # What each entry's hash covers (counters.chain), in this order.
+    HASHED_FIELDS = ("company_id", "series", "period", "value", "number", "kind",
+                     "document_id", "issue_date", "total", "currency", "previous_hash")
+    OPTIONAL_HASHED_FIELD = "snapshot_digest"
+
     # No index of its own: the unique (company, number) index serves company lookups, and
     # every index less is less work for each issue.
     company = models.ForeignKey(
@@ -194,6 +199,10 @@ class IssuedNumber(models.Model):
     issue_date = models.DateField(_("issue date"))
     total = models.DecimalField(_("total"), max_digits=14, decimal_places=2)
     currency = models.CharField(_("currency"), max_length=3)
+    # The SHA-256 of the document's content as issued (its snapshot); empty for entries
+    # issued before snapshots existed.
+    snapshot_digest = models.CharField(_("content digest"), max_length=64, blank=True,
+                                       default="")
     previous_hash = models.CharField(_("previous hash"), max_length=64, blank=True)
     entry_hash = models.CharField(_("hash"), max_length=64)
     # PROTECT: the ledger never changes, so a user who issued numbers cannot be deleted
@@ -273,3 +282,55 @@ class NumberingSettingsChange(models.Model):
 
     def __str__(self):
         return f"{self.changed_at:%Y-%m-%d %H:%M} {self.changed_by or '-'}"
+
+
+class StateEvent(models.Model):
+    """
+    The history: one row per change of an issued document's state (its issue included),
+    written in the transaction that changes it, chained per company (``counters.chain``).
+
+    Rows are never changed or deleted (the database refuses); the audit checks that every
+    document's state is the one its history ends with.
+    """
+
+    HASHED_FIELDS = ("company_id", "seq", "kind", "document_id", "from_state", "to_state",
+                     "actor_id", "at", "reason", "previous_hash")
+
+    company = models.ForeignKey(
+        COMPANY_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    seq = models.PositiveBigIntegerField(_("event number"))  # 1, 2, … per company
+    kind = models.CharField(_("document kind"), max_length=20, choices=Kind.choices)
+    document_id = models.BigIntegerField(_("document id"))
+    from_state = models.CharField(_("from"), max_length=20)
+    to_state = models.CharField(_("to"), max_length=20)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+", verbose_name=_("by"),
+    )
+    at = models.DateTimeField(_("at"))
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+    previous_hash = models.CharField(_("previous hash"), max_length=64, blank=True)
+    event_hash = models.CharField(_("hash"), max_length=64)
+
+    class Meta:
+        verbose_name = _("state change")
+        ordering = ["company", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["company", "seq"], name="counters_event_seq_unique"),
+        ]
+        indexes = [models.Index(fields=["kind", "document_id", "seq"])]
+
+    def __str__(self):
+        return f"{self.kind} #{self.document_id}: {self.from_state} -> {self.to_state}"
+
+
+class EventChain(models.Model):
+    """The head of a company's history chain: its last event number and hash."""
+
+    company = models.OneToOneField(COMPANY_MODEL, on_delete=models.CASCADE, related_name="+")
+    last = models.PositiveBigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, blank=True, default="")
+
+    def __str__(self):
+        return f"{self.company_id}: {self.last}"

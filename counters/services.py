@@ -28,10 +28,11 @@ class TransactionRequired(RuntimeError):
 
 
 def allocate_number(*, company_id, kind, document_id, issue_date, total, currency,
-                    user=None) -> IssuedNumber:
+                    snapshot_digest="", user=None) -> IssuedNumber:
     """
     Give the document ``(kind, document_id)`` the next number of its series and record it
-    in the ledger, chained to the entry before it.
+    in the ledger, chained to the entry before it. ``snapshot_digest`` is the digest of what
+    the document says as issued: the entry's hash covers it.
 
     Must run inside the transaction that issues the document, as its last step: the
     company's numbering settings and the sequence row stay locked until it commits, and a
@@ -54,7 +55,7 @@ def allocate_number(*, company_id, kind, document_id, issue_date, total, currenc
         company_id=company_id, series=series, period=period, value=value,
         number=numbering.format(kind, issue_date, value), kind=str(kind),
         document_id=document_id, issue_date=issue_date, total=total, currency=currency,
-        previous_hash=previous_hash,
+        snapshot_digest=snapshot_digest, previous_hash=previous_hash,
         issued_by=user if user is not None and user.is_authenticated else None,
     )
     entry.entry_hash = chain.entry_hash(entry)

@@ -48,7 +48,7 @@ def snapshot():
     for label in ("billing", "counters"):
         for model in apps.get_app_config(label).get_models():
             rows[model._meta.label] = sorted(
-                tuple(sorted(row.items())) for row in model.objects.values())
+                (tuple(sorted(row.items())) for row in model.objects.values()), key=repr)
     return rows
 
 

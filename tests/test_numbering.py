@@ -284,7 +284,10 @@ def test_credit_note_draft_is_never_numbered_even_when_referenced(client_):
 
 
 def test_the_ledger_hash_is_the_documented_chain(client_):
-    """Each entry's hash is SHA-256 of its content, '|'-joined, ending with the previous hash."""
+    """
+    Each entry's hash is SHA-256 of its content, '|'-joined: the previous hash, then the
+    digest of the document's snapshot.
+    """
     import hashlib
 
     first = send_document(InvoiceFactory(client=client_))
@@ -294,7 +297,8 @@ def test_the_ledger_hash_is_the_documented_chain(client_):
         entry = IssuedNumber.objects.get(number=document.number)
         content = (f"{client_.company_id}|invoice|2026|{document.sequence_value}|"
                    f"{document.number}|invoice|{document.pk}|{document.issue_date.isoformat()}|"
-                   f"{document.total:.2f}|EUR|{previous}")
+                   f"{document.total:.2f}|EUR|{previous}|"
+                   f"{hashlib.sha256(document.snapshot.encode()).hexdigest()}")
         expected = hashlib.sha256(content.encode()).hexdigest()
         assert (entry.previous_hash, entry.entry_hash) == (previous, expected)
         previous = expected

@@ -1,7 +1,8 @@
 """
 The send path, statement by statement, on both databases: lock the draft, read its lines,
 lock the numbering settings, take the next value, write the ledger entry, save the
-document; in one transaction, the allocation last, nothing written when any step fails.
+document, record the change in the history; in one transaction, the allocation last of the
+transition, nothing written when any step fails.
 Throughput is measured by ``manage.py bench_numbering``, not here.
 """
 
@@ -32,13 +33,16 @@ def test_a_send_locks_reads_allocates_last_and_saves():
         issued = send_document(draft)
     statements = _statements(context)
     steps = [
-        ('FROM "billing_invoice"', "the draft, with its company"),
+        ('FROM "billing_invoice"', "the draft, with its company and client"),
         ('FROM "billing_invoiceline"', "its lines"),
         ('FROM "counters_numberingsettings"', "the numbering settings"),
         ('INSERT INTO "counters_sequence"', "the next value"),
         ('INSERT INTO "counters_issuednumber"', "the ledger entry"),
         ('UPDATE "counters_sequence"', "the chain's head"),
         ('UPDATE "billing_invoice"', "the document"),
+        ('INSERT INTO "counters_eventchain"', "the history's next event"),
+        ('INSERT INTO "counters_stateevent"', "the event"),
+        ('UPDATE "counters_eventchain"', "the history's head"),
     ]
     assert len(statements) == len(steps), statements
     for statement, (table, what) in zip(statements, steps, strict=True):

@@ -4,7 +4,7 @@ from django import template
 from django.urls import reverse
 from django.utils.formats import number_format
 
-from billing.models import is_overdue
+from billing.models import DocumentState, is_overdue
 
 register = template.Library()
 
@@ -42,3 +42,9 @@ def state_badge(document, today=None):
 def document_url(document, action="detail"):
     """The URL of ``document``'s page, or of ``action`` ("send", "pdf", ...) on it."""
     return reverse(f"{document.kind}_{action}", args=[document.pk])
+
+
+@register.filter
+def state_label(state):
+    """A document state's label; a state the app does not know is shown as it is."""
+    return dict(DocumentState.choices).get(state, state)

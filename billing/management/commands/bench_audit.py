@@ -12,16 +12,18 @@ import sys
 import time
 from datetime import date, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 from django.utils import timezone
 
+from billing import snapshot
 from billing.maintenance import purge_companies
 from billing.models import Client, Company, Invoice
-from counters.chain import GENESIS, entry_hash
-from counters.models import IssuedNumber, NumberingSettings, Sequence
+from counters.chain import GENESIS, record_hash
+from counters.models import EventChain, IssuedNumber, NumberingSettings, Sequence, StateEvent
 
 CHUNK = 20_000
 
@@ -59,31 +61,42 @@ class Command(BaseCommand):
             first_id = (Invoice.objects.order_by("-id").values_list("id", flat=True).first()
                         or 0) + 1
             now = timezone.now()
-            documents, ledger = [], []
-            previous = GENESIS
+            documents, ledger, events = [], [], []
+            previous = event_previous = GENESIS
             total = Decimal("120.00")
+            # Every invoice says the same; its snapshot and digest are computed once.
+            content = snapshot.dumps({"bench": True, "seller": company.name,
+                                      "buyer": client.name, "total": str(total)})
+            content_digest = snapshot.digest(content)
             for offset in range(count):
                 value, doc_id = offset + 1, first_id + offset
                 day = date(2026, 1, 1) + timedelta(days=offset * 365 // count)
                 number = f"INV-2026-{value:07d}"
-                content = dict(company_id=company.pk, series="invoice", period="2026",
-                               value=value, number=number, kind="invoice", document_id=doc_id,
-                               issue_date=day, total=total, currency="EUR",
-                               previous_hash=previous)
-                previous = entry_hash(**content)
+                entry = SimpleNamespace(
+                    company_id=company.pk, series="invoice", period="2026", value=value,
+                    number=number, kind="invoice", document_id=doc_id, issue_date=day,
+                    total=total, currency="EUR", previous_hash=previous,
+                    snapshot_digest=content_digest)
+                previous = record_hash(entry, IssuedNumber)
+                event = SimpleNamespace(
+                    company_id=company.pk, seq=value, kind="invoice", document_id=doc_id,
+                    from_state="draft", to_state="sent", actor_id=None, at=now, reason="",
+                    previous_hash=event_previous)
+                event_previous = record_hash(event, StateEvent)
                 documents.append((doc_id, company.pk, client.pk, "sent", number, value, day,
-                                  "EUR", "", Decimal("100.00"), Decimal("20.00"), total, now,
-                                  now))
-                ledger.append((*content.values(), previous, now))
+                                  "EUR", "", Decimal("100.00"), Decimal("20.00"), total,
+                                  content, now, now))
+                ledger.append((*vars(entry).values(), previous, now))
+                events.append((*vars(event).values(), event_previous))
                 if len(documents) >= CHUNK or offset == count - 1:
                     self.write(Invoice, documents, ["id", "company_id", "client_id", "state",
                                "number", "sequence_value", "issue_date", "currency", "notes",
-                               "subtotal", "tax_total", "total", "created_at", "updated_at"])
-                    self.write(IssuedNumber, ledger, [
-                        "company_id", "series", "period", "value", "number", "kind",
-                        "document_id", "issue_date", "total", "currency", "previous_hash",
-                        "entry_hash", "issued_at"])
-                    documents, ledger = [], []
+                               "subtotal", "tax_total", "total", "snapshot", "created_at",
+                               "updated_at"])
+                    self.write(IssuedNumber, ledger, [*vars(entry), "entry_hash", "issued_at"])
+                    self.write(StateEvent, events, [*vars(event), "event_hash"])
+                    documents, ledger, events = [], [], []
+            EventChain.objects.create(company=company, last=count, last_hash=event_previous)
             Sequence.objects.create(company=company, series="invoice", period="2026",
                                     last=count, last_hash=previous)
             if connection.vendor == "postgresql":
@@ -95,6 +108,7 @@ class Command(BaseCommand):
             with connection.cursor() as cursor:
                 cursor.execute("VACUUM ANALYZE billing_invoice")
                 cursor.execute("VACUUM ANALYZE counters_issuednumber")
+                cursor.execute("VACUUM ANALYZE counters_stateevent")
         return company
 
     def write(self, model, rows, columns):
@@ -103,7 +117,8 @@ class Command(BaseCommand):
             if connection.vendor == "postgresql":
                 buffer = io.StringIO()
                 for row in rows:
-                    buffer.write("\t".join(str(v) for v in row) + "\n")
+                    buffer.write("\t".join(r"\N" if v is None else _copy_text(v)
+                                           for v in row) + "\n")
                 with cursor.cursor.copy(
                         f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                     copy.write(buffer.getvalue())
@@ -127,3 +142,8 @@ class Command(BaseCommand):
     def remove(self, company):
         purge_companies([company.pk])
         self.stdout.write("benchmark data removed")
+
+
+def _copy_text(value):
+    """``value`` in PostgreSQL's COPY text format."""
+    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")

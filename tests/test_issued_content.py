@@ -1,0 +1,205 @@
+"""
+An issued document keeps the content it was issued with, its history is recorded, and the
+database refuses what the state machine does not allow; what bypasses the database's guards
+shows in the audit.
+"""
+
+import io
+from decimal import Decimal
+
+import pypdf
+import pytest
+from django.core import mail
+from django.db import DatabaseError, connection, transaction
+from django.urls import reverse
+
+from billing import services
+from billing.emails import deliver
+from billing.models import CreditNote, Invoice
+from billing.pdf import document_pdf
+from counters.audit import AuditScope, run_audit
+from counters.dbguards import guards_lifted
+from counters.history import history_of
+from counters.models import StateEvent
+
+from .factories import ClientFactory, CompanyFactory, InvoiceFactory, MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+SELLER = dict(name="Atelier Lumière SARL", address="12 rue des Arts\n75011 Paris",
+              vat_id="FR40303265045", email="compta@atelier.example")
+BUYER = dict(name="Brasserie du Nord", address="4 quai Nord\n59000 Lille",
+             vat_id="FR23334175221", email="factures@brasserie.example")
+LINES = [{"description": "Website redesign", "quantity": Decimal("1.5"),
+          "unit_price": Decimal("840.00"), "tax_rate": Decimal("20")},
+         {"description": "Hosting, one year", "quantity": Decimal("1"),
+          "unit_price": Decimal("96.00"), "tax_rate": Decimal("5.5")}]
+# What the issued invoice shows: its lines and totals; the page names the buyer, the PDF
+# both parties (the e-mail goes from the seller's address to the buyer's).
+CONTENT = ["Website redesign", "Hosting, one year", "1,260.00", "96.00", "1,356.00", "252.00",
+           "5.28", "1,613.28", "Thank you."]
+ON_THE_PAGE = [BUYER["name"], *CONTENT]
+IN_THE_PDF = [SELLER["name"], SELLER["address"], SELLER["vat_id"],
+              BUYER["name"], BUYER["address"], BUYER["vat_id"], *CONTENT]
+
+
+def _text(value):
+    return " ".join(value.replace("\xa0", " ").split())
+
+
+@pytest.fixture
+def issued():
+    company = CompanyFactory(**SELLER)
+    client = ClientFactory(company=company, **BUYER)
+    invoice = InvoiceFactory(client=client, lines=LINES, notes="Thank you.")
+    return services.send_document(invoice)
+
+
+def _shown_everywhere(invoice, browser):
+    invoice = Invoice.objects.get(pk=invoice.pk)
+    page = browser.get(reverse("invoice_detail", args=[invoice.pk])).content.decode()
+    pdf = "\n".join(p.extract_text() for p in
+                    pypdf.PdfReader(io.BytesIO(document_pdf(invoice))).pages)
+    mail.outbox.clear()
+    deliver(invoice)
+    message = mail.outbox[0]
+    return _text(page), _text(pdf), message
+
+
+def test_editing_the_client_and_the_company_after_issue_changes_nothing_issued(client, issued):
+    member = MembershipFactory(company=issued.company).user
+    client.force_login(member)
+    page, pdf, message = _shown_everywhere(issued, client)
+    assert all(_text(value) in page for value in ON_THE_PAGE)
+    assert all(_text(value) in pdf for value in IN_THE_PDF)
+    assert message.to == [BUYER["email"]] and message.from_email == SELLER["email"]
+    assert BUYER["name"] in message.body and SELLER["name"] in message.body
+
+    company, buyer = issued.company, issued.client
+    for field in SELLER:
+        setattr(company, field, f"changed {field}@example.com")
+    company.save()
+    for field in BUYER:
+        setattr(buyer, field, f"other {field}@example.com")
+    buyer.save()
+
+    page_after, pdf_after, message_after = _shown_everywhere(issued, client)
+    assert all(_text(value) in page_after for value in ON_THE_PAGE)
+    assert "other name" not in page_after
+    assert pdf_after == pdf
+    assert message_after.to == [BUYER["email"]]
+    assert message_after.from_email == SELLER["email"]
+    assert message_after.body == message.body and message_after.subject == message.subject
+
+
+def test_a_draft_shows_its_current_data(client):
+    draft = InvoiceFactory(lines=LINES)
+    draft.client.name = "Renamed Client"
+    draft.client.save()
+    assert Invoice.objects.get(pk=draft.pk).content.buyer.name == "Renamed Client"
+    assert draft.snapshot == ""
+
+
+def test_the_snapshot_is_frozen_by_the_database(issued):
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE billing_invoice SET snapshot = '{}' WHERE id = %s", [issued.pk])
+
+
+def test_a_raw_change_of_the_issued_content_is_reported_tampered(issued):
+    forged = issued.snapshot.replace("Brasserie du Nord", "Someone Else")
+    with guards_lifted(connection), connection.cursor() as cursor:
+        cursor.execute("UPDATE billing_invoice SET snapshot = %s WHERE id = %s",
+                       [forged, issued.pk])
+    findings = list(run_audit(AuditScope(company_id=issued.company_id)).findings)
+    assert [(f.kind, f.numbers) for f in findings] == [("tampered", [issued.number])]
+    assert "content" in findings[0].message
+
+
+# --- History ---------------------------------------------------------------------------------
+
+
+def test_every_change_of_state_is_recorded_with_who_when_and_why(django_user_model):
+    user = django_user_model.objects.create_user("ada")
+    invoice = services.send_document(InvoiceFactory(), user=user)
+    paid = services.send_document(InvoiceFactory(client=invoice.client), user=user)
+    services.mark_paid(paid, user=user)
+    credit_note = services.cancel_invoice(invoice, user=user, reason="Ordered twice")
+
+    def steps(document):
+        return [(e.from_state, e.to_state, e.actor, e.reason)
+                for e in history_of(document.kind, document.pk)]
+
+    assert steps(invoice) == [("draft", "sent", user, ""),
+                              ("sent", "cancelled", user, "Ordered twice")]
+    assert steps(paid) == [("draft", "sent", user, ""), ("sent", "paid", user, "")]
+    assert steps(credit_note) == [("draft", "sent", user, "")]
+    events = list(StateEvent.objects.filter(company_id=invoice.company_id))
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5]
+    assert all(e.at is not None for e in events)
+    assert list(run_audit(AuditScope(company_id=invoice.company_id)).findings) == []
+
+
+def test_a_rolled_back_change_records_nothing():
+    draft = InvoiceFactory()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.send_document(draft)
+        raise RuntimeError("the request failed after the send")
+    assert not StateEvent.objects.exists()
+
+
+def test_the_history_is_append_only(issued):
+    for statement in ("UPDATE counters_stateevent SET reason = 'x'",
+                      "DELETE FROM counters_stateevent"):
+        with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement)
+    assert StateEvent.objects.count() == 1
+
+
+def test_a_removed_or_altered_event_breaks_the_history(issued):
+    services.mark_paid(issued)
+    with guards_lifted(connection), connection.cursor() as cursor:
+        cursor.execute("UPDATE counters_stateevent SET reason = 'forged' WHERE seq = 1")
+    kinds = {f.kind for f in run_audit(AuditScope(company_id=issued.company_id)).findings}
+    assert "tampered" in kinds
+
+
+def test_removing_the_last_events_is_reported(issued):
+    services.mark_paid(issued)
+    with guards_lifted(connection), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM counters_stateevent WHERE seq = 2")
+        cursor.execute("UPDATE billing_invoice SET state = 'sent' WHERE id = %s", [issued.pk])
+    messages = [f.message for f in run_audit(AuditScope(company_id=issued.company_id)).findings]
+    assert any("history ends before its event 2" in m for m in messages), messages
+
+
+# --- The state machine in the database -------------------------------------------------------
+
+
+@pytest.mark.parametrize("model, start, state", [
+    (Invoice, "sent", "bogus"),      # not a state at all
+    (Invoice, "sent", "draft"),      # never back to draft
+    (Invoice, "paid", "sent"),       # never paid -> sent
+    (Invoice, "sent", "cancelled"),  # not without credit notes covering it
+    (CreditNote, "sent", "paid"),    # a credit note is never paid
+])
+def test_the_database_refuses_what_the_state_machine_does_not_allow(model, start, state):
+    client = ClientFactory()
+    if model is Invoice:
+        document = services.send_document(InvoiceFactory(client=client))
+        if start == "paid":
+            services.mark_paid(document)
+    else:
+        invoice = services.send_document(InvoiceFactory(client=client))
+        document = services.send_document(services.draft_credit_note(invoice))
+    table = model._meta.db_table
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET state = %s WHERE id = %s", [state, document.pk])
+    assert model.objects.get(pk=document.pk).state == start
+
+
+def test_a_state_changed_past_the_guards_is_a_state_mismatch(issued):
+    with guards_lifted(connection), connection.cursor() as cursor:
+        cursor.execute("UPDATE billing_invoice SET state = 'paid' WHERE id = %s", [issued.pk])
+    findings = list(run_audit(AuditScope(company_id=issued.company_id)).findings)
+    assert [(f.kind, f.numbers) for f in findings] == [("state_mismatch", [issued.number])]
+    assert "'paid'" in findings[0].message and "'sent'" in findings[0].message
