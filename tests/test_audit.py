@@ -186,10 +186,11 @@ def test_a_value_recorded_twice_in_the_ledger(books):
     sql("ALTER TABLE counters_issuednumber DROP CONSTRAINT counters_number_unique")
     sql("ALTER TABLE counters_issuednumber DROP CONSTRAINT counters_document_once")
     sql("INSERT INTO counters_issuednumber (company_id, series, period, value, number, kind, "
-        "document_id, issue_date, total, currency, previous_hash, entry_hash, issued_at) "
+        "document_id, issue_date, total, currency, snapshot_digest, previous_hash, entry_hash, "
+        "issued_at) "
         "SELECT company_id, series, period, value, number, kind, document_id, issue_date, "
-        "total, currency, previous_hash, entry_hash, issued_at FROM counters_issuednumber "
-        "WHERE number = 'INV-2026-0003'")
+        "total, currency, snapshot_digest, previous_hash, entry_hash, issued_at "
+        "FROM counters_issuednumber WHERE number = 'INV-2026-0003'")
     status, duplicates, _ = findings("duplicate")
     assert status == 1
     messages = sorted(d["message"] for d in duplicates)
