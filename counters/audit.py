@@ -15,7 +15,6 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal
-from types import SimpleNamespace
 
 from django.apps import apps
 from django.conf import settings
@@ -456,30 +455,41 @@ def _state_findings(scope):
 
 
 def _history_findings(scope):
-    """Each company's history: numbered 1..n, each event chained to the one before."""
-    fields = [StateEvent._meta.get_field(name).attname for name in StateEvent.HASHED_FIELDS]
-    events = StateEvent.objects.order_by("company_id", "seq").values(*fields, "event_hash")
-    heads = EventChain.objects.all()
-    if scope.company_id is not None:
-        events = events.filter(company_id=scope.company_id)
-        heads = heads.filter(company_id=scope.company_id)
-    last = {}  # company -> (seq, hash) of the last event read
-    for row in events.iterator(chunk_size=5000):
-        company_id = row["company_id"]
-        seq, previous = last.get(company_id, (0, chain.GENESIS))
-        event = SimpleNamespace(**row)
-        if (row["seq"] != seq + 1 or row["previous_hash"] != previous
-                or row["event_hash"] != chain.record_hash(event, StateEvent)):
-            yield Finding(TAMPERED, company_id=company_id,
-                          documents=[f"{row['kind']} #{row['document_id']}"],
-                          message=f"the history breaks at event {row['seq']}: an event before "
-                                  f"it is missing, or it was altered")
-        last[company_id] = (row["seq"], row["event_hash"])
-    for head in heads:
-        if last.get(head.company_id, (0, chain.GENESIS)) != (head.last, head.last_hash):
-            yield Finding(TAMPERED, company_id=head.company_id,
-                          message=f"the history ends before its event {head.last}: its last "
-                                  f"events are missing or altered")
+    """
+    Each company's history: numbered 1..n, each event chained to the one before and still
+    matching its hash, and ending where its chain's head says.
+    """
+    where, params = scope.where("e", series_columns=False)
+    recomputed = chain.hash_sql(StateEvent, "e", connection.vendor)
+    sql = f"""
+        SELECT company_id, seq, kind, document_id FROM (
+            SELECT e.company_id, e.seq, e.kind, e.document_id, e.previous_hash, e.event_hash,
+                   {recomputed} AS recomputed,
+                   LAG(e.seq) OVER w AS prev_seq, LAG(e.event_hash) OVER w AS prev_hash
+            FROM {EVENTS} e WHERE {where}
+            WINDOW w AS (PARTITION BY e.company_id ORDER BY e.seq)
+        ) t
+        WHERE seq <> COALESCE(prev_seq, 0) + 1 OR previous_hash <> COALESCE(prev_hash, '')
+           OR recomputed <> event_hash
+        ORDER BY company_id, seq
+    """
+    for company_id, seq, kind, document_id in _stream(sql, params):
+        yield Finding(TAMPERED, company_id=company_id, documents=[f"{kind} #{document_id}"],
+                      message=f"the history breaks at event {seq}: an event before it is "
+                              f"missing, or it was altered")
+    where, params = scope.where("h", series_columns=False)
+    sql = f"""
+        SELECT h.company_id, h.last FROM {EventChain._meta.db_table} h
+        LEFT JOIN {EVENTS} e ON e.company_id = h.company_id AND e.seq = h.last
+        WHERE {where} AND h.last > 0
+          AND (e.id IS NULL OR e.event_hash <> h.last_hash
+               OR EXISTS (SELECT 1 FROM {EVENTS} x
+                          WHERE x.company_id = h.company_id AND x.seq > h.last))
+    """
+    for company_id, last in _stream(sql, params):
+        yield Finding(TAMPERED, company_id=company_id,
+                      message=f"the history does not end at its head, event {last}: its last "
+                              f"events are missing, altered or added past it")
 
 
 def company_names(ids):

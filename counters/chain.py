@@ -12,6 +12,7 @@ expression generated from the same fields (a test proves the two agree).
 """
 
 import hashlib
+from datetime import UTC
 from decimal import Decimal
 
 from django.db import models
@@ -54,7 +55,7 @@ def _text(field: models.Field, value) -> str:
     if isinstance(field, models.DecimalField):
         return f"{Decimal(value):.{field.decimal_places}f}"
     if isinstance(field, models.DateTimeField):
-        return value.isoformat(timespec="microseconds")
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
     if isinstance(field, models.DateField):
         return value.isoformat()
     return str(value)
@@ -97,7 +98,11 @@ def _text_sql(column: str, field: models.Field, vendor: str) -> str:
             return f"CAST({column} AS TEXT)"
         return f"printf('%%.{field.decimal_places}f', {column})"
     if isinstance(field, models.DateTimeField):
-        raise NotImplementedError("Timestamps are hashed in Python only.")
+        if vendor == "postgresql":
+            return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+        # Django stores UTC as text, without the fraction when it is zero.
+        return (f"replace(CASE WHEN length({column}) = 19 THEN {column} || '.000000' "
+                f"ELSE {column} END, ' ', 'T')")
     if isinstance(field, models.DateField):
         return f"to_char({column}, 'YYYY-MM-DD')" if vendor == "postgresql" else column
     if isinstance(field, models.CharField | models.TextField):
