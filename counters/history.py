@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from . import chain
 from .models import EventChain, StateEvent
-from .services import TransactionRequired
+from .services import TransactionRequired, take_next
 
 
 def record_state_change(*, company_id, kind, document_id, from_state, to_state, user=None,
@@ -22,7 +22,7 @@ def record_state_change(*, company_id, kind, document_id, from_state, to_state, 
         raise TransactionRequired(
             "record_state_change() must run inside the transaction that changes the state."
         )
-    seq, previous_hash = _advance(company_id)
+    seq, previous_hash = take_next(EventChain, company_id=company_id)
     event = StateEvent(
         company_id=company_id, seq=seq, kind=str(kind), document_id=document_id,
         from_state=str(from_state), to_state=str(to_state),
@@ -33,19 +33,6 @@ def record_state_change(*, company_id, kind, document_id, from_state, to_state, 
     event.save(force_insert=True)
     EventChain.objects.filter(company_id=company_id).update(last_hash=event.event_hash)
     return event
-
-
-def _advance(company_id) -> tuple[int, str]:
-    """The company's next event number and its last event's hash, the head row locked."""
-    table = connection.ops.quote_name(EventChain._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} AS h (company_id, last, last_hash) VALUES (%s, 1, %s) "
-            f"ON CONFLICT (company_id) DO UPDATE SET last = h.last + 1 "
-            f"RETURNING last, last_hash",
-            [company_id, chain.GENESIS],
-        )
-        return cursor.fetchone()
 
 
 def history_of(kind, document_id):

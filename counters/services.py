@@ -50,7 +50,8 @@ def allocate_number(*, company_id, kind, document_id, issue_date, total, currenc
     )
     series = numbering.series_for(kind)
     period = patterns.period_key(numbering.reset_period, issue_date)
-    value, previous_hash = _increment(company_id, series, period)
+    value, previous_hash = take_next(Sequence, company_id=company_id, series=series,
+                                     period=period)
     entry = IssuedNumber(
         company_id=company_id, series=series, period=period, value=value,
         number=numbering.format(kind, issue_date, value), kind=str(kind),
@@ -65,18 +66,20 @@ def allocate_number(*, company_id, kind, document_id, issue_date, total, currenc
     return entry
 
 
-def _increment(company_id, series, period) -> tuple[int, str]:
+def take_next(model, **key) -> tuple[int, str]:
     """
-    Take the next value of a sequence, creating it at 1, in one statement that leaves the
-    row locked: (value, hash of the entry before it).
+    Take the next value of the chain head ``model`` (a row with ``last`` and ``last_hash``)
+    identified by ``key``, creating it at 1, in one statement that leaves the row locked
+    until the transaction ends: (the value, the hash of the record before it).
     """
-    table = connection.ops.quote_name(Sequence._meta.db_table)
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(column) for column in key)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} AS s (company_id, series, period, last, last_hash) "
-            f"VALUES (%s, %s, %s, 1, %s) ON CONFLICT (company_id, series, period) "
-            f"DO UPDATE SET last = s.last + 1 RETURNING last, last_hash",
-            [company_id, series, period, chain.GENESIS],
+            f"INSERT INTO {table} AS h ({columns}, last, last_hash) "
+            f"VALUES ({', '.join(['%s'] * len(key))}, 1, %s) ON CONFLICT ({columns}) "
+            f"DO UPDATE SET last = h.last + 1 RETURNING last, last_hash",
+            [*key.values(), chain.GENESIS],
         )
         return cursor.fetchone()
 
