@@ -1,0 +1,1 @@
+"""Electronic invoices (EN 16931): their validation against the official rules."""
