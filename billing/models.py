@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from stdnum import bic, iban
 
 from counters.models import NUMBER_MAX_LENGTH, Kind
 from counters.services import allocate_number
@@ -26,11 +27,27 @@ from . import money
 from . import snapshot as snapshots
 
 
+def validate_iban(value):
+    if not iban.is_valid(value):
+        raise ValidationError(_("This is not a valid IBAN."), code="invalid_iban")
+
+
+def validate_bic(value):
+    if not bic.is_valid(value):
+        raise ValidationError(_("This is not a valid BIC."), code="invalid_bic")
+
+
 class Company(models.Model):
     name = models.CharField(_("name"), max_length=200)
     address = models.TextField(_("address"), blank=True)
     vat_id = models.CharField(_("VAT number"), max_length=32, blank=True)
     email = models.EmailField(_("e-mail"), blank=True)
+    registration_id = models.CharField(
+        _("registration number"), max_length=32, blank=True,
+        help_text=_("The company's number in its country's trade register."))
+    iban = models.CharField(_("IBAN"), max_length=34, blank=True,
+                            validators=[validate_iban])
+    bic = models.CharField(_("BIC"), max_length=11, blank=True, validators=[validate_bic])
     currency = models.CharField(_("default currency"), max_length=3, default="EUR")
     payment_terms_days = models.PositiveSmallIntegerField(_("payment terms (days)"), default=30)
     locale = models.CharField(
@@ -48,6 +65,10 @@ class Company(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        # Stored as the norms write them: no spaces, capitals.
+        self.iban, self.bic = iban.compact(self.iban), bic.compact(self.bic)
 
 
 class Membership(models.Model):
@@ -206,7 +227,7 @@ class Document(ConcurrentTransitionMixin, models.Model):
         What the document says: as issued (its snapshot) once issued, else as its current
         data. Pages, PDFs, e-mails and exports read this.
         """
-        if self.snapshot:
+        if self.is_issued and self.snapshot:
             return snapshots.read(json.loads(self.snapshot))
         return snapshots.read(snapshots.build(self, list(self.lines.all())))
 
@@ -274,10 +295,10 @@ class Document(ConcurrentTransitionMixin, models.Model):
         Only ``billing.services.send_document`` calls this, inside the transaction that
         locked the document and that saves it afterwards: a rollback returns the number.
         """
-        self.set_totals(lines)
+        totals = self.set_totals(lines)
         self.issue_date = timezone.localdate()
         self.complete_for_issue()
-        self.snapshot = snapshots.dumps(snapshots.build(self, lines))
+        self.snapshot = snapshots.dumps(snapshots.build(self, lines, totals))
         issued = allocate_number(
             company_id=self.company_id,
             kind=self.kind,
@@ -358,16 +379,24 @@ class Invoice(Document):
         if self.due_date is None:
             self.due_date = self.issue_date + timedelta(days=self.company.payment_terms_days)
 
-    def credited_total(self):
-        """The total of the credit notes issued against this invoice."""
-        return (
-            self.credit_notes.exclude(state=DRAFT).aggregate(s=models.Sum("total"))["s"]
-            or Decimal("0.00")
-        )
+    def credited(self) -> tuple[Decimal, Decimal]:
+        """(net, total) of the credit notes issued against this invoice."""
+        sums = self.credit_notes.exclude(state=DRAFT).aggregate(
+            net=models.Sum("subtotal"), total=models.Sum("total"))
+        return (money.to_cents(sums["net"] or 0), money.to_cents(sums["total"] or 0))
 
-    def open_amount(self):
-        """What is left to credit: the invoice total less issued credit notes."""
-        return self.total - self.credited_total()
+    def uncredited_net(self) -> Decimal:
+        """
+        What is left to credit, net of tax. Credits are measured in nets, which add up
+        exactly, where totals may differ by the rounding of each document's tax.
+        """
+        return self.subtotal - self.credited()[0]
+
+    def open_amount(self) -> Decimal:
+        """What is left to credit, with tax: nothing once every net has been credited."""
+        net, total = self.credited()
+        return max(self.total - total, Decimal("0.00")) if net < self.subtotal \
+            else Decimal("0.00")
 
     @transition(field="state", source=DocumentState.SENT, target=DocumentState.PAID)
     def mark_paid(self):

@@ -48,18 +48,21 @@ def _lock(document):
             .select_for_update(of=("self",)).get(pk=document.pk))
 
 
-def _check_credit(credit_note, amount):
-    """Refuse a credit note that would take the invoice's credits past its total."""
+def _check_credit(credit_note, net):
+    """
+    Refuse a credit note of ``net`` (before tax) that would take the invoice's credits past
+    its own net: the rule the database applies when an invoice is cancelled.
+    """
     if credit_note.invoice_id is None:
         return
     # Locking the invoice serialises credit notes issued against it.
     invoice = Invoice.objects.select_for_update().get(pk=credit_note.invoice_id)
-    open_amount = invoice.open_amount()
-    if amount > open_amount:
+    left = invoice.uncredited_net()
+    if net > left:
         raise CreditExceedsInvoice(
-            _("This credit note (%(credit)s %(currency)s) exceeds the open amount of "
-              "%(invoice)s (%(open)s %(currency)s).") % {
-                "credit": amount, "open": open_amount,
+            _("This credit note (%(credit)s %(currency)s before tax) exceeds what is left to "
+              "credit of %(invoice)s (%(open)s %(currency)s before tax).") % {
+                "credit": net, "open": left,
                 "currency": invoice.currency, "invoice": invoice.number,
             },
             code="credit_exceeds_invoice",
@@ -86,7 +89,7 @@ def send_document(document: Document, user=None, *, email=False) -> Document:
         lines = list(locked.lines.all())
         locked.validate_for_issue(lines)
         if isinstance(locked, CreditNote):
-            _check_credit(locked, money.totals(lines).total)
+            _check_credit(locked, money.totals(lines).subtotal)
         locked.send(lines=lines, user=user)
         locked.save()
         _record(locked, DRAFT, user)

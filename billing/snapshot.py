@@ -20,14 +20,17 @@ from . import money
 
 # The party fields frozen at issue, as they are named on Company (the seller) and Client
 # (the buyer).
-SELLER_FIELDS = ("name", "address", "vat_id", "email")
+SELLER_FIELDS = ("name", "address", "vat_id", "registration_id", "email", "iban", "bic")
 BUYER_FIELDS = ("name", "address", "vat_id", "email")
 LINE_FIELDS = ("description", "quantity", "unit_price", "tax_rate")
 
 
-def build(document, lines) -> dict:
-    """The content of ``document`` with ``lines``, from their current data, as plain JSON."""
-    totals = money.totals(lines)
+def build(document, lines, totals: money.Totals | None = None) -> dict:
+    """
+    The content of ``document`` with ``lines`` (whose ``totals`` the caller may already
+    have), from their current data, as plain JSON.
+    """
+    totals = totals or money.totals(lines)
     data = {
         "kind": str(document.kind),
         "seller": {name: getattr(document.company, name) for name in SELLER_FIELDS},

@@ -480,6 +480,12 @@ def _history_findings(scope):
                           documents=[f"{kind} #{document_id}"],
                           message=f"the history breaks at event {seq}: an event before it is "
                                   f"missing, or it was altered")
+    where, params = scope.where("e", series_columns=False)
+    sql = (f"SELECT DISTINCT e.company_id FROM {EVENTS} e WHERE {where} AND NOT EXISTS "
+           f"(SELECT 1 FROM {EventChain._meta.db_table} h WHERE h.company_id = e.company_id)")
+    for (company_id,) in _stream(sql, params):
+        yield Finding(TAMPERED, company_id=company_id,
+                      message="the history has lost its head: its last event is unknown")
     where, params = scope.where("h", series_columns=False)
     sql = f"""
         SELECT h.company_id, h.last FROM {EventChain._meta.db_table} h

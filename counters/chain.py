@@ -40,11 +40,6 @@ def record_hash(record: models.Model, model=None) -> str:
     return digest(record_content(record, model))
 
 
-# The ledger's names for the same functions.
-entry_content = record_content
-entry_hash = record_hash
-
-
 def _fields(model):
     return [model._meta.get_field(name) for name in model.HASHED_FIELDS]
 

@@ -59,7 +59,7 @@ def allocate_number(*, company_id, kind, document_id, issue_date, total, currenc
         snapshot_digest=snapshot_digest, previous_hash=previous_hash,
         issued_by=user if user is not None and user.is_authenticated else None,
     )
-    entry.entry_hash = chain.entry_hash(entry)
+    entry.entry_hash = chain.record_hash(entry)
     entry.save(force_insert=True)
     Sequence.objects.filter(company_id=company_id, series=series, period=period).update(
         last_hash=entry.entry_hash)

@@ -27,7 +27,9 @@ from .factories import ClientFactory, CompanyFactory, InvoiceFactory, Membership
 pytestmark = pytest.mark.django_db
 
 SELLER = dict(name="Atelier Lumière SARL", address="12 rue des Arts\n75011 Paris",
-              vat_id="FR40303265045", email="compta@atelier.example")
+              vat_id="FR40303265045", email="compta@atelier.example",
+              registration_id="RCS Paris 303 265 045", iban="FR7630006000011234567890189",
+              bic="AGRIFRPP")
 BUYER = dict(name="Brasserie du Nord", address="4 quai Nord\n59000 Lille",
              vat_id="FR23334175221", email="factures@brasserie.example")
 LINES = [{"description": "Website redesign", "quantity": Decimal("1.5"),
@@ -39,7 +41,8 @@ LINES = [{"description": "Website redesign", "quantity": Decimal("1.5"),
 CONTENT = ["Website redesign", "Hosting, one year", "1,260.00", "96.00", "1,356.00", "252.00",
            "5.28", "1,613.28", "Thank you."]
 ON_THE_PAGE = [BUYER["name"], *CONTENT]
-IN_THE_PDF = [SELLER["name"], SELLER["address"], SELLER["vat_id"],
+IN_THE_PDF = [SELLER["name"], SELLER["address"], SELLER["vat_id"], SELLER["registration_id"],
+              SELLER["iban"], SELLER["bic"],
               BUYER["name"], BUYER["address"], BUYER["vat_id"], *CONTENT]
 
 
@@ -78,6 +81,7 @@ def test_editing_the_client_and_the_company_after_issue_changes_nothing_issued(c
     company, buyer = issued.company, issued.client
     for field in SELLER:
         setattr(company, field, f"changed {field}@example.com")
+    company.payment_terms_days, company.currency = 90, "USD"
     company.save()
     for field in BUYER:
         setattr(buyer, field, f"other {field}@example.com")
@@ -248,3 +252,53 @@ def test_the_audits_sql_computes_the_same_hashes_as_python(issued, microsecond):
             cursor.execute(f"SELECT {chain.hash_sql(model, 't', connection.vendor)} "
                            f"FROM {table} t WHERE t.id = %s", [record.pk])
             assert cursor.fetchone()[0] == chain.record_hash(record)
+
+
+def test_an_invoice_partly_credited_at_an_odd_rate_can_still_be_cancelled():
+    """Credits are measured in nets: each credit note's own tax rounding cannot block it."""
+    invoice = services.send_document(InvoiceFactory(lines=[
+        {"description": "Tea", "quantity": Decimal(1), "unit_price": Decimal("0.15"),
+         "tax_rate": Decimal(10)}]))
+    partial = services.draft_credit_note(invoice, amount_lines=[
+        ("Returned", Decimal(1), Decimal("0.04"), Decimal(10))])
+    services.send_document(partial)
+    credit_note = services.cancel_invoice(invoice, reason="Closed")
+    assert credit_note.subtotal == Decimal("0.11")
+    invoice.refresh_from_db()
+    assert invoice.state == "cancelled" and invoice.open_amount() == 0
+    assert list(run_audit(AuditScope(company_id=invoice.company_id)).findings) == []
+
+
+def test_a_credit_beyond_the_invoices_net_is_refused_in_nets():
+    invoice = services.send_document(InvoiceFactory(lines=[
+        {"description": "Work", "quantity": Decimal(1), "unit_price": Decimal("0.10"),
+         "tax_rate": Decimal(10)}]))
+    services.send_document(services.draft_credit_note(invoice, amount_lines=[
+        ("Part", Decimal(1), Decimal("0.05"), Decimal(10))]))
+    too_much = services.draft_credit_note(invoice, amount_lines=[
+        ("Rest and more", Decimal(1), Decimal("0.06"), Decimal(10))])
+    with pytest.raises(services.CreditExceedsInvoice, match="0.06 EUR before tax"):
+        services.send_document(too_much)
+    services.cancel_invoice(invoice)  # the 0.05 left is credited, and the invoice cancelled
+    assert Invoice.objects.get(pk=invoice.pk).state == "cancelled"
+
+
+def test_the_head_of_a_history_never_moves_back_nor_disappears(issued):
+    for statement in ("UPDATE counters_eventchain SET last = 0",
+                      "DELETE FROM counters_eventchain"):
+        with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement)
+    with guards_lifted(connection), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM counters_eventchain")
+    messages = [f.message for f in run_audit(AuditScope(company_id=issued.company_id)).findings]
+    assert messages == ["the history has lost its head: its last event is unknown"]
+
+
+def test_a_draft_never_shows_a_snapshot_forged_into_it():
+    draft = InvoiceFactory()
+    forged = services.send_document(InvoiceFactory()).snapshot.replace(
+        draft.client.name, "Forged Buyer")
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE billing_invoice SET snapshot = %s WHERE id = %s",
+                       [forged, draft.pk])
+    assert Invoice.objects.get(pk=draft.pk).content.buyer.name == draft.client.name

@@ -113,7 +113,7 @@ def test_credit_notes_never_exceed_the_invoice(invoice):
                                              lines=credit_lines("150")))  # 180.00
     too_much = CreditNoteFactory(client=invoice.client, invoice=invoice,
                                  lines=credit_lines("50.01"))  # 60.01 > 60.00 open
-    with pytest.raises(services.CreditExceedsInvoice, match="exceeds the open amount"):
+    with pytest.raises(services.CreditExceedsInvoice, match="exceeds what is left to credit"):
         services.send_document(too_much)
     too_much.refresh_from_db()
     assert too_much.is_draft and IssuedNumber.objects.count() == 2

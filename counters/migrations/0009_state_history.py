@@ -12,6 +12,13 @@ def guards(apps):
     for event in ("UPDATE", "DELETE"):
         yield dict(name=f"{table}_no_{event.lower()}", table=table, event=event,
                    condition="TRUE", message="The history of documents is append-only.")
+    # The head of a company's history only moves forward, and stays once it has moved.
+    head = apps.get_model("counters", "EventChain")._meta.db_table
+    yield dict(name=f"{head}_forward", table=head, event="UPDATE",
+               condition="NEW.last < OLD.last OR NEW.company_id <> OLD.company_id",
+               message="The head of a history never moves back.")
+    yield dict(name=f"{head}_no_delete", table=head, event="DELETE", condition="OLD.last > 0",
+               message="The head of a history is never deleted.")
 
 
 def install(apps, schema_editor):
