@@ -30,8 +30,10 @@ UNNUMBERED_ISSUED = "unnumbered_issued"
 LEDGER_MISMATCH = "ledger_mismatch"
 CHRONOLOGY = "chronology_break"
 TAMPERED = "tampered"
+SEQUENCE_BEHIND = "sequence_behind"
+TRUNCATED = "truncated"
 FINDING_KINDS = [GAP, DUPLICATE, NUMBERED_DRAFT, UNNUMBERED_ISSUED, LEDGER_MISMATCH, CHRONOLOGY,
-                 TAMPERED]
+                 TAMPERED, SEQUENCE_BEHIND, TRUNCATED]
 
 LEDGER = IssuedNumber._meta.db_table
 SEQUENCES = Sequence._meta.db_table
@@ -267,9 +269,16 @@ def _series_findings(scope, summaries):
             yield Finding(TAMPERED, message=f"the hash chain breaks before {number}: the entry "
                           f"it was chained to is missing or altered", values=[value],
                           numbers=[number], documents=[document], **where_)
-    # Values handed out by a sequence after its last ledger entry.
+    # Values handed out by a sequence after its last ledger entry; a sequence behind its
+    # ledger (the next issue in it would collide with a number already issued).
     for s in summaries:
         top = s.last_value or 0
+        if s.sequence_last < top:
+            yield Finding(SEQUENCE_BEHIND, company_id=s.company_id, series=s.series,
+                          period=s.period, date=s.last_issue_date,
+                          values=[s.sequence_last, top],
+                          message=f"the sequence's last value is {s.sequence_last} but its "
+                                  f"ledger has issued up to {top}")
         if s.sequence_last > top:
             yield from _gap((s.company_id, s.series, s.period), top + 1, s.sequence_last, jumps,
                             dict(company_id=s.company_id, series=s.series, period=s.period,
@@ -304,19 +313,46 @@ def _subtract(span, covered):
 
 
 def _hash_findings(scope):
-    """Ledger entries whose content no longer matches their hash (a parallel scan)."""
-    where, params = scope.where("l")
-    sql = (f"SELECT l.company_id, l.series, l.period, l.value, l.number, l.kind, "
-           f"l.document_id, l.issue_date FROM {LEDGER} l "
-           f"WHERE {where} AND {chain.hash_sql('l', connection.vendor)} <> l.entry_hash "
-           f"ORDER BY l.company_id, l.series, l.period, l.value")
-    for company_id, series, period, value, number, kind, document_id, issue_date in _stream(
-            sql, params):
+    """
+    Ledger entries whose content no longer matches their hash. Without a ledger key, a
+    parallel scan in the database; with one, the rows stream through Python (the key never
+    goes to the database).
+    """
+    key = chain.ledger_key()
+    rows = _keyed_hash_mismatches(scope, key) if key else _sql_hash_mismatches(scope)
+    for company_id, series, period, value, number, kind, document_id, issue_date in rows:
         yield Finding(TAMPERED, company_id=company_id, series=series, period=period,
                       values=[value], numbers=[number], documents=[f"{kind} #{document_id}"],
                       date=_as_date(issue_date),
                       message=f"ledger entry {number} was altered after it was issued "
                               f"(its hash no longer matches its content)")
+
+
+_IDENTITY = "l.company_id, l.series, l.period, l.value, l.number, l.kind, l.document_id, " \
+            "l.issue_date"
+
+
+def _sql_hash_mismatches(scope):
+    where, params = scope.where("l")
+    sql = (f"SELECT {_IDENTITY} FROM {LEDGER} l "
+           f"WHERE {where} AND {chain.hash_sql('l', connection.vendor)} <> l.entry_hash "
+           f"ORDER BY l.company_id, l.series, l.period, l.value")
+    yield from _stream(sql, params)
+
+
+def _keyed_hash_mismatches(scope, key):
+    where, params = scope.where("l")
+    columns = ", ".join(f"l.{IssuedNumber._meta.get_field(name).column}"
+                        for name in chain.CONTENT_FIELDS)
+    sql = (f"SELECT {columns}, l.entry_hash FROM {LEDGER} l WHERE {where} "
+           f"ORDER BY l.company_id, l.series, l.period, l.value")
+    width = len(chain.CONTENT_FIELDS)
+    positions = [chain.CONTENT_FIELDS.index(name) for name in (
+        "company_id", "series", "period", "value", "number", "kind", "document_id",
+        "issue_date")]
+    for row in _stream(sql, params):
+        if chain.row_hash(row[:width], key) != row[width]:
+            yield tuple(row[i] for i in positions)
 
 
 def _duplicate_numbers(scope):

@@ -4,13 +4,23 @@ before it in the same sequence (company, series, period), so that changing or re
 entry, or the document it records, with raw SQL shows when the audit recomputes the chain.
 
 The content is the entry's ``CONTENT_FIELDS`` as text, joined by '|'. ``entry_hash`` computes
-it at issue; the audit recomputes a million of them in the database with ``hash_sql``, an SQL
-expression generated from the same field list (a test proves the two agree).
+it at issue. ``digest`` is the one hash function: SHA-256 of the content, or, when the
+installation has a ledger key (``settings.FOLIO_LEDGER_KEY``, which the database never sees),
+HMAC-SHA256 under that key, so that someone with database rights alone cannot recompute a
+consistent chain. Keyed or not is per installation: every entry is hashed the same way.
+
+Without a key the audit recomputes a million hashes in the database with ``hash_sql``, an SQL
+expression generated from the same field list; with a key it cannot (the key would have to be
+sent), so it streams the rows and recomputes them in Python with ``row_hash``. Tests prove the
+three agree.
 """
 
 import hashlib
+import hmac
+from datetime import date
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 
 from .models import IssuedNumber
@@ -33,12 +43,57 @@ def entry_content(entry: IssuedNumber) -> str:
     return "|".join(_text(field, getattr(entry, field.attname)) for field in _fields())
 
 
+def row_content(row) -> str:
+    """
+    ``entry_content`` of a ledger row as a database cursor returns its ``CONTENT_FIELDS``
+    (SQLite gives a date as text and a decimal as a number).
+    """
+    parts = []
+    for field, value in zip(_fields(), row, strict=True):
+        if isinstance(field, models.DecimalField):
+            value = f"{Decimal(str(value)):.{field.decimal_places}f}"
+        elif isinstance(field, models.DateField) and isinstance(value, date):
+            value = value.isoformat()
+        parts.append(str(value))
+    return "|".join(parts)
+
+
 def _fields():
     return [IssuedNumber._meta.get_field(name) for name in CONTENT_FIELDS]
 
 
+def ledger_key() -> bytes | None:
+    return getattr(settings, "FOLIO_LEDGER_KEY", None) or None
+
+
+def digest(content: str, key: bytes | None = None) -> str:
+    """
+    The hash of a chain link's ``content``, as 64 hex digits: HMAC-SHA256 under the ledger
+    key when the installation has one, else SHA-256. Every hash chain (the ledger, and any
+    other chain of this installation) goes through here. ``key`` overrides the configured
+    key (for re-keying).
+    """
+    key = key if key is not None else ledger_key()
+    if key:
+        return hmac.digest(key, content.encode(), "sha256").hex()
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def key_id(key: bytes | None = None) -> str:
+    """A public fingerprint of the ledger key (which key signed, never the key)."""
+    key = key if key is not None else ledger_key()
+    if not key:
+        return ""
+    return hmac.digest(key, b"folio ledger key id", "sha256").hex()[:16]
+
+
 def entry_hash(entry: IssuedNumber) -> str:
-    return hashlib.sha256(entry_content(entry).encode()).hexdigest()
+    return digest(entry_content(entry))
+
+
+def row_hash(row, key: bytes | None = None) -> str:
+    """``entry_hash`` of a ledger row as a cursor returns its ``CONTENT_FIELDS``."""
+    return digest(row_content(row), key)
 
 
 # SQLite has no SHA-256 of its own: the audit registers Python's under this name.
@@ -51,8 +106,9 @@ def sqlite_sha256(text: str) -> str:
 
 def hash_sql(alias: str, vendor: str) -> str:
     """
-    SQL computing ``entry_hash`` of the ledger row ``alias`` on ``vendor``'s database, for a
-    statement run with parameters (it writes ``%`` as ``%%``).
+    SQL computing the unkeyed ``entry_hash`` of the ledger row ``alias`` on ``vendor``'s
+    database, for a statement run with parameters (it writes ``%`` as ``%%``). Only for an
+    installation without a ledger key.
     """
     parts = [_text_sql(f"{alias}.{field.column}", field, vendor) for field in _fields()]
     content = " || '|' || ".join(parts)

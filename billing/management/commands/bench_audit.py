@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from billing.maintenance import purge_companies
 from billing.models import Client, Company, Invoice
-from counters.chain import GENESIS, entry_hash
+from counters.chain import GENESIS, row_hash
 from counters.models import IssuedNumber, NumberingSettings, Sequence
 
 CHUNK = 20_000
@@ -70,7 +70,7 @@ class Command(BaseCommand):
                                value=value, number=number, kind="invoice", document_id=doc_id,
                                issue_date=day, total=total, currency="EUR",
                                previous_hash=previous)
-                previous = entry_hash(**content)
+                previous = row_hash(content.values())
                 documents.append((doc_id, company.pk, client.pk, "sent", number, value, day,
                                   "EUR", "", Decimal("100.00"), Decimal("20.00"), total, now,
                                   now))
