@@ -122,12 +122,16 @@ class Audit:
     findings: object  # an iterator of Finding
 
 
-def run_audit(scope: AuditScope | None = None) -> Audit:
+def run_audit(scope: AuditScope | None = None, checkpoint=None) -> Audit:
+    """
+    Audit the books in ``scope``; with a verified ``counters.checkpoint.Checkpoint``, also
+    check that every chain still reaches the head it had then.
+    """
     scope = scope or AuditScope()
     summaries = _summaries(scope)
     findings = (
         finding
-        for finding in _all_findings(scope, summaries)
+        for finding in _all_findings(scope, summaries, checkpoint)
         if scope.covers(finding)
     )
     return Audit(scope=scope, series=summaries, findings=findings)
@@ -185,8 +189,10 @@ def _summaries(scope):
 # --- Findings ------------------------------------------------------------------------------
 
 
-def _all_findings(scope, summaries):
+def _all_findings(scope, summaries, checkpoint=None):
     yield from _series_findings(scope, summaries)
+    if checkpoint is not None:
+        yield from checkpoint.findings(scope)
     yield from _hash_findings(scope)
     yield from _duplicate_numbers(scope)
     yield from _document_findings(scope)
@@ -353,6 +359,67 @@ def _keyed_hash_mismatches(scope, key):
     for row in _stream(sql, params):
         if chain.row_hash(row[:width], key) != row[width]:
             yield tuple(row[i] for i in positions)
+
+
+# --- Anchors: the head of each series, and a checkpoint's heads checked against the ledger ---
+
+
+def ledger_heads():
+    """
+    The head of every series as the ledger has it: {"company_id", "series", "period", "last"
+    (value), "number", "hash"}, in series order.
+    """
+    sql = f"""
+        SELECT l.company_id, l.series, l.period, l.value, l.number, l.entry_hash
+        FROM {LEDGER} l JOIN (
+            SELECT company_id, series, period, MAX(value) AS value FROM {LEDGER}
+            GROUP BY company_id, series, period
+        ) m ON l.company_id = m.company_id AND l.series = m.series AND l.period = m.period
+               AND l.value = m.value
+        ORDER BY l.company_id, l.series, l.period, l.id
+    """
+    heads = {}
+    for company_id, series, period, value, number, entry_hash in _stream(sql, []):
+        heads.setdefault((company_id, series, period), dict(
+            company_id=company_id, series=series, period=period, last=value, number=number,
+            hash=entry_hash))
+    return list(heads.values())
+
+
+def truncated_findings(heads, scope, written_at):
+    """
+    ``truncated`` for each checkpointed series ``head`` in ``scope`` that the ledger no longer
+    reaches: it ends before the head, or its entry at the head's value has another hash.
+    """
+    heads = [h for h in heads if scope.company_id in (None, h["company_id"])
+             and scope.series in (None, h["series"]) and scope.period in (None, h["period"])]
+    if not heads:
+        return
+    now = {(h["company_id"], h["series"], h["period"]): h for h in ledger_heads()}
+    for head in heads:
+        key = (head["company_id"], head["series"], head["period"])
+        current = now.get(key)
+        where = dict(company_id=head["company_id"], series=head["series"],
+                     period=head["period"], numbers=[head["number"]])
+        anchored = f"the checkpoint of {written_at} has it up to {head['number']}"
+        if current is None or current["last"] < head["last"]:
+            ends = f"ends at {current['number']}" if current else "has no entries"
+            yield Finding(TRUNCATED, values=[current["last"] if current else 0, head["last"]],
+                          message=f"the series {ends} but {anchored}", **where)
+            continue
+        if current["last"] == head["last"]:
+            found = current["hash"]
+        else:
+            found = IssuedNumber.objects.filter(
+                company_id=head["company_id"], series=head["series"], period=head["period"],
+                value=head["last"]).values_list("entry_hash", flat=True).first()
+        if found is None:
+            yield Finding(TRUNCATED, values=[head["last"]], message=f"{head['number']}, the "
+                          f"series' head at the checkpoint of {written_at}, is gone", **where)
+        elif found != head["hash"]:
+            yield Finding(TRUNCATED, values=[head["last"]], message=f"{head['number']} has "
+                          f"another hash than at the checkpoint of {written_at}: the chain up "
+                          f"to it was rewritten", **where)
 
 
 def _duplicate_numbers(scope):

@@ -5,19 +5,26 @@ head, and sequences that never move back. Damage is done with raw SQL, as in tes
 
 import hashlib
 import hmac
+import json
 from datetime import date
+from io import StringIO
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import IntegrityError, connection, transaction
 
+from billing import settings as folio_settings
+from billing.models import Invoice
 from billing.services import send_document
 from counters import audit as audit_module
-from counters import chain
+from counters import chain, checkpoint
 from counters.models import IssuedNumber, Sequence
 from counters.services import set_next_number
 
 from .factories import ClientFactory, CreditNoteFactory, InvoiceFactory
-from .test_audit import findings, sql
+from .test_audit import delete_invoices, findings, sql
 
 pytestmark = pytest.mark.django_db
 
@@ -150,3 +157,256 @@ def test_a_sequence_behind_its_ledger_is_reported(ledger):
     assert status == 1
     assert [(b["series"], b["values"], b["message"]) for b in behind] == [
         ("invoice", [1, 3], "the sequence's last value is 1 but its ledger has issued up to 3")]
+
+
+# --- The key ---------------------------------------------------------------------------------
+
+
+def test_the_key_comes_from_the_environment_or_a_file(monkeypatch, tmp_path):
+    for name in ("FOLIO_LEDGER_KEY", "FOLIO_LEDGER_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    assert folio_settings._ledger_key() is None
+    monkeypatch.setenv("FOLIO_LEDGER_KEY", KEY.decode())
+    assert folio_settings._ledger_key() == KEY
+    key_file = tmp_path / "ledger.key"
+    key_file.write_bytes(KEY + b"\n")
+    monkeypatch.setenv("FOLIO_LEDGER_KEY_FILE", str(key_file))
+    with pytest.raises(ImproperlyConfigured, match="not both"):
+        folio_settings._ledger_key()
+    monkeypatch.delenv("FOLIO_LEDGER_KEY")
+    assert folio_settings._ledger_key() == KEY
+    key_file.write_bytes(b"")
+    with pytest.raises(ImproperlyConfigured, match="is empty"):
+        folio_settings._ledger_key()
+    monkeypatch.setenv("FOLIO_LEDGER_KEY_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ImproperlyConfigured, match="cannot be read"):
+        folio_settings._ledger_key()
+    monkeypatch.delenv("FOLIO_LEDGER_KEY_FILE")
+    monkeypatch.setenv("FOLIO_LEDGER_KEY", "short")
+    with pytest.raises(ImproperlyConfigured, match="at least 16 bytes"):
+        folio_settings._ledger_key()
+
+
+# --- Checkpoints -----------------------------------------------------------------------------
+
+
+def run(*args, stdin=None):
+    """(exit status, stdout, stderr + error message) of ``manage.py audit_gaps *args``."""
+    out, err = StringIO(), StringIO()
+    options = {"stdin": stdin} if stdin is not None else {}
+    try:
+        call_command("audit_gaps", *args, stdout=out, stderr=err, **options)
+    except CommandError as error:
+        return error.returncode, out.getvalue(), err.getvalue() + str(error)
+    return 0, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def anchored(keyed, ledger, tmp_path):
+    """The ledger, keyed, with a checkpoint written while it was clean: its path."""
+    path = tmp_path / "checkpoint.json"
+    status, out, _err = run("--write-checkpoint", str(path))
+    assert status == 0, out
+    assert f"Checkpoint of 2 chain(s) written to {path}." in out
+    return path
+
+
+def check(path, *args):
+    status, out, err = run("--checkpoint", str(path), "--json", *args)
+    report = json.loads(out) if out else None
+    return status, report, err
+
+
+def truncated(path):
+    status, report, err = check(path)
+    assert status == 1, err
+    return [f for f in report["findings"] if f["kind"] == "truncated"]
+
+
+def test_without_a_key_checkpoints_are_refused(ledger, tmp_path):
+    for option in ("--write-checkpoint", "--checkpoint"):
+        status, _out, err = run(option, str(tmp_path / "c.json"))
+        assert status == 2
+        assert (f"{option} needs the ledger key, which the database does not hold: set "
+                f"FOLIO_LEDGER_KEY or FOLIO_LEDGER_KEY_FILE.") in err
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_a_checkpoint_holds_every_series_head_signed(anchored, ledger):
+    invoices, credit_note = ledger
+    document = json.loads(anchored.read_text())
+    assert document["format"] == "folio-checkpoint/1"
+    assert document["key_id"] == chain.key_id()
+    heads = {(c["kind"], c["series"], c["last"], c["number"], c["hash"])
+             for c in document["chains"]}
+    assert heads == {
+        ("ledger", "invoice", 3, "INV-2026-0003",
+         IssuedNumber.objects.get(number="INV-2026-0003").entry_hash),
+        ("ledger", "credit_note", 1, "CN-2026-0001",
+         IssuedNumber.objects.get(number="CN-2026-0001").entry_hash),
+    }
+    payload = {k: v for k, v in document.items() if k != "signature"}
+    expected = hmac.new(KEY, json.dumps(payload, sort_keys=True, separators=(",", ":"))
+                        .encode(), "sha256").hexdigest()
+    assert document["signature"] == expected
+    # The books verified against it, before and after more issues.
+    assert check(anchored)[0] == 0
+    send_document(InvoiceFactory(client=invoices[0].client))
+    assert check(anchored)[0] == 0
+
+
+def test_the_checkpoint_can_go_to_standard_output_and_come_from_standard_input(keyed, ledger):
+    status, out, err = run("--write-checkpoint", "-")
+    assert status == 0
+    assert "All series complete: no findings." in err  # the report, on standard error
+    assert "Checkpoint of 2 chain(s) written to standard output." in err
+    assert len(json.loads(out)["chains"]) == 2  # standard output holds the checkpoint only
+    assert run("--checkpoint", "-", stdin=StringIO(out))[0] == 0
+    status, _out, err = run("--checkpoint", "-", stdin=StringIO(out.replace('"last": 3',
+                                                                           '"last": 2')))
+    assert status == 2 and "signature does not match" in err
+
+
+def test_deleting_the_last_invoices_and_rolling_back_the_counter_is_truncated(anchored,
+                                                                                ledger):
+    """The end of a series removed whole: the chain that remains is consistent."""
+    invoices, _ = ledger
+    sql("DELETE FROM counters_issuednumber WHERE number IN ('INV-2026-0002', 'INV-2026-0003')")
+    delete_invoices(invoices[1], invoices[2])
+    sql("UPDATE counters_sequence SET last = 1, last_hash = %s WHERE series = 'invoice'",
+        [IssuedNumber.objects.get(number="INV-2026-0001").entry_hash])
+    assert findings()[0] == 0  # without the anchor, nothing shows
+    found = truncated(anchored)
+    assert [(f["series"], f["values"], f["numbers"]) for f in found] == [
+        ("invoice", [1, 3], ["INV-2026-0003"])]
+    assert found[0]["message"].startswith(
+        "the series ends at INV-2026-0001 but the checkpoint of ")
+    assert found[0]["message"].endswith(" has it up to INV-2026-0003")
+    _, text, _ = run("--checkpoint", str(anchored))
+    assert "TRUNCATED: " in text
+
+
+def test_a_series_deleted_whole_is_truncated(anchored, ledger):
+    _, credit_note = ledger
+    sql("DELETE FROM counters_issuednumber WHERE kind = 'credit_note'")
+    sql("DELETE FROM billing_creditnoteline WHERE document_id = %s", [credit_note.pk])
+    sql("DELETE FROM billing_creditnote WHERE id = %s", [credit_note.pk])
+    sql("DELETE FROM counters_sequence WHERE series = 'credit_note'")
+    found = truncated(anchored)
+    assert [f["message"].split(" but ")[0] for f in found] == ["the series has no entries"]
+
+
+def test_truncated_then_issued_again_is_truncated(anchored, ledger):
+    """The last invoice deleted and its number issued again to another document."""
+    invoices, _ = ledger
+    sql("DELETE FROM counters_issuednumber WHERE number = 'INV-2026-0003'")
+    delete_invoices(invoices[2])
+    sql("UPDATE counters_sequence SET last = 2, last_hash = %s WHERE series = 'invoice'",
+        [IssuedNumber.objects.get(number="INV-2026-0002").entry_hash])
+    again = send_document(InvoiceFactory(client=invoices[0].client))
+    assert again.number == "INV-2026-0003"
+    send_document(InvoiceFactory(client=invoices[0].client))
+    assert findings()[0] == 0
+    found = truncated(anchored)
+    assert [f["message"].split(" has another hash")[0] for f in found] == ["INV-2026-0003"]
+    assert "the chain up to it was rewritten" in found[0]["message"]
+
+
+def test_a_chain_recomputed_after_an_edit_is_truncated(keyed, anchored, ledger, settings):
+    """Even someone holding the key (or an unkeyed installation) cannot rewrite a
+    checkpointed chain unseen."""
+    sql("UPDATE counters_issuednumber SET total = 1 WHERE number = 'INV-2026-0002'")
+    sql("UPDATE billing_invoice SET total = 1, subtotal = 1, tax_total = 0 "
+        "WHERE number = 'INV-2026-0002'")
+    previous = IssuedNumber.objects.get(number="INV-2026-0001").entry_hash
+    for number in ("INV-2026-0002", "INV-2026-0003"):
+        entry = IssuedNumber.objects.get(number=number)
+        entry.previous_hash = previous
+        previous = chain.entry_hash(entry)
+        sql("UPDATE counters_issuednumber SET previous_hash = %s, entry_hash = %s WHERE id = %s",
+            [entry.previous_hash, previous, entry.pk])
+    sql("UPDATE counters_sequence SET last_hash = %s WHERE series = 'invoice'", [previous])
+    assert findings()[0] == 0
+    assert [f["numbers"] for f in truncated(anchored)] == [["INV-2026-0003"]]
+
+
+def test_a_forged_or_foreign_checkpoint_is_refused(anchored, settings, tmp_path):
+    text = anchored.read_text()
+    cases = {
+        "raised": (text.replace('"last": 3', '"last": 4'), "its signature does not match"),
+        "unsigned": (json.dumps({k: v for k, v in json.loads(text).items()
+                                 if k != "signature"}), "it carries no signature"),
+        "empty": ("", "not JSON"),
+        "list": ("[]", "a JSON object is expected"),
+        "other format": (text.replace("folio-checkpoint/1", "x/2"), "not a checkpoint of format"),
+    }
+    for name, (forged, message) in cases.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(forged)
+        status, _out, err = run("--checkpoint", str(path))
+        assert (status, message in err, "refused" in err) == (2, True, True), (name, err)
+    status, _out, err = run("--checkpoint", str(tmp_path / "nowhere.json"))
+    assert status == 2 and "Cannot read the checkpoint" in err
+    settings.FOLIO_LEDGER_KEY = b"another key of at least 16 bytes"
+    status, _out, err = run("--checkpoint", str(anchored))
+    assert status == 2 and "it was signed with another key" in err
+
+
+def test_a_checkpoint_signed_right_but_malformed_is_refused(keyed, ledger, tmp_path):
+    heads = checkpoint.current_heads()
+    for bad, message in (
+        ([{**heads[0], "kind": "nonsense"}], "unknown chain"),
+        ([{**heads[0], "last": "3"}], "last missing or not a int"),
+        ([{k: v for k, v in heads[0].items() if k != "hash"}], "hash missing"),
+    ):
+        document = checkpoint.build(bad, KEY)
+        path = tmp_path / "c.json"
+        path.write_text(json.dumps(document))
+        status, _out, err = run("--checkpoint", str(path))
+        assert status == 2 and message in err, err
+
+
+def test_no_checkpoint_is_written_over_findings_or_for_part_of_the_books(keyed, ledger,
+                                                                          tmp_path):
+    path = tmp_path / "c.json"
+    status, _out, err = run("--write-checkpoint", str(path), "--series", "invoice")
+    assert status == 2 and "--write-checkpoint covers every series" in err
+    sql("UPDATE counters_sequence SET last = 1 WHERE series = 'invoice'")
+    status, out, err = run("--write-checkpoint", str(path))
+    assert status == 1 and "SEQUENCE_BEHIND" in out and "No checkpoint written." in err
+    assert not path.exists()
+
+
+def test_checkpoints_are_generic_over_kinds_of_chain(keyed, ledger, tmp_path, monkeypatch):
+    """Another chain registers its heads and its check; both then travel in checkpoints."""
+    state = {"hash": "a" * 64}
+
+    def heads():
+        return [{"company_id": 1, "last": 7, "hash": state["hash"]}]
+
+    def check_heads(checkpointed, scope, written_at):
+        for head in checkpointed:
+            if head["hash"] != state["hash"]:
+                yield audit_module.Finding(audit_module.TRUNCATED, company_id=1,
+                                           message=f"demo chain rewritten since {written_at}")
+
+    monkeypatch.setitem(checkpoint.CHAIN_KINDS, "demo", checkpoint.ChainKind(
+        fields={"company_id": int, "last": int, "hash": str}, heads=heads, check=check_heads))
+    path = tmp_path / "c.json"
+    assert run("--write-checkpoint", str(path))[0] == 0
+    kinds = sorted(c["kind"] for c in json.loads(path.read_text())["chains"])
+    assert kinds == ["demo", "ledger", "ledger"]
+    assert check(path)[0] == 0
+    state["hash"] = "b" * 64
+    status, report, _ = check(path)
+    assert status == 1 and report["findings"][0]["message"].startswith("demo chain rewritten")
+
+
+def test_checkpoint_findings_respect_the_scope(anchored, ledger):
+    invoices, _ = ledger
+    sql("DELETE FROM counters_issuednumber WHERE number = 'INV-2026-0003'")
+    delete_invoices(invoices[2])
+    sql("UPDATE counters_sequence SET last = 2 WHERE series = 'invoice'")
+    assert check(anchored, "--series", "credit_note")[0] == 0
+    assert check(anchored, "--series", "invoice")[0] == 1
+    assert Invoice.objects.filter(state="sent").count() == 2
