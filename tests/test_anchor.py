@@ -410,3 +410,47 @@ def test_checkpoint_findings_respect_the_scope(anchored, ledger):
     assert check(anchored, "--series", "credit_note")[0] == 0
     assert check(anchored, "--series", "invoice")[0] == 1
     assert Invoice.objects.filter(state="sent").count() == 2
+
+
+# --- Turning a key on: re-keying ------------------------------------------------------------
+
+
+def rekey(*args):
+    out = StringIO()
+    try:
+        call_command("rekey_ledger", *args, stdout=out)
+    except CommandError as error:
+        return error.returncode, str(error)
+    return 0, out.getvalue()
+
+
+def test_rekeying_turns_an_unkeyed_ledger_into_a_keyed_one(ledger, settings, tmp_path):
+    invoices, _ = ledger
+    assert rekey()[0] == 2  # no key configured
+    settings.FOLIO_LEDGER_KEY = KEY
+    assert findings()[0] == 1  # every entry: hashed without the key
+    status, text = rekey()
+    assert status == 0 and text.startswith("Re-keyed 4 ledger entries")
+    assert findings()[0] == 0
+    assert Sequence.objects.get(series="invoice").last_hash == IssuedNumber.objects.get(
+        number="INV-2026-0003").entry_hash
+    assert send_document(InvoiceFactory(client=invoices[0].client)).number == "INV-2026-0004"
+    assert findings()[0] == 0
+    # Rotation: the old key from a file, a new one configured.
+    old = tmp_path / "old.key"
+    old.write_bytes(KEY)
+    settings.FOLIO_LEDGER_KEY = b"the next key, 16 bytes or more"
+    assert findings()[0] == 1
+    assert rekey("--from-key-file", str(old))[0] == 0
+    assert findings()[0] == 0
+
+
+def test_rekeying_refuses_a_ledger_that_does_not_verify(ledger, settings):
+    sql("UPDATE counters_issuednumber SET total = 1 WHERE number = 'INV-2026-0002'")
+    hashes = sorted(IssuedNumber.objects.values_list("entry_hash", flat=True))
+    settings.FOLIO_LEDGER_KEY = KEY
+    status, text = rekey()
+    assert status == 1
+    assert text.startswith("1 ledger entries do not verify under the old hashing (first: "
+                           "INV-2026-0002). Nothing was changed")
+    assert sorted(IssuedNumber.objects.values_list("entry_hash", flat=True)) == hashes
