@@ -454,3 +454,64 @@ def test_rekeying_refuses_a_ledger_that_does_not_verify(ledger, settings):
     assert text.startswith("1 ledger entries do not verify under the old hashing (first: "
                            "INV-2026-0002). Nothing was changed")
     assert sorted(IssuedNumber.objects.values_list("entry_hash", flat=True)) == hashes
+
+
+# --- Threat model rows (README "Threat model") not covered elsewhere -------------------------
+
+
+def test_raising_a_sequence_without_a_reason_is_a_gap(ledger):
+    """The application's database user may raise a sequence (nothing refuses it): the
+    skipped values are unexplained."""
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE counters_sequence SET last = 6 WHERE series = 'invoice'")
+    status, gaps, _ = findings("gap")
+    assert status == 1
+    assert [(g["values"], g["message"]) for g in gaps] == [
+        ([4, 5, 6], "value 4..6 missing (after the last entry)")]
+
+
+def test_explained_jumps_are_append_only_and_deleting_one_is_a_gap(ledger):
+    invoices, _ = ledger
+    set_next_number(company_id=invoices[0].company_id, series="invoice", period="2026",
+                    next_value=10, reason="paper invoices")
+    assert findings()[0] == 0
+    for statement in ("UPDATE counters_numberjump SET last_value = 5",
+                      "DELETE FROM counters_numberjump"):
+        with pytest.raises(IntegrityError, match="append-only"), transaction.atomic(), \
+                connection.cursor() as cursor:
+            cursor.execute(statement)
+    sql("DELETE FROM counters_numberjump")
+    status, gaps, _ = findings("gap")
+    assert status == 1 and [g["values"] for g in gaps] == [[4, 5, 6, 7, 8, 9]]
+
+
+def forge_an_issue(invoices, key):
+    """Issue INV-2026-0004 behind Folio's back: the document, its ledger entry chained to
+    the head, the sequence moved on, hashed with ``key`` (b"": plain SHA-256)."""
+    head = IssuedNumber.objects.get(number="INV-2026-0003")
+    draft = InvoiceFactory(client=invoices[0].client)
+    sql("UPDATE billing_invoice SET state = 'sent', number = 'INV-2026-0004', "
+        "sequence_value = 4, issue_date = %s, subtotal = 100, tax_total = 0, total = 100 "
+        "WHERE id = %s", [head.issue_date, draft.pk])
+    entry = IssuedNumber(company_id=head.company_id, series="invoice", period="2026", value=4,
+                         number="INV-2026-0004", kind="invoice", document_id=draft.pk,
+                         issue_date=head.issue_date, total=100, currency=head.currency,
+                         previous_hash=head.entry_hash)
+    entry.entry_hash = chain.digest(chain.entry_content(entry), key)
+    entry.save(force_insert=True)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE counters_sequence SET last = 4, last_hash = %s "
+                       "WHERE series = 'invoice'", [entry.entry_hash])
+
+
+def test_an_issue_forged_without_the_key_is_tampered(keyed, ledger):
+    invoices, _ = ledger
+    forge_an_issue(invoices, b"")
+    status, tampered, _ = findings("tampered")
+    assert status == 1 and [t["numbers"] for t in tampered] == [["INV-2026-0004"]]
+
+
+def test_without_a_key_a_forged_issue_is_indistinguishable(ledger):
+    invoices, _ = ledger
+    forge_an_issue(invoices, b"")
+    assert findings()[0] == 0
