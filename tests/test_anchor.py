@@ -265,6 +265,10 @@ def test_the_checkpoint_can_go_to_standard_output_and_come_from_standard_input(k
     status, _out, err = run("--checkpoint", "-", stdin=StringIO(out.replace('"last": 3',
                                                                            '"last": 2')))
     assert status == 2 and "signature does not match" in err
+    # The nightly line: check against the last one (stdin) and write the next (stdout).
+    status, again, err = run("--checkpoint", "-", "--write-checkpoint", "-", stdin=StringIO(out))
+    assert status == 0 and "All series complete" in err
+    assert json.loads(again)["chains"] == json.loads(out)["chains"]
 
 
 def test_deleting_the_last_invoices_and_rolling_back_the_counter_is_truncated(anchored,
