@@ -347,18 +347,18 @@ def _sql_hash_mismatches(scope):
 
 
 def _keyed_hash_mismatches(scope, key):
+    """
+    The database writes each entry's content (the very expression ``hash_sql`` hashes),
+    Python hashes it under the key (``key`` b"": unkeyed, for the test that both paths
+    agree).
+    """
     where, params = scope.where("l")
-    columns = ", ".join(f"l.{IssuedNumber._meta.get_field(name).column}"
-                        for name in chain.CONTENT_FIELDS)
-    sql = (f"SELECT {columns}, l.entry_hash FROM {LEDGER} l WHERE {where} "
-           f"ORDER BY l.company_id, l.series, l.period, l.value")
-    width = len(chain.CONTENT_FIELDS)
-    positions = [chain.CONTENT_FIELDS.index(name) for name in (
-        "company_id", "series", "period", "value", "number", "kind", "document_id",
-        "issue_date")]
+    sql = (f"SELECT {_IDENTITY}, {chain.content_sql('l', connection.vendor)}, l.entry_hash "
+           f"FROM {LEDGER} l WHERE {where} ORDER BY l.company_id, l.series, l.period, l.value")
+    digest = chain.digest
     for row in _stream(sql, params):
-        if chain.row_hash(row[:width], key) != row[width]:
-            yield tuple(row[i] for i in positions)
+        if digest(row[8], key) != row[9]:
+            yield row[:8]
 
 
 # --- Anchors: the head of each series, and a checkpoint's heads checked against the ledger ---

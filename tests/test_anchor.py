@@ -123,6 +123,12 @@ def test_the_sql_and_python_hash_checks_agree_on_the_same_rows(ledger):
         cursor.execute(f"SELECT {columns}, entry_hash FROM counters_issuednumber")
         rows = cursor.fetchall()
     assert sum(chain.row_hash(row[:-1]) == row[-1] for row in rows) == 2
+    # The content the database writes for the keyed path is entry_content, to the character.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT l.id, {chain.content_sql('l', connection.vendor)} "
+                       f"FROM counters_issuednumber l", [])  # [] so that %% is %
+        written = dict(cursor.fetchall())
+    assert written == {e.pk: chain.entry_content(e) for e in IssuedNumber.objects.all()}
 
 
 # --- Sequences never move back ---------------------------------------------------------------
