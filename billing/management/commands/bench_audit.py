@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from billing.maintenance import purge_companies
 from billing.models import Client, Company, Invoice
-from counters.chain import GENESIS, row_hash
+from counters.chain import GENESIS, ledger_key, row_hash
 from counters.models import IssuedNumber, NumberingSettings, Sequence
 
 CHUNK = 20_000
@@ -37,8 +37,9 @@ class Command(BaseCommand):
         started = time.perf_counter()
         company = self.fill(count)
         filled = time.perf_counter() - started
+        hashes = "HMAC-SHA256, ledger key set" if ledger_key() else "SHA-256, no ledger key"
         self.stdout.write(f"filled {count:,} issued invoices in {filled:.1f} s "
-                          f"({connection.vendor})")
+                          f"({connection.vendor}, {hashes})")
         try:
             for run in ("first", "second"):
                 seconds, peak_kib, status = self.time_audit(company)
