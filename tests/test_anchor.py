@@ -31,8 +31,14 @@ pytestmark = pytest.mark.django_db
 KEY = b"0123456789abcdef0123456789abcdef"
 
 
+@pytest.fixture(autouse=True)
+def unkeyed(settings):
+    """No ledger key unless a test asks for one (whatever the environment says)."""
+    settings.FOLIO_LEDGER_KEY = None
+
+
 @pytest.fixture
-def keyed(settings):
+def keyed(unkeyed, settings):
     settings.FOLIO_LEDGER_KEY = KEY
 
 
