@@ -121,6 +121,35 @@ if os.environ.get("DATABASE_URL"):
 else:
     DATABASES = {"default": SQLITE_DEFAULT}
 
+# --- Ledger key -----------------------------------------------------------------------------
+# A secret the database does not hold: with it, ledger hashes are HMAC-SHA256 (so that
+# database rights alone cannot recompute a consistent chain) and audit checkpoints are signed.
+# FOLIO_LEDGER_KEY gives it inline, FOLIO_LEDGER_KEY_FILE names a file holding it (trailing
+# whitespace ignored). Read once, here. None: plain SHA-256 hashes, no checkpoints.
+def _ledger_key():
+    inline = os.environ.get("FOLIO_LEDGER_KEY", "")
+    path = os.environ.get("FOLIO_LEDGER_KEY_FILE", "")
+    if inline and path:
+        raise ImproperlyConfigured("Set FOLIO_LEDGER_KEY or FOLIO_LEDGER_KEY_FILE, not both.")
+    if path:
+        try:
+            key = Path(path).read_bytes().strip()
+        except OSError as error:
+            raise ImproperlyConfigured(
+                f"FOLIO_LEDGER_KEY_FILE {path!r} cannot be read: {error.strerror}.") from None
+        if not key:
+            raise ImproperlyConfigured(f"FOLIO_LEDGER_KEY_FILE {path!r} is empty.")
+    else:
+        key = inline.encode()
+    if key and len(key) < 16:
+        raise ImproperlyConfigured("The ledger key must be at least 16 bytes (use 32 random "
+                                   "bytes, e.g. `openssl rand -hex 32`).")
+    return key or None
+
+
+FOLIO_LEDGER_KEY = _ledger_key()
+
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # counters is a reusable numbering app: it is told which model owns a numbering, and which

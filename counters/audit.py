@@ -11,6 +11,7 @@ findings stream out one by one. ``run_audit`` is the one entry point, used by th
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -31,8 +32,10 @@ LEDGER_MISMATCH = "ledger_mismatch"
 CHRONOLOGY = "chronology_break"
 TAMPERED = "tampered"
 STATE_MISMATCH = "state_mismatch"
+SEQUENCE_BEHIND = "sequence_behind"
+TRUNCATED = "truncated"
 FINDING_KINDS = [GAP, DUPLICATE, NUMBERED_DRAFT, UNNUMBERED_ISSUED, LEDGER_MISMATCH, CHRONOLOGY,
-                 TAMPERED, STATE_MISMATCH]
+                 TAMPERED, STATE_MISMATCH, SEQUENCE_BEHIND, TRUNCATED]
 
 LEDGER = IssuedNumber._meta.db_table
 EVENTS = StateEvent._meta.db_table
@@ -122,12 +125,16 @@ class Audit:
     findings: object  # an iterator of Finding
 
 
-def run_audit(scope: AuditScope | None = None) -> Audit:
+def run_audit(scope: AuditScope | None = None, checkpoint=None) -> Audit:
+    """
+    Audit the books in ``scope``; with a verified ``counters.checkpoint.Checkpoint``, also
+    check that every chain still reaches the head it had then.
+    """
     scope = scope or AuditScope()
     summaries = _summaries(scope)
     findings = (
         finding
-        for finding in _all_findings(scope, summaries)
+        for finding in _all_findings(scope, summaries, checkpoint)
         if scope.covers(finding)
     )
     return Audit(scope=scope, series=summaries, findings=findings)
@@ -185,8 +192,10 @@ def _summaries(scope):
 # --- Findings ------------------------------------------------------------------------------
 
 
-def _all_findings(scope, summaries):
+def _all_findings(scope, summaries, checkpoint=None):
     yield from _series_findings(scope, summaries)
+    if checkpoint is not None:
+        yield from checkpoint.findings(scope)
     yield from _hash_findings(scope)
     yield from _duplicate_numbers(scope)
     yield from _document_findings(scope)
@@ -271,9 +280,16 @@ def _series_findings(scope, summaries):
             yield Finding(TAMPERED, message=f"the hash chain breaks before {number}: the entry "
                           f"it was chained to is missing or altered", values=[value],
                           numbers=[number], documents=[document], **where_)
-    # Values handed out by a sequence after its last ledger entry.
+    # Values handed out by a sequence after its last ledger entry; a sequence behind its
+    # ledger (the next issue in it would collide with a number already issued).
     for s in summaries:
         top = s.last_value or 0
+        if s.sequence_last < top:
+            yield Finding(SEQUENCE_BEHIND, company_id=s.company_id, series=s.series,
+                          period=s.period, date=s.last_issue_date,
+                          values=[s.sequence_last, top],
+                          message=f"the sequence's last value is {s.sequence_last} but its "
+                                  f"ledger has issued up to {top}")
         if s.sequence_last > top:
             yield from _gap((s.company_id, s.series, s.period), top + 1, s.sequence_last, jumps,
                             dict(company_id=s.company_id, series=s.series, period=s.period,
@@ -308,20 +324,115 @@ def _subtract(span, covered):
 
 
 def _hash_findings(scope):
-    """Ledger entries whose content no longer matches their hash (a parallel scan)."""
-    where, params = scope.where("l")
-    recomputed = chain.hash_sql(IssuedNumber, "l", connection.vendor)
-    sql = (f"SELECT l.company_id, l.series, l.period, l.value, l.number, l.kind, "
-           f"l.document_id, l.issue_date FROM {LEDGER} l "
-           f"WHERE {where} AND {recomputed} <> l.entry_hash "
-           f"ORDER BY l.company_id, l.series, l.period, l.value")
-    for company_id, series, period, value, number, kind, document_id, issue_date in _stream(
-            sql, params):
+    """
+    Ledger entries whose content no longer matches their hash. Without a ledger key, a
+    parallel scan in the database; with one, the rows stream through Python (the key never
+    goes to the database).
+    """
+    key = chain.ledger_key()
+    rows = _keyed_hash_mismatches(scope, key) if key else _sql_hash_mismatches(scope)
+    for company_id, series, period, value, number, kind, document_id, issue_date in rows:
         yield Finding(TAMPERED, company_id=company_id, series=series, period=period,
                       values=[value], numbers=[number], documents=[f"{kind} #{document_id}"],
                       date=_as_date(issue_date),
                       message=f"ledger entry {number} was altered after it was issued "
                               f"(its hash no longer matches its content)")
+
+
+_IDENTITY = "l.company_id, l.series, l.period, l.value, l.number, l.kind, l.document_id, " \
+            "l.issue_date"
+
+
+def _sql_hash_mismatches(scope):
+    where, params = scope.where("l")
+    sql = (f"SELECT {_IDENTITY} FROM {LEDGER} l "
+           f"WHERE {where} AND {chain.hash_sql('l', connection.vendor)} <> l.entry_hash "
+           f"ORDER BY l.company_id, l.series, l.period, l.value")
+    yield from _stream(sql, params)
+
+
+def _keyed_hash_mismatches(scope, key):
+    """
+    The database writes each entry's content (the very expression ``hash_sql`` hashes),
+    Python hashes it under the key (``key`` b"": unkeyed, for the test that both paths
+    agree). Only the ids of mismatches are kept (8 bytes each) while the rows stream; their
+    details are read afterwards, in series order (within each thousand).
+    """
+    where, params = scope.where("l")
+    sql = (f"SELECT l.id, {chain.content_sql('l', connection.vendor)}, l.entry_hash "
+           f"FROM {LEDGER} l WHERE {where}")  # unordered: a plain sequential scan
+    digest = chain.digest
+    mismatches = array("q")
+    for entry_id, content, entry_hash in _stream(sql, params):
+        if digest(content, key) != entry_hash:
+            mismatches.append(entry_id)
+    for start in range(0, len(mismatches), 1000):
+        ids = list(mismatches[start:start + 1000])
+        marks = ", ".join(["%s"] * len(ids))
+        yield from _stream(
+            f"SELECT {_IDENTITY} FROM {LEDGER} l WHERE l.id IN ({marks}) "
+            f"ORDER BY l.company_id, l.series, l.period, l.value", ids)
+
+
+# --- Anchors: the head of each series, and a checkpoint's heads checked against the ledger ---
+
+
+def ledger_heads():
+    """
+    The head of every series as the ledger has it: {"company_id", "series", "period", "last"
+    (value), "number", "hash"}, in series order.
+    """
+    sql = f"""
+        SELECT l.company_id, l.series, l.period, l.value, l.number, l.entry_hash
+        FROM {LEDGER} l JOIN (
+            SELECT company_id, series, period, MAX(value) AS value FROM {LEDGER}
+            GROUP BY company_id, series, period
+        ) m ON l.company_id = m.company_id AND l.series = m.series AND l.period = m.period
+               AND l.value = m.value
+        ORDER BY l.company_id, l.series, l.period, l.id
+    """
+    heads = {}
+    for company_id, series, period, value, number, entry_hash in _stream(sql, []):
+        heads.setdefault((company_id, series, period), dict(
+            company_id=company_id, series=series, period=period, last=value, number=number,
+            hash=entry_hash))
+    return list(heads.values())
+
+
+def truncated_findings(heads, scope, written_at):
+    """
+    ``truncated`` for each checkpointed series ``head`` in ``scope`` that the ledger no longer
+    reaches: it ends before the head, or its entry at the head's value has another hash.
+    """
+    heads = [h for h in heads if scope.company_id in (None, h["company_id"])
+             and scope.series in (None, h["series"]) and scope.period in (None, h["period"])]
+    if not heads:
+        return
+    now = {(h["company_id"], h["series"], h["period"]): h for h in ledger_heads()}
+    for head in heads:
+        key = (head["company_id"], head["series"], head["period"])
+        current = now.get(key)
+        where = dict(company_id=head["company_id"], series=head["series"],
+                     period=head["period"], numbers=[head["number"]])
+        anchored = f"the checkpoint of {written_at} has it up to {head['number']}"
+        if current is None or current["last"] < head["last"]:
+            ends = f"ends at {current['number']}" if current else "has no entries"
+            yield Finding(TRUNCATED, values=[current["last"] if current else 0, head["last"]],
+                          message=f"the series {ends} but {anchored}", **where)
+            continue
+        if current["last"] == head["last"]:
+            found = current["hash"]
+        else:
+            found = IssuedNumber.objects.filter(
+                company_id=head["company_id"], series=head["series"], period=head["period"],
+                value=head["last"]).values_list("entry_hash", flat=True).first()
+        if found is None:
+            yield Finding(TRUNCATED, values=[head["last"]], message=f"{head['number']}, the "
+                          f"series' head at the checkpoint of {written_at}, is gone", **where)
+        elif found != head["hash"]:
+            yield Finding(TRUNCATED, values=[head["last"]], message=f"{head['number']} has "
+                          f"another hash than at the checkpoint of {written_at}: the chain up "
+                          f"to it was rewritten", **where)
 
 
 def _duplicate_numbers(scope):
@@ -454,6 +565,21 @@ def _state_findings(scope):
                     + (f"ends with {recorded!r}" if recorded else "is empty"))
 
 
+def _keyed_event_mismatches(where, params, key):
+    """Events whose content, written by the database, no longer hashes to their hash."""
+    sql = (f"SELECT e.id, {chain.content_sql('e', connection.vendor, StateEvent)}, "
+           f"e.event_hash FROM {EVENTS} e WHERE {where}")
+    mismatches = array("q")
+    for event_id, content, event_hash in _stream(sql, params):
+        if chain.digest(content, key) != event_hash:
+            mismatches.append(event_id)
+    for start in range(0, len(mismatches), 1000):
+        ids = list(mismatches[start:start + 1000])
+        yield from _stream(
+            f"SELECT e.company_id, e.seq, e.kind, e.document_id FROM {EVENTS} e "
+            f"WHERE e.id IN ({', '.join(['%s'] * len(ids))}) ORDER BY e.company_id, e.seq", ids)
+
+
 def _history_findings(scope):
     """
     Each company's history: numbered 1..n, each event chained to the one before and still
@@ -470,12 +596,14 @@ def _history_findings(scope):
         WHERE seq <> COALESCE(prev_seq, 0) + 1 OR previous_hash <> COALESCE(prev_hash, '')
         ORDER BY company_id, seq
     """
-    # Hashes in a query of their own, which PostgreSQL can scan in parallel.
-    hashes = (f"SELECT e.company_id, e.seq, e.kind, e.document_id FROM {EVENTS} e "
-              f"WHERE {where} AND {chain.hash_sql(StateEvent, 'e', connection.vendor)} "
-              f"<> e.event_hash ORDER BY e.company_id, e.seq")
-    for sql in (links, hashes):
-        for company_id, seq, kind, document_id in _stream(sql, params):
+    key = chain.ledger_key()
+    altered = _keyed_event_mismatches(where, params, key) if key else _stream(
+        # In a query of its own, which PostgreSQL can scan in parallel.
+        f"SELECT e.company_id, e.seq, e.kind, e.document_id FROM {EVENTS} e "
+        f"WHERE {where} AND {chain.hash_sql('e', connection.vendor, StateEvent)} "
+        f"<> e.event_hash ORDER BY e.company_id, e.seq", params)
+    for rows in (_stream(links, params), altered):
+        for company_id, seq, kind, document_id in rows:
             yield Finding(TAMPERED, company_id=company_id,
                           documents=[f"{kind} #{document_id}"],
                           message=f"the history breaks at event {seq}: an event before it is "

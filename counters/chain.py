@@ -7,41 +7,112 @@ SQL shows when the audit recomputes the chains.
 A record's content is its model's ``HASHED_FIELDS`` as text, joined by '|', then, when it
 has one, '|' and its ``OPTIONAL_HASHED_FIELD`` (a field added after records were first
 chained: older records keep their content). ``record_hash`` computes it when a record is
-written; the audit recomputes millions of them in the database with ``hash_sql``, an SQL
-expression generated from the same fields (a test proves the two agree).
+written. ``digest`` is the one hash function: SHA-256 of the content, or, when the
+installation has a ledger key (``settings.FOLIO_LEDGER_KEY``, which the database never sees),
+HMAC-SHA256 under that key, so that someone with database rights alone cannot recompute a
+consistent chain. Keyed or not is per installation: every record is hashed the same way.
+
+Without a key the audit recomputes millions of hashes in the database with ``hash_sql``, an
+SQL expression generated from the same fields; with a key it cannot (the key would have to be
+sent), so the database writes each record's content (``content_sql``, the expression
+``hash_sql`` hashes) and Python hashes it with ``digest``. ``row_hash`` does the same from a
+row's raw columns (benchmarks, re-keying). Tests prove they all agree.
 """
 
 import hashlib
-from datetime import UTC
+import hmac
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
+
+from .models import IssuedNumber
 
 GENESIS = ""  # the previous hash of a chain's first record
 
 
-def digest(content: str) -> str:
-    """The hash of a record's content."""
+def content_fields(model) -> tuple[str, ...]:
+    """The fields a record's content is made of, in order (the optional one last)."""
+    optional = getattr(model, "OPTIONAL_HASHED_FIELD", None)
+    return (*model.HASHED_FIELDS, *([optional] if optional else []))
+
+
+# The ledger's, in the order ``row_content`` reads a ledger row.
+CONTENT_FIELDS = content_fields(IssuedNumber)
+
+
+def ledger_key() -> bytes | None:
+    return getattr(settings, "FOLIO_LEDGER_KEY", None) or None
+
+
+def digest(content: str, key: bytes | None = None) -> str:
+    """
+    The hash of a chain link's ``content``, as 64 hex digits: HMAC-SHA256 under the ledger
+    key when the installation has one, else SHA-256. Every hash chain goes through here.
+    ``key`` overrides the configured key (for re-keying; ``b""``: unkeyed).
+    """
+    key = key if key is not None else ledger_key()
+    if key:
+        return hmac.digest(key, content.encode(), "sha256").hex()
     return hashlib.sha256(content.encode()).hexdigest()
+
+
+def key_id(key: bytes | None = None) -> str:
+    """A public fingerprint of the ledger key (which key signed, never the key)."""
+    key = key if key is not None else ledger_key()
+    if not key:
+        return ""
+    return hmac.digest(key, b"folio ledger key id", "sha256").hex()[:16]
 
 
 def record_content(record: models.Model, model=None) -> str:
     """``record``'s content; ``model`` names the fields when ``record`` is a migration's."""
     model = model or type(record)
-    content = "|".join(_text(field, getattr(record, field.attname))
-                       for field in _fields(model))
-    optional = getattr(model, "OPTIONAL_HASHED_FIELD", None)
-    if optional and getattr(record, optional):
-        content += f"|{getattr(record, optional)}"
-    return content
+    return _join(model, [_text(field, getattr(record, field.attname))
+                         for field in _fields(model)])
 
 
-def record_hash(record: models.Model, model=None) -> str:
-    return digest(record_content(record, model))
+def record_hash(record: models.Model, model=None, key: bytes | None = None) -> str:
+    return digest(record_content(record, model), key)
+
+
+def row_content(row, model=IssuedNumber) -> str:
+    """
+    ``record_content`` of a row as a database cursor returns its ``content_fields`` (SQLite
+    gives a date as text and a decimal as a number).
+    """
+    texts = []
+    for field, value in zip(_fields(model), row, strict=True):
+        if isinstance(field, models.DecimalField) and value is not None:
+            value = Decimal(str(value))
+        elif (isinstance(field, models.DateField) and not isinstance(field, models.DateTimeField)
+              and not isinstance(value, date)):
+            texts.append("" if value is None else str(value))
+            continue
+        texts.append(_text(field, value))
+    return _join(model, texts)
+
+
+def row_hash(row, key: bytes | None = None, model=IssuedNumber) -> str:
+    """``record_hash`` of a row as a cursor returns its ``content_fields``."""
+    return digest(row_content(row, model), key)
+
+
+# The ledger's names for the same functions.
+entry_content = record_content
+entry_hash = record_hash
 
 
 def _fields(model):
-    return [model._meta.get_field(name) for name in model.HASHED_FIELDS]
+    return [model._meta.get_field(name) for name in content_fields(model)]
+
+
+def _join(model, texts) -> str:
+    if getattr(model, "OPTIONAL_HASHED_FIELD", None):
+        *texts, optional = texts
+        return "|".join(texts) + (f"|{optional}" if optional else "")
+    return "|".join(texts)
 
 
 def _text(field: models.Field, value) -> str:
@@ -50,6 +121,8 @@ def _text(field: models.Field, value) -> str:
     if isinstance(field, models.DecimalField):
         return f"{Decimal(value):.{field.decimal_places}f}"
     if isinstance(field, models.DateTimeField):
+        if not isinstance(value, datetime):
+            raise TypeError(f"{field.name}: a datetime, not {value!r}")
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
     if isinstance(field, models.DateField):
         return value.isoformat()
@@ -71,18 +144,27 @@ def sha256_sql(expression: str, vendor: str) -> str:
     return f"{SQLITE_SHA256}({expression})"
 
 
-def hash_sql(model, alias: str, vendor: str) -> str:
+def hash_sql(alias: str, vendor: str, model=IssuedNumber) -> str:
     """
-    SQL computing ``record_hash`` of the ``model`` row ``alias`` on ``vendor``'s database,
-    for a statement run with parameters (it writes ``%`` as ``%%``).
+    SQL computing the unkeyed ``record_hash`` of the ``model`` row ``alias`` on ``vendor``'s
+    database, for a statement run with parameters (it writes ``%`` as ``%%``). Only for an
+    installation without a ledger key.
     """
-    parts = [_text_sql(f"{alias}.{field.column}", field, vendor) for field in _fields(model)]
-    content = " || '|' || ".join(parts)
+    return sha256_sql(content_sql(alias, vendor, model), vendor)
+
+
+def content_sql(alias: str, vendor: str, model=IssuedNumber) -> str:
+    """SQL writing ``record_content`` of the ``model`` row ``alias`` (``%`` written ``%%``)."""
+    fields = _fields(model)
     optional = getattr(model, "OPTIONAL_HASHED_FIELD", None)
+    if optional:
+        fields = fields[:-1]
+    content = " || '|' || ".join(
+        _text_sql(f"{alias}.{field.column}", field, vendor) for field in fields)
     if optional:
         column = f"{alias}.{model._meta.get_field(optional).column}"
         content += f" || CASE WHEN {column} = '' THEN '' ELSE '|' || {column} END"
-    return sha256_sql(content, vendor)
+    return content
 
 
 def _text_sql(column: str, field: models.Field, vendor: str) -> str:

@@ -252,7 +252,7 @@ def test_the_audits_sql_computes_the_same_hashes_as_python(issued, microsecond):
                          (StateEvent, "counters_stateevent")):
         record = model.objects.get()
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {chain.hash_sql(model, 't', connection.vendor)} "
+            cursor.execute(f"SELECT {chain.hash_sql('t', connection.vendor, model)} "
                            f"FROM {table} t WHERE t.id = %s", [record.pk])
             assert cursor.fetchone()[0] == chain.record_hash(record)
 

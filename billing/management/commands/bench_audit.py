@@ -22,7 +22,7 @@ from django.utils import timezone
 from billing import snapshot
 from billing.maintenance import purge_companies
 from billing.models import Client, Company, Invoice
-from counters.chain import GENESIS, record_hash
+from counters.chain import GENESIS, ledger_key, record_hash
 from counters.models import EventChain, IssuedNumber, NumberingSettings, Sequence, StateEvent
 
 CHUNK = 20_000
@@ -39,8 +39,9 @@ class Command(BaseCommand):
         started = time.perf_counter()
         company = self.fill(count)
         filled = time.perf_counter() - started
+        hashes = "HMAC-SHA256, ledger key set" if ledger_key() else "SHA-256, no ledger key"
         self.stdout.write(f"filled {count:,} issued invoices in {filled:.1f} s "
-                          f"({connection.vendor})")
+                          f"({connection.vendor}, {hashes})")
         try:
             for run in ("first", "second"):
                 seconds, peak_kib, status = self.time_audit(company)

@@ -1,17 +1,22 @@
 """
 ``manage.py audit_gaps``: prove that every numbering series is whole.
 
-Exit status: 0 when the books are clean, 1 when there are findings, 2 for bad arguments.
+Exit status: 0 when the books are clean, 1 when there are findings, 2 for bad arguments (and
+for a checkpoint that cannot be read or verified, or a checkpoint to write without a key).
 """
 
 import json
+import os
 import re
+import sys
 from datetime import date
+from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from counters import chain, checkpoint
 from counters.audit import AuditScope, company_names, run_audit
 from counters.models import SERIES_CHOICES
 
@@ -36,6 +41,7 @@ class Command(BaseCommand):
         "Deliberate jumps are listed with their reason. Exit status 0 when clean, 1 when "
         "there are findings, 2 for bad arguments."
     )
+    stealth_options = ("stdin",)
 
     def add_arguments(self, parser):
         parser.add_argument("--company", help="Company id or exact name (default: all).")
@@ -52,17 +58,78 @@ class Command(BaseCommand):
         parser.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD",
                             help="Only findings dated on or before this day.")
         parser.add_argument("--json", action="store_true", help="Print one JSON document.")
+        parser.add_argument(
+            "--checkpoint", metavar="FILE",
+            help="Also check that every chain still reaches its head in this signed "
+                 "checkpoint ('-': standard input); a chain that does not is 'truncated'.")
+        parser.add_argument(
+            "--write-checkpoint", metavar="FILE",
+            help="When the audit is clean, write the head of every chain to FILE, signed with "
+                 "the ledger key ('-': standard output; the report then goes to standard "
+                 "error). Keep it off the database host.")
 
     def handle(self, *args, **options):
         scope = self.scope(options)
-        audit = run_audit(scope)
+        anchor = self.read_checkpoint(options["checkpoint"], options.get("stdin"))
+        target = options["write_checkpoint"]
+        if target:
+            key = self.key("--write-checkpoint")
+            if scope != AuditScope():
+                raise bad_argument("--write-checkpoint covers every series: it takes no "
+                                   "--company, --series, --period, --from or --to.")
+            # Read before the audit, so that every head written has been audited.
+            heads = checkpoint.current_heads()
+        self.out = self.stderr if target == "-" else self.stdout
+        audit = run_audit(scope, anchor)
         if options["json"]:
             count = self.write_json(audit)
         else:
             count = self.write_text(audit, options["verbosity"])
         if count:
             # Findings are not an error in the command, but cron and CI must see them.
-            raise CommandError(f"{count} finding(s).", returncode=1)
+            not_written = " No checkpoint written." if target else ""
+            raise CommandError(f"{count} finding(s).{not_written}", returncode=1)
+        if target:
+            self.write_checkpoint(target, checkpoint.build(heads, key))
+            if options["verbosity"] >= 1 and not options["json"]:
+                self.out.write(f"Checkpoint of {len(heads)} chain(s) written to "
+                               f"{'standard output' if target == '-' else target}.")
+
+    def key(self, option):
+        key = chain.ledger_key()
+        if not key:
+            raise bad_argument(
+                f"{option} needs the ledger key, which the database does not hold: set "
+                f"FOLIO_LEDGER_KEY or FOLIO_LEDGER_KEY_FILE.")
+        return key
+
+    def read_checkpoint(self, name, stdin):
+        if not name:
+            return None
+        key = self.key("--checkpoint")
+        try:
+            text = (stdin or sys.stdin).read() if name == "-" else Path(name).read_text()
+        except (OSError, UnicodeDecodeError) as error:
+            raise bad_argument(f"Cannot read the checkpoint {name}: {error}.") from None
+        try:
+            return checkpoint.load(text, key)
+        except checkpoint.CheckpointError as error:
+            raise bad_argument(f"Checkpoint {name} refused: {error}.") from None
+
+    def write_checkpoint(self, name, document):
+        text = checkpoint.dumps(document)
+        if name == "-":
+            self.stdout.write(text, ending="")
+            return
+        path = Path(name)
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            partial.write_text(text)
+            os.replace(partial, path)  # whole or not at all
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            raise CommandError(f"Cannot write the checkpoint {name}: {error}.",
+                               returncode=2) from None
 
     def scope(self, options):
         scope = AuditScope(series=options["series"])
@@ -101,16 +168,16 @@ class Command(BaseCommand):
             return names.get(company_id, f"company #{company_id}")
 
         if verbosity >= 1:
-            self.stdout.write(f"Numbering audit: {len(audit.series)} series")
+            self.out.write(f"Numbering audit: {len(audit.series)} series")
             for summary in audit.series:
                 span = (f"{summary.first_value}..{summary.last_value}"
                         if summary.issued else "nothing issued")
-                self.stdout.write(
+                self.out.write(
                     f"  {company(summary.company_id)} | {summary.series} "
                     f"{summary.period or '(no reset)'}: {span}, {summary.issued} issued"
                 )
                 for jump in summary.explained_jumps:
-                    self.stdout.write(
+                    self.out.write(
                         f"    explained jump {jump['first_value']}..{jump['last_value']} "
                         f"by {jump['by'] or 'system'} at {jump['at']}: {jump['reason']}"
                     )
@@ -122,16 +189,16 @@ class Command(BaseCommand):
                 if part
             )
             documents = f" [{', '.join(finding.documents)}]" if finding.documents else ""
-            self.stdout.write(f"{finding.kind.upper()}: {where}: {finding.message}{documents}")
+            self.out.write(f"{finding.kind.upper()}: {where}: {finding.message}{documents}")
         if count == 0:
-            self.stdout.write(self.style.SUCCESS("All series complete: no findings."))
+            self.out.write(self.style.SUCCESS("All series complete: no findings."))
         else:
-            self.stdout.write(self.style.ERROR(f"{count} finding(s)."))
+            self.out.write(self.style.ERROR(f"{count} finding(s)."))
         return count
 
     def write_json(self, audit):
         names = company_names(s.company_id for s in audit.series)
-        out = self.stdout
+        out = self.out
         head = {
             "scope": {
                 "company": audit.scope.company_id, "series": audit.scope.series,
