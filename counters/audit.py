@@ -435,6 +435,39 @@ def truncated_findings(heads, scope, written_at):
                           f"to it was rewritten", **where)
 
 
+def history_heads():
+    """The last event of every company's history: {"company_id", "last" (seq), "hash"}."""
+    sql = f"""
+        SELECT e.company_id, e.seq, e.event_hash FROM {EVENTS} e JOIN (
+            SELECT company_id, MAX(seq) AS seq FROM {EVENTS} GROUP BY company_id
+        ) m ON e.company_id = m.company_id AND e.seq = m.seq
+        ORDER BY e.company_id
+    """
+    return [dict(company_id=company_id, last=seq, hash=event_hash)
+            for company_id, seq, event_hash in _stream(sql, [])]
+
+
+def truncated_history_findings(heads, scope, written_at):
+    """``truncated`` for each checkpointed history that no longer reaches its head."""
+    now = {head["company_id"]: head for head in history_heads()}
+    for head in heads:
+        if scope.company_id not in (None, head["company_id"]):
+            continue
+        current = now.get(head["company_id"])
+        found = current["hash"] if current and current["last"] == head["last"] else (
+            StateEvent.objects.filter(company_id=head["company_id"], seq=head["last"])
+            .values_list("event_hash", flat=True).first())
+        anchored = f"the checkpoint of {written_at} has it up to event {head['last']}"
+        if found is None:
+            yield Finding(TRUNCATED, company_id=head["company_id"], values=[head["last"]],
+                          message=f"the history ends before event {head['last']}, but "
+                                  f"{anchored}")
+        elif found != head["hash"]:
+            yield Finding(TRUNCATED, company_id=head["company_id"], values=[head["last"]],
+                          message=f"the history's event {head['last']} has another hash than "
+                                  f"at the checkpoint of {written_at}: it was rewritten")
+
+
 def _duplicate_numbers(scope):
     """
     Numbers recorded twice in the ledger (only possible once its unique constraint has been

@@ -64,6 +64,12 @@ register(
     heads=audit.ledger_heads,
     check=audit.truncated_findings,
 )
+register(
+    "history",
+    fields={"company_id": int, "last": int, "hash": str},
+    heads=audit.history_heads,
+    check=audit.truncated_history_findings,
+)
 
 
 def canonical(payload: dict) -> bytes:

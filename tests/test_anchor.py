@@ -15,12 +15,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import IntegrityError, connection, transaction
 
+from billing import services
 from billing import settings as folio_settings
 from billing.models import Invoice
 from billing.services import send_document
 from counters import audit as audit_module
 from counters import chain, checkpoint
-from counters.models import IssuedNumber, Sequence
+from counters.dbguards import guards_lifted
+from counters.models import IssuedNumber, Sequence, StateEvent
 from counters.services import set_next_number
 
 from .factories import ClientFactory, CreditNoteFactory, InvoiceFactory
@@ -239,7 +241,7 @@ def anchored(keyed, ledger, tmp_path):
     path = tmp_path / "checkpoint.json"
     status, out, _err = run("--write-checkpoint", str(path))
     assert status == 0, out
-    assert f"Checkpoint of 2 chain(s) written to {path}." in out
+    assert f"Checkpoint of 3 chain(s) written to {path}." in out
     return path
 
 
@@ -270,13 +272,17 @@ def test_a_checkpoint_holds_every_series_head_signed(anchored, ledger):
     assert document["format"] == "folio-checkpoint/1"
     assert document["key_id"] == chain.key_id()
     heads = {(c["kind"], c["series"], c["last"], c["number"], c["hash"])
-             for c in document["chains"]}
+             for c in document["chains"] if c["kind"] == "ledger"}
     assert heads == {
         ("ledger", "invoice", 3, "INV-2026-0003",
          IssuedNumber.objects.get(number="INV-2026-0003").entry_hash),
         ("ledger", "credit_note", 1, "CN-2026-0001",
          IssuedNumber.objects.get(number="CN-2026-0001").entry_hash),
     }
+    last_event = StateEvent.objects.order_by("seq").last()
+    assert [c for c in document["chains"] if c["kind"] == "history"] == [
+        {"kind": "history", "company_id": last_event.company_id, "last": last_event.seq,
+         "hash": last_event.event_hash}]
     payload = {k: v for k, v in document.items() if k != "signature"}
     expected = hmac.new(KEY, json.dumps(payload, sort_keys=True, separators=(",", ":"))
                         .encode(), "sha256").hexdigest()
@@ -291,8 +297,8 @@ def test_the_checkpoint_can_go_to_standard_output_and_come_from_standard_input(k
     status, out, err = run("--write-checkpoint", "-")
     assert status == 0
     assert "All series complete: no findings." in err  # the report, on standard error
-    assert "Checkpoint of 2 chain(s) written to standard output." in err
-    assert len(json.loads(out)["chains"]) == 2  # standard output holds the checkpoint only
+    assert "Checkpoint of 3 chain(s) written to standard output." in err
+    assert len(json.loads(out)["chains"]) == 3  # standard output holds the checkpoint only
     assert run("--checkpoint", "-", stdin=StringIO(out))[0] == 0
     status, _out, err = run("--checkpoint", "-", stdin=StringIO(out.replace('"last": 3',
                                                                            '"last": 2')))
@@ -431,7 +437,7 @@ def test_checkpoints_are_generic_over_kinds_of_chain(keyed, ledger, tmp_path, mo
     path = tmp_path / "c.json"
     assert run("--write-checkpoint", str(path))[0] == 0
     kinds = sorted(c["kind"] for c in json.loads(path.read_text())["chains"])
-    assert kinds == ["demo", "ledger", "ledger"]
+    assert kinds == ["demo", "history", "ledger", "ledger"]
     assert check(path)[0] == 0
     state["hash"] = "b" * 64
     status, report, _ = check(path)
@@ -567,3 +573,16 @@ def test_without_a_key_a_forged_issue_is_indistinguishable(ledger):
     invoices, _ = ledger
     forge_an_issue(invoices, b"")
     assert findings()[0] == 0
+
+
+def test_a_history_cut_short_after_a_checkpoint_is_truncated(anchored, ledger):
+    invoices, _ = ledger
+    services.mark_paid(invoices[0])  # a later event, then removed with the ones before it
+    with guards_lifted(connection), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM counters_stateevent WHERE seq >= 4")
+        cursor.execute("UPDATE counters_eventchain SET last = 3, last_hash = "
+                       "(SELECT event_hash FROM counters_stateevent WHERE seq = 3)")
+        cursor.execute("UPDATE billing_invoice SET state = 'sent' WHERE id = %s",
+                       [invoices[0].pk])
+    messages = [f["message"] for f in truncated(anchored)]
+    assert any(m.startswith("the history ends before event 4") for m in messages), messages
