@@ -26,7 +26,8 @@ def deliver(document, user=None) -> EmailDelivery:
     try:
         if not document.client.email:
             raise ValueError("the client has no e-mail address")
-        with translation.override(document.company.locale):
+        # The client's language: texts, dates and amounts (the PDF follows it too).
+        with translation.override(document.client.document_language):
             subject = render_to_string("billing/email_subject.txt", {"document": document})
             body = render_to_string("billing/email_body.txt", {"document": document})
         message = EmailMessage(

@@ -21,7 +21,7 @@ DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 class ClientForm(forms.ModelForm):
     class Meta:
         model = Client
-        fields = ["name", "email", "address", "vat_id"]
+        fields = ["name", "email", "language", "address", "vat_id"]
         widgets = {"address": forms.Textarea(attrs={"rows": 3})}
 
 

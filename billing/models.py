@@ -84,6 +84,11 @@ class Client(models.Model):
     email = models.EmailField(_("e-mail"), blank=True)
     address = models.TextField(_("address"), blank=True)
     vat_id = models.CharField(_("VAT number"), max_length=32, blank=True)
+    language = models.CharField(
+        _("language"), max_length=10, choices=settings.LANGUAGES, blank=True,
+        help_text=_("The language of this client's invoices, credit notes and e-mails. "
+                    "Empty: the company's language."),
+    )
 
     class Meta:
         verbose_name = _("client")
@@ -92,6 +97,11 @@ class Client(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def document_language(self):
+        """The language (and formats) of this client's documents."""
+        return self.language or self.company.locale
 
 
 class DocumentState(models.TextChoices):

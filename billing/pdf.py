@@ -6,12 +6,17 @@ from django.utils import translation
 
 
 def document_pdf(document) -> bytes:
-    """The PDF of ``document``: a draft's is marked DRAFT and carries no number."""
+    """
+    The PDF of ``document`` in its client's language (texts, dates and amounts): a draft's
+    is marked DRAFT and carries no number.
+    """
     from weasyprint import HTML  # imported here: loading Pango costs ~0.3 s
 
-    with translation.override(document.company.locale):
+    language = document.client.document_language
+    with translation.override(language):
         html = render_to_string("billing/document_pdf.html", {
             "document": document,
+            "language": language,
             "lines": list(document.lines.all()),
             "taxes": document.tax_breakdown(),
             "company": document.company,
