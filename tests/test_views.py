@@ -549,10 +549,11 @@ def test_amounts_and_dates_follow_the_company_locale(browser, issue_on):
         lines=[{"description": "x", "quantity": 1, "unit_price": Decimal("1234.50"),
                 "tax_rate": 0}]))
     page = text_of(browser.get(reverse("invoice_detail", args=[invoice.pk])))
-    # German: "." groups thousands, "," marks the decimals; dates read "j. F Y".
+    # German: "." groups thousands, "," marks the decimals; dates read "j. F Y"; the labels
+    # come from the German catalog.
     assert '<td class="num" data-document-total>1.234,50\xa0EUR</td>' in page
-    assert "<dt>Issue date</dt><dd>5. März 2026</dd>" in page
-    assert "<dt>Due date</dt><dd>4. April 2026</dd>" in page  # 30 days later
+    assert "<dt>Ausstellungsdatum</dt><dd>5. März 2026</dd>" in page
+    assert "<dt>Fälligkeitsdatum</dt><dd>4. April 2026</dd>" in page  # 30 days later
 
 
 def test_lists_page_without_counting_everything(browser):

@@ -1,0 +1,149 @@
+"""
+Languages: every string shown on a document is translated into each of the app's languages,
+and a client gets their PDFs and e-mails in their own language (texts, dates, amounts).
+"""
+
+import ast
+import gettext
+import io
+import re
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.utils.translation import template as i18n_template
+from pypdf import PdfReader
+
+from billing import services
+from billing.pdf import document_pdf
+
+from .factories import ClientFactory, CompanyFactory, InvoiceFactory
+
+TRANSLATED = ["fr", "de", "es", "it", "nl"]  # every language of the app but English
+DOCUMENT_TEMPLATES = ["document_pdf.html", "email_subject.txt", "email_body.txt"]
+BILLING_LOCALE = Path(settings.BASE_DIR) / "billing" / "locale"
+
+
+def test_every_language_of_the_app_but_english_has_a_catalog():
+    assert sorted(TRANSLATED) == sorted(
+        code for code, _name in settings.LANGUAGES if not code.startswith("en"))
+
+
+def msgids_of(template_name):
+    """The strings ``template_name`` shows, as ``makemessages`` extracts them."""
+    source = (Path(settings.BASE_DIR) / "templates" / "billing" / template_name).read_text()
+    code = i18n_template.templatize(source)
+    return [ast.literal_eval(literal) for literal in
+            re.findall(r"\bgettext\(u?('(?:[^'\\]|\\.)*')", code)]
+
+
+def catalog(language):
+    return gettext.translation("django", BILLING_LOCALE, [language])
+
+
+def test_the_document_templates_strings_are_found():
+    strings = {s for name in DOCUMENT_TEMPLATES for s in msgids_of(name)}
+    assert {"Invoice", "Credit note", "Due date", "Total due", "Kind regards,",
+            "Please find attached our invoice %(number)s for %(total)s.",
+            "Invoice %(number)s from %(company)s"} <= strings
+    assert len(strings) >= 25
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+@pytest.mark.parametrize("template_name", DOCUMENT_TEMPLATES)
+def test_every_string_of_the_documents_is_translated(language, template_name):
+    messages = catalog(language)._catalog  # the compiled, committed .mo: no empty msgstr
+    missing = [s for s in msgids_of(template_name) if not messages.get(s)]
+    assert missing == []
+
+
+# --- A client's documents, in the client's language ------------------------------------------
+
+def english_fragments(language):
+    """
+    The English text of every document string, cut at its placeholders: none may be left on
+    a document in ``language`` (unless the translation itself says the same, "PDF" say).
+    """
+    messages = catalog(language)
+    fragments = set()
+    for name in DOCUMENT_TEMPLATES:
+        for msgid in msgids_of(name):
+            translated = messages.gettext(msgid)
+            for part in re.split(r"%\(\w+\)s", msgid.replace("%%", "%")):
+                part = part.strip(" ,.:%")
+                if re.search(r"[A-Za-z]{2}", part) and part.lower() not in translated.lower():
+                    fragments.add(part)
+    return fragments
+
+
+def english_left(text, language):
+    """The English fragments in ``text``, whatever their case (the PDF capitalises labels)."""
+    return sorted(f for f in english_fragments(language)
+                  if re.search(rf"(?<!\w){re.escape(f)}(?!\w)", text, re.IGNORECASE))
+
+
+def pdf_text(pdf: bytes) -> str:
+    return " ".join(" ".join(page.extract_text().split()) for page in PdfReader(
+        io.BytesIO(pdf)).pages)
+
+
+LINES = [{"description": "Conseil / Beratung / Advies", "quantity": Decimal("2"),
+          "unit_price": Decimal("617.25"), "tax_rate": Decimal("20")}]
+# Per language: the title, a label, the issue date (5 March 2026), the total (1,481.40), the
+# e-mail's subject and first words.
+EXPECTED = {
+    "fr": ("Facture", "Net à payer", "5 mars 2026", "1 481,40 EUR", "Facture {} de Northwind",
+           "Bonjour Client,"),
+    "de": ("Rechnung", "Zu zahlender Betrag", "5. März 2026", "1.481,40 EUR",
+           "Rechnung {} von Northwind", "Guten Tag Client,"),
+    "nl": ("Factuur", "Te betalen", "5 maart 2026", "1.481,40 EUR", "Factuur {} van Northwind",
+           "Beste Client,"),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language", sorted(EXPECTED))
+def test_a_client_gets_pdf_and_email_in_their_language(
+        language, issue_on, django_capture_on_commit_callbacks, mailoutbox):
+    title, label, issued, total, subject, hello = EXPECTED[language]
+    company = CompanyFactory(name="Northwind", locale="en")  # the company writes English
+    client = ClientFactory(company=company, name="Client", language=language)
+    issue_on(date(2026, 3, 5))
+    with django_capture_on_commit_callbacks(execute=True):
+        invoice = services.send_document(InvoiceFactory(client=client, lines=LINES), email=True)
+
+    text = pdf_text(document_pdf(invoice))
+    assert f"{title} {invoice.number}" in text and label in text
+    assert issued in text and total in text  # pdf_text reads any space as a space
+    assert english_left(text, language) == []
+
+    [message] = mailoutbox
+    assert message.subject == subject.format(invoice.number)
+    assert message.body.startswith(hello) and total in " ".join(message.body.split())
+    assert english_left(message.subject + "\n" + message.body, language) == []
+    attached = pdf_text(message.attachments[0][1])
+    assert english_left(attached, language) == [] and title in attached
+
+
+@pytest.mark.django_db
+def test_without_a_language_the_client_gets_the_companys(issue_on):
+    client = ClientFactory(company=CompanyFactory(locale="de"))
+    issue_on(date(2026, 3, 5))
+    text = pdf_text(document_pdf(services.send_document(InvoiceFactory(client=client))))
+    assert "Rechnung" in text and "5. März 2026" in text and english_left(text, "de") == []
+
+
+@pytest.mark.django_db
+def test_an_english_client_of_a_french_company_gets_english(issue_on):
+    client = ClientFactory(company=CompanyFactory(locale="fr"), language="en")
+    issue_on(date(2026, 3, 5))
+    text = pdf_text(document_pdf(services.send_document(InvoiceFactory(client=client))))
+    assert "Invoice" in text and "Total due" in text and "March 5, 2026" in text
+
+
+def test_the_english_check_finds_english():
+    """The check above would see an untranslated document."""
+    assert english_left("Invoice INV-1 DUE DATE 5 mars 2026 Total due", "fr") == [
+        "Due date", "Invoice", "Total due"]
