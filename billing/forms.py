@@ -13,6 +13,7 @@ from .models import (
     Invoice,
     InvoiceLine,
     Membership,
+    UserPreferences,
 )
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -23,6 +24,17 @@ class ClientForm(forms.ModelForm):
         model = Client
         fields = ["name", "email", "language", "address", "vat_id"]
         widgets = {"address": forms.Textarea(attrs={"rows": 3})}
+
+
+class PreferencesForm(forms.ModelForm):
+    class Meta:
+        model = UserPreferences
+        fields = ["language"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["language"].choices = [("", _("Your browser's language"))] + [
+            choice for choice in self.fields["language"].choices if choice[0]]
 
 
 class DocumentForm(forms.ModelForm):

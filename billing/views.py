@@ -15,7 +15,7 @@ from django.db.models import Count, Q, Sum
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
@@ -36,8 +36,10 @@ from .forms import (
     InvoiceLineFormSet,
     MemberForm,
     NumberingSettingsForm,
+    PreferencesForm,
     SendForm,
 )
+from .languages import app_language, remember_preference
 from .models import (
     Client,
     CreditNote,
@@ -45,6 +47,7 @@ from .models import (
     Invoice,
     InvoiceLine,
     Membership,
+    UserPreferences,
 )
 from .pdf import document_pdf, pdf_filename
 from .tables import table_documents
@@ -186,6 +189,21 @@ def switch_company(request):
     else:
         messages.error(request, _("You are not a member of that company."))
     return redirect("home")
+
+
+@login_required
+def preferences(request):
+    """The user's own settings: the language of the app (empty: the browser's)."""
+    mine = UserPreferences.objects.filter(user=request.user).first()
+    form = PreferencesForm(request.POST or None,
+                           instance=mine or UserPreferences(user=request.user))
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        remember_preference(request, request.user)
+        translation.activate(app_language(request, request.company))  # say it in the new one
+        messages.success(request, _("Preferences saved."))
+        return redirect("preferences")
+    return render(request, "billing/preferences.html", {"form": form})
 
 
 # --- Clients -------------------------------------------------------------------------------

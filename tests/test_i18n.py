@@ -13,13 +13,18 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils.translation import template as i18n_template
 from pypdf import PdfReader
 
 from billing import services
+from billing.models import Membership, UserPreferences
 from billing.pdf import document_pdf
 
-from .factories import ClientFactory, CompanyFactory, InvoiceFactory
+from .factories import ClientFactory, CompanyFactory, InvoiceFactory, MembershipFactory
 
 TRANSLATED = ["fr", "de", "es", "it", "nl"]  # every language of the app but English
 DOCUMENT_TEMPLATES = ["document_pdf.html", "email_subject.txt", "email_body.txt"]
@@ -147,3 +152,76 @@ def test_the_english_check_finds_english():
     """The check above would see an untranslated document."""
     assert english_left("Invoice INV-1 DUE DATE 5 mars 2026 Total due", "fr") == [
         "Due date", "Invoice", "Total due"]
+
+
+# --- The app in the user's language ------------------------------------------------------------
+
+@pytest.fixture
+def member():
+    return MembershipFactory(company=CompanyFactory(locale="fr"), role=Membership.Role.OWNER)
+
+
+def heading_of(response):
+    html = response.content.decode()
+    return html.split("<html lang=")[1][:4], html.split("<h1>")[1].split("</h1>")[0].strip()
+
+
+@pytest.mark.django_db
+def test_without_a_preference_the_pages_follow_the_browser_then_the_company(client, member):
+    client.force_login(member.user)
+    url = reverse("invoice_list")
+    assert heading_of(client.get(url, HTTP_ACCEPT_LANGUAGE="de-DE,de;q=0.9,en;q=0.5")) == (
+        '"de"', "Rechnungen")
+    assert heading_of(client.get(url, HTTP_ACCEPT_LANGUAGE="ja, nl;q=0.8")) == (
+        '"nl"', "Facturen")  # the first language the app speaks
+    assert heading_of(client.get(url)) == ('"fr"', "Factures")  # no header: the company's
+    assert heading_of(client.get(url, HTTP_ACCEPT_LANGUAGE="ja")) == ('"fr"', "Factures")
+
+
+@pytest.mark.django_db
+def test_the_login_page_follows_the_browser(client):
+    assert "Bei Folio anmelden" in client.get(
+        reverse("login"), HTTP_ACCEPT_LANGUAGE="de").content.decode()
+
+
+@pytest.mark.django_db
+def test_a_user_chooses_the_language_of_the_app(client, member):
+    client.force_login(member.user)
+    page = client.get(reverse("preferences"), HTTP_ACCEPT_LANGUAGE="en")
+    assert heading_of(page) == ('"en"', "Your preferences")
+    assert '<option value="" selected>Your browser&#x27;s language</option>' in \
+        page.content.decode()
+
+    response = client.post(reverse("preferences"), {"language": "nl"},
+                           HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    assert heading_of(response) == ('"nl"', "Uw voorkeuren")
+    assert "Voorkeuren opgeslagen." in response.content.decode()  # said in the new language
+    assert UserPreferences.objects.get(user=member.user).language == "nl"
+    # Whatever the browser or the company says, on every page, in every later session.
+    assert heading_of(client.get(reverse("invoice_list"), HTTP_ACCEPT_LANGUAGE="de")) == (
+        '"nl"', "Facturen")
+    other_device = Client()
+    other_device.force_login(member.user)
+    assert heading_of(other_device.get(reverse("client_list"), HTTP_ACCEPT_LANGUAGE="de")) == (
+        '"nl"', "Klanten")
+
+    client.post(reverse("preferences"), {"language": ""})  # back to the browser's
+    assert heading_of(client.get(reverse("invoice_list"), HTTP_ACCEPT_LANGUAGE="de")) == (
+        '"de"', "Rechnungen")
+
+
+@pytest.mark.django_db
+def test_a_preference_is_one_of_the_apps_languages(client, member):
+    client.force_login(member.user)
+    response = client.post(reverse("preferences"), {"language": "xx"})
+    assert response.status_code == 200 and not UserPreferences.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_language_costs_no_query_once_the_session_knows_it(client, member):
+    UserPreferences.objects.create(user=member.user, language="it")
+    client.force_login(member.user)  # reads the preference once, at log-in
+    with CaptureQueriesContext(connection) as queries:
+        assert heading_of(client.get(reverse("invoice_list")))[0] == '"it"'
+    assert queries.captured_queries and not any(
+        UserPreferences._meta.db_table in q["sql"] for q in queries.captured_queries)
