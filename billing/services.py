@@ -11,9 +11,10 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import translation
 from django.utils.translation import gettext as _
 
-from . import emails, money
+from . import emails, formats, money
 from .models import (
     DRAFT,
     CreditNote,
@@ -55,10 +56,11 @@ def _check_credit(credit_note, amount):
     open_amount = invoice.open_amount()
     if amount > open_amount:
         raise CreditExceedsInvoice(
-            _("This credit note (%(credit)s %(currency)s) exceeds the open amount of "
-              "%(invoice)s (%(open)s %(currency)s).") % {
-                "credit": amount, "open": open_amount,
-                "currency": invoice.currency, "invoice": invoice.number,
+            _("This credit note (%(credit)s) exceeds the open amount of %(invoice)s "
+              "(%(open)s).") % {
+                "credit": formats.money(amount, invoice.currency),
+                "open": formats.money(open_amount, invoice.currency),
+                "invoice": invoice.number,
             },
             code="credit_exceeds_invoice",
         )
@@ -161,8 +163,11 @@ def _open_lines(invoice):
         rate = group.rate
         left = money.to_cents(group.taxable - credited_net.get(rate, Decimal("0")))
         if left > 0:
-            lines.append((_("Balance of %(invoice)s at %(rate)s%%") % {
-                "invoice": invoice.number, "rate": rate}, Decimal("1"), left, rate))
+            # A line of the credit note: in the language of the client who will read it.
+            with translation.override(invoice.client.document_language):
+                description = _("Balance of %(invoice)s at %(rate)s%%") % {
+                    "invoice": invoice.number, "rate": formats.quantity(rate)}
+            lines.append((description, Decimal("1"), left, rate))
     return lines
 
 

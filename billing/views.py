@@ -24,7 +24,7 @@ from counters.audit import AuditScope, run_audit
 from counters.models import Kind, NumberingSettings, NumberingSettingsChange
 from counters.services import preview_number, preview_settings, save_numbering_settings
 
-from . import money, services
+from . import formats, money, services
 from .emails import deliveries_of
 from .forms import (
     CancelForm,
@@ -394,7 +394,7 @@ def document_send(request, kind, pk):
                                   "nothing was issued. Please try again."))
     else:
         messages.success(request, _("%(document)s issued on %(date)s.") % {
-            "document": sent, "date": sent.issue_date})
+            "document": sent, "date": formats.day(sent.issue_date)})
     return redirect(spec.url("detail", document))
 
 

@@ -17,11 +17,13 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.formats import date_format
 from django.utils.translation import template as i18n_template
 from pypdf import PdfReader
 
 from billing import services
-from billing.models import Membership, UserPreferences
+from billing.models import Invoice, Membership, UserPreferences
 from billing.pdf import document_pdf
 
 from .factories import ClientFactory, CompanyFactory, InvoiceFactory, MembershipFactory
@@ -225,3 +227,49 @@ def test_the_language_costs_no_query_once_the_session_knows_it(client, member):
         assert heading_of(client.get(reverse("invoice_list")))[0] == '"it"'
     assert queries.captured_queries and not any(
         UserPreferences._meta.db_table in q["sql"] for q in queries.captured_queries)
+
+
+# --- One format per language --------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_a_date_is_written_one_way_on_every_page(client, member, issue_on):
+    """The list, the document, the client's page and the message all say "5 mars 2026"."""
+    client.force_login(member.user)
+    buyer = ClientFactory(company=member.company)
+    issue_on(date(2026, 3, 5))
+    draft = InvoiceFactory(client=buyer)
+    response = client.post(reverse("invoice_send", args=[draft.pk]), follow=True)
+    detail = response.content.decode()
+    assert f"{Invoice.objects.get(pk=draft.pk).number} émis le 5 mars 2026." in detail
+    assert "<dd>5 mars 2026</dd>" in detail and "<dd>4 avril 2026</dd>" in detail
+    for url in (reverse("invoice_list"), reverse("client_detail", args=[buyer.pk]),
+                reverse("home")):
+        page = client.get(url).content.decode()
+        assert "5 mars 2026" in page or url == reverse("home"), url
+        assert not re.search(r"\b05/03/2026\b|\b2026-03-05\b|\bMarch\b", page), url
+
+
+@pytest.mark.django_db
+def test_audit_page_shows_human_labels_and_local_times(client, member, issue_on):
+    from counters.dbguards import guards_lifted
+    from counters.services import set_next_number
+
+    member.user.is_staff = True
+    member.user.save()
+    client.force_login(member.user)
+    issue_on(date(2026, 3, 5))
+    services.send_document(InvoiceFactory(client=ClientFactory(company=member.company)))
+    jump = set_next_number(company_id=member.company_id, series="invoice", period="2026",
+                           next_value=5, reason="Papier", user=None)
+    with guards_lifted(connection), connection.cursor() as cursor:
+        cursor.execute("UPDATE billing_invoice SET total = 1, subtotal = 1, tax_total = 0")
+    page = client.get(reverse("audit")).content.decode()
+
+    local = timezone.localtime(jump.created_at)  # Europe/Paris, not UTC
+    with translation.override("fr"):
+        written = date_format(local, "DATETIME_FORMAT")
+    assert f"2–4: Papier <span class=\"muted\">(le système, {written})</span>" in page
+    assert jump.created_at.isoformat(timespec="seconds") not in page
+    assert "<td>Facture</td><td>2026</td>" in page  # the series, not "invoice"
+    assert '<span class="badge badge-cancelled">Modifié après émission</span>' in page
+    assert "tampered" not in page and ">invoice<" not in page

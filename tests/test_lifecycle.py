@@ -113,8 +113,12 @@ def test_credit_notes_never_exceed_the_invoice(invoice):
                                              lines=credit_lines("150")))  # 180.00
     too_much = CreditNoteFactory(client=invoice.client, invoice=invoice,
                                  lines=credit_lines("50.01"))  # 60.01 > 60.00 open
-    with pytest.raises(services.CreditExceedsInvoice, match="exceeds the open amount"):
+    with pytest.raises(services.CreditExceedsInvoice) as refused:
         services.send_document(too_much)
+    # The amounts are written as everywhere else: grouped, two decimals, the currency.
+    assert str(refused.value.message) == (
+        f"This credit note (60.01\xa0EUR) exceeds the open amount of {invoice.number} "
+        "(60.00\xa0EUR).")
     too_much.refresh_from_db()
     assert too_much.is_draft and IssuedNumber.objects.count() == 2
     exact = CreditNoteFactory(client=invoice.client, invoice=invoice, lines=credit_lines("50"))

@@ -352,7 +352,9 @@ def test_numbering_settings_page_validates_previews_and_records(browser):
     assert numbering.credit_note_pattern == "AV-{YYYY}-{counter}"
     change = NumberingSettingsChange.objects.get()
     assert str(change.changed_by.pk) == browser.session["_auth_user_id"]
-    assert "credit_note_pattern=AV-{YYYY}-{counter}" in text_of(browser.get(url))
+    # The history says what changed, with the fields' labels: old -> new.
+    history = text_of(browser.get(url)).split("data-changes>")[1].split("</ul>")[0]
+    assert history == "<li>Credit note pattern: CN-{YYYY}-{counter} → AV-{YYYY}-{counter}</li>"
 
 
 def test_only_owners_change_numbering_settings(client):
