@@ -41,8 +41,8 @@ class CompanyAdmin(CompanyScopedAdmin):
 
 @admin.register(Client)
 class ClientAdmin(CompanyScopedAdmin):
-    list_display = ["name", "company", "email", "vat_id"]
-    list_filter = ["company"]
+    list_display = ["name", "company", "email", "vat_id", "language"]
+    list_filter = ["company", "language"]
     search_fields = ["name", "email", "vat_id"]
     list_select_related = ["company"]
 

@@ -335,3 +335,18 @@ def test_the_committed_catalogs_are_complete_and_compiled(app, language):
     for msgid, msgstr in re.findall(r'^msgid "(.+)"\nmsgstr "(.+)"$', po, re.M):
         unquoted = ast.literal_eval(f'"{msgid}"')
         assert compiled.get(unquoted) == ast.literal_eval(f'"{msgstr}"'), unquoted
+
+
+@pytest.mark.django_db
+def test_a_clients_language_is_chosen_on_their_form(client, member):
+    client.force_login(member.user)
+    response = client.post(reverse("client_create"), {"name": "Müller GmbH", "language": "de"},
+                           HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    buyer = member.company.clients.get()
+    assert buyer.language == "de" and buyer.document_language == "de"
+    assert '<dd data-language>Deutsch</dd>' in response.content.decode()
+    client.post(reverse("client_edit", args=[buyer.pk]), {"name": "Müller GmbH", "language": ""})
+    buyer.refresh_from_db()
+    assert buyer.language == "" and buyer.document_language == "fr"  # the company's
+    page = client.get(reverse("client_detail", args=[buyer.pk]), HTTP_ACCEPT_LANGUAGE="en")
+    assert "<dd data-language>Français (the company's)</dd>" in page.content.decode()
