@@ -311,6 +311,12 @@ def test_money_stays_in_view_on_a_phone(page, owner):
                        "a line's amount")
     right_edges_inside(page, page.locator("[data-document-total]"), "the document's total")
     right_edges_inside(page, page.locator(".actions .button:visible"), "an action")
+    page.goto(f"/invoices/{invoice.pk}/credit/")
+    page.shot("phone-credit")
+    right_edges_inside(page, page.locator("tbody td.num:visible"), "a line's amount to credit")
+    right_edges_inside(page, page.locator(".actions .button"), "an action of the credit page")
+    page.goto("/clients/")
+    right_edges_inside(page, page.locator("tbody td.num"), "a client's invoice count")
 
     page.goto(f"/invoices/{Invoice.objects.filter(state='draft').get().pk}/edit/")
     page.shot("phone-line-editor")
