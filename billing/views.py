@@ -304,12 +304,16 @@ def document_form(request, kind, pk=None):
         with transaction.atomic():
             document = form.save()
             formset.instance = document
-            lines = formset.save(commit=False)
+            formset.save(commit=False)
             for line in formset.deleted_objects:
                 line.delete()
-            for position, line in enumerate(lines):
-                line.position = position
-                line.save()
+            # Positions follow the rows as the form shows them, changed or not: saving a
+            # draft never reorders its lines.
+            for position, line_form in enumerate(_kept_rows(formset)):
+                line = line_form.instance
+                if line.pk is None or line_form.has_changed() or line.position != position:
+                    line.position = position
+                    line.save()
             document.update_totals()
         messages.success(request, _("Draft saved."))
         return redirect(spec.url("detail", document))
@@ -321,6 +325,13 @@ def document_form(request, kind, pk=None):
         "spec": spec, "form": form, "formset": formset, "document": document,
         "totals": _totals(formset),
     })
+
+
+def _kept_rows(formset):
+    """The forms of a saved formset's lines in the order of its rows: not deleted, not blank."""
+    deleted = set(formset.deleted_forms)
+    return [line_form for line_form in formset.forms
+            if line_form not in deleted and (line_form.instance.pk or line_form.has_changed())]
 
 
 def _totals(formset):
