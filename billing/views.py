@@ -4,6 +4,7 @@ through ``billing.services``, every message for a person through ``messages``.
 """
 
 import logging
+import secrets
 from decimal import Decimal
 from functools import wraps
 
@@ -24,7 +25,7 @@ from counters.audit import AuditScope, run_audit
 from counters.models import Kind, NumberingSettings, NumberingSettingsChange
 from counters.services import preview_number, preview_settings, save_numbering_settings
 
-from . import formats, money, services
+from . import formats, money, once, services
 from .emails import deliveries_of
 from .forms import (
     CancelForm,
@@ -300,6 +301,13 @@ def document_form(request, kind, pk=None):
     form = spec.form(request.POST or None, instance=document, company=request.company,
                      initial=initial)
     formset = spec.formset(request.POST or None, instance=document, prefix="lines")
+    token = request.POST.get("form_token") or secrets.token_urlsafe(16)
+    if request.method == "POST" and not document.pk:
+        already = once.created_by(request, token, scoped(request, spec.model))
+        if already is not None:  # the same new-draft form again (Back, then Save)
+            messages.info(request, _("This form was already saved: here is the draft it "
+                                     "created. Nothing was added."))
+            return redirect(spec.url("detail", already))
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         with transaction.atomic():
             document = form.save()
@@ -315,6 +323,8 @@ def document_form(request, kind, pk=None):
                     line.position = position
                     line.save()
             document.update_totals()
+        if not pk:
+            once.remember(request, token, document)
         messages.success(request, _("Draft saved."))
         return redirect(spec.url("detail", document))
     if request.method == "GET" and not document.pk:
@@ -323,7 +333,7 @@ def document_form(request, kind, pk=None):
         formset.extra = 1
     return render(request, "billing/document_form.html", {
         "spec": spec, "form": form, "formset": formset, "document": document,
-        "totals": _totals(formset),
+        "totals": _totals(formset), "form_token": token,
     })
 
 
@@ -496,6 +506,11 @@ def invoice_credit(request, pk):
     if request.method == "POST":
         reason = request.POST.get("reason", "").strip()[:500]
         chosen = None
+        if request.POST.get("what") != "lines" and request.POST.getlist("line"):
+            # Lines ticked under "the whole open amount": ask, never guess which was meant.
+            messages.error(request, _("You ticked lines but chose the whole open amount: "
+                                      "choose one of the two. Nothing was drafted."))
+            return redirect("invoice_credit", pk=pk)
         if request.POST.get("what") == "lines":
             ids = set(request.POST.getlist("line"))
             chosen = [(line.description, line.quantity, line.unit_price, line.tax_rate)

@@ -331,3 +331,26 @@ def test_money_stays_in_view_on_a_phone(page, owner):
                        "the unit price of the new line")
     page.get_by_label("Quantity").last.fill("2")  # its labels are shown, not just read out
     expect(page.get_by_text("Quantity").last).to_be_visible()
+
+
+def test_ticking_a_line_to_credit_chooses_those_lines(page, owner):
+    from decimal import Decimal
+
+    from billing.services import send_document
+
+    from .factories import ClientFactory, InvoiceFactory
+
+    work = {"quantity": Decimal("1"), "tax_rate": Decimal("20")}
+    invoice = send_document(InvoiceFactory(
+        client=ClientFactory(company=owner.company),
+        lines=[{**work, "description": "Design", "unit_price": Decimal("100")},
+               {**work, "description": "Printing", "unit_price": Decimal("50")}]))
+    log_in(page)
+    page.goto(f"/invoices/{invoice.pk}/credit/")
+    expect(page.get_by_label("The whole open amount")).to_be_checked()
+    page.get_by_label("Printing").check()
+    expect(page.get_by_label("Only these lines:")).to_be_checked()
+    page.get_by_role("button", name="Draft the credit note").click()
+    expect(page.get_by_text("Credit note drafted.")).to_be_visible()
+    [credit_note] = CreditNote.objects.all()
+    assert [line.description for line in credit_note.lines.all()] == ["Printing"]

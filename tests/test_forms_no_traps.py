@@ -57,3 +57,87 @@ def test_removing_and_adding_lines_keeps_the_rows_order(client, owner):
     assert client.post(reverse("invoice_edit", args=[draft.pk]), data).status_code == 302
     assert [(item.position, item.description) for item in draft.lines.all()] == [
         (0, "Second"), (1, "Third"), (2, "Fourth")]
+
+
+def new_invoice_data(client_id, token):
+    return {"client": client_id, "currency": "EUR", "due_date": "", "notes": "",
+            "form_token": token, "lines-TOTAL_FORMS": 1, "lines-INITIAL_FORMS": 0,
+            "lines-MIN_NUM_FORMS": 0, "lines-MAX_NUM_FORMS": 1000,
+            "lines-0-description": "Work", "lines-0-quantity": "1",
+            "lines-0-unit_price": "100", "lines-0-tax_rate": "20"}
+
+
+def test_a_new_draft_form_submitted_twice_creates_one_draft(client, owner):
+    buyer = ClientFactory(company=owner.company)
+    page = client.get(reverse("invoice_create")).content.decode()
+    token = page.split('name="form_token" value="')[1].split('"')[0]
+    assert len(token) >= 16
+    first = client.post(reverse("invoice_create"), new_invoice_data(buyer.pk, token))
+    draft = Invoice.objects.get()
+    assert first.url == reverse("invoice_detail", args=[draft.pk])
+
+    again = client.post(reverse("invoice_create"), new_invoice_data(buyer.pk, token), follow=True)
+    assert Invoice.objects.count() == 1  # the same form: no second draft
+    assert again.redirect_chain == [(reverse("invoice_detail", args=[draft.pk]), 302)]
+    assert "This form was already saved: here is the draft it created." in \
+        again.content.decode()
+
+    another = client.get(reverse("invoice_create")).content.decode()
+    other_token = another.split('name="form_token" value="')[1].split('"')[0]
+    assert other_token != token  # a new form is a new draft
+    client.post(reverse("invoice_create"), new_invoice_data(buyer.pk, other_token))
+    assert Invoice.objects.count() == 2
+
+
+def test_a_form_with_errors_keeps_its_token(client, owner):
+    buyer = ClientFactory(company=owner.company)
+    data = {**new_invoice_data(buyer.pk, "tok-123456789abcdef"), "currency": "EURO"}
+    page = client.post(reverse("invoice_create"), data).content.decode()
+    assert 'name="form_token" value="tok-123456789abcdef"' in page
+    assert not Invoice.objects.exists()
+    client.post(reverse("invoice_create"), {**data, "currency": "EUR"})
+    client.post(reverse("invoice_create"), {**data, "currency": "EUR"})
+    assert Invoice.objects.count() == 1
+
+
+def test_another_users_form_token_leads_nowhere(client, owner):
+    """The tokens live in the session: someone else's token is just a new form."""
+    buyer = ClientFactory(company=owner.company)
+    client.post(reverse("invoice_create"), new_invoice_data(buyer.pk, "shared-token-0123"))
+    colleague = MembershipFactory(company=owner.company, role=Membership.Role.ACCOUNTANT)
+    client.force_login(colleague.user)
+    client.post(reverse("invoice_create"), new_invoice_data(buyer.pk, "shared-token-0123"))
+    assert Invoice.objects.count() == 2
+
+
+def test_lines_ticked_under_the_whole_open_amount_draft_nothing(client, owner):
+    from billing.models import CreditNote
+    from billing.services import send_document
+
+    invoice = send_document(InvoiceFactory(client=ClientFactory(company=owner.company),
+                                           lines=[line("First", "100"), line("Second", "50")]))
+    first = invoice.lines.first()
+    response = client.post(reverse("invoice_credit", args=[invoice.pk]),
+                           {"what": "open", "line": [first.pk], "reason": ""}, follow=True)
+    assert not CreditNote.objects.exists()  # before: the whole invoice, silently
+    assert "You ticked lines but chose the whole open amount" in response.content.decode()
+    client.post(reverse("invoice_credit", args=[invoice.pk]),
+                {"what": "lines", "line": [first.pk], "reason": ""})
+    assert [item.description for item in CreditNote.objects.get().lines.all()] == ["First"]
+
+
+def test_ticking_a_line_chooses_only_these_lines(client, owner):
+    from billing.services import send_document
+
+    invoice = send_document(InvoiceFactory(client=ClientFactory(company=owner.company)))
+    page = client.get(reverse("invoice_credit", args=[invoice.pk])).content.decode()
+    assert 'name="what" value="lines" id="what-lines"' in page and "data-choose-lines" in page
+
+
+def test_deleting_a_draft_is_a_button_that_asks_first(client, owner):
+    draft = InvoiceFactory(client=ClientFactory(company=owner.company))
+    page = client.get(reverse("invoice_detail", args=[draft.pk])).content.decode()
+    form = page.split(f'action="{reverse("invoice_delete", args=[draft.pk])}"')[1].split(
+        "</form>")[0]
+    assert 'data-confirm="Delete this draft? It has no number, so none is lost."' in form
+    assert '<button class="button small danger" type="submit">Delete this draft</button>' in form

@@ -34,9 +34,27 @@ document.addEventListener("click", (event) => {
 
 document.addEventListener("change", (event) => {
   if (event.target.matches("[data-autosubmit]")) event.target.form.submit();
+  // Ticking a line to credit chooses "only these lines".
+  if (event.target.matches("[data-choose-lines]") && event.target.checked) {
+    const lines = event.target.form.querySelector("#what-lines");
+    if (lines) lines.checked = true;
+  }
 });
 
 document.addEventListener("submit", (event) => {
   const message = event.target.dataset.confirm;
-  if (message && !window.confirm(message)) event.preventDefault();
+  if (message && !window.confirm(message)) {
+    event.preventDefault();
+    return;
+  }
+  // A form sent once is not sent again by a second click while the page loads.
+  if (event.target.matches("[data-once]")) {
+    if (event.target.dataset.sent) event.preventDefault();
+    event.target.dataset.sent = "1";
+  }
+});
+
+// Back to a page the browser kept: its forms can be sent again (the server knows them).
+window.addEventListener("pageshow", () => {
+  document.querySelectorAll("form[data-sent]").forEach((form) => delete form.dataset.sent);
 });
