@@ -354,3 +354,51 @@ def test_ticking_a_line_to_credit_chooses_those_lines(page, owner):
     expect(page.get_by_text("Credit note drafted.")).to_be_visible()
     [credit_note] = CreditNote.objects.all()
     assert [line.description for line in credit_note.lines.all()] == ["Printing"]
+
+
+def test_no_serious_accessibility_finding_on_any_page(page, owner):
+    """axe-core, the rule set browsers' accessibility tools use, on every page at both widths."""
+    from decimal import Decimal
+
+    from axe_playwright_python.sync_playwright import Axe
+
+    from billing.services import send_document
+
+    from .factories import ClientFactory, CreditNoteFactory, InvoiceFactory
+
+    owner.user.is_staff = True
+    owner.user.save()
+    client = ClientFactory(company=owner.company, name="Boulangerie Martin")
+    work = [{"description": "Pain", "quantity": Decimal("3"), "unit_price": Decimal("1.20"),
+             "tax_rate": Decimal("5.5")}]
+    invoice = send_document(InvoiceFactory(client=client, lines=work))
+    draft = InvoiceFactory(client=client, lines=work)
+    credit_note = send_document(CreditNoteFactory(client=client, invoice=invoice, lines=work))
+    pages = ["/", "/clients/", f"/clients/{client.pk}/", "/clients/new/",
+             f"/clients/{client.pk}/edit/", "/invoices/", f"/invoices/{invoice.pk}/",
+             f"/invoices/{draft.pk}/", "/invoices/new/", f"/invoices/{draft.pk}/edit/",
+             f"/invoices/{invoice.pk}/credit/", "/credit-notes/",
+             f"/credit-notes/{credit_note.pk}/", "/credit-notes/new/", "/members/", "/numbering/",
+             "/audit/",
+             "/accounts/preferences/", "/invoices/999999/"]
+    axe = Axe()
+    findings = []
+
+    def check(url, width):
+        results = axe.run(page)
+        for violation in results.response["violations"]:
+            if violation["impact"] in ("serious", "critical"):
+                findings.append((url, width, violation["id"], violation["impact"],
+                                 [node["target"] for node in violation["nodes"]][:3]))
+
+    for width, height in ((1280, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.context.clear_cookies()
+        for url in ("/accounts/login/", "/accounts/password_reset/"):
+            page.goto(url)
+            check(url, width)
+        log_in(page)
+        for url in pages:
+            page.goto(url)
+            check(url, width)
+    assert findings == []
