@@ -391,6 +391,7 @@ def test_no_serious_accessibility_finding_on_any_page(page, owner):
                 findings.append((url, width, violation["id"], violation["impact"],
                                  [node["target"] for node in violation["nodes"]][:3]))
 
+    wider = []  # pages wider than the screen, so that a phone scrolls sideways
     for width, height in ((1280, 900), (390, 844)):
         page.set_viewport_size({"width": width, "height": height})
         page.context.clear_cookies()
@@ -401,4 +402,8 @@ def test_no_serious_accessibility_finding_on_any_page(page, owner):
         for url in pages:
             page.goto(url)
             check(url, width)
+            overflow = page.evaluate("document.documentElement.scrollWidth - innerWidth")
+            if overflow > 0:
+                wider.append((url, width, overflow))
     assert findings == []
+    assert wider == []
