@@ -87,6 +87,9 @@ LINE_WIDGETS = {
 
 
 class LineFormSetBase(forms.BaseInlineFormSet):
+    # Each row carries its place (ORDER), which the Move up / Move down buttons change.
+    ordering_widget = forms.HiddenInput
+
     def clean(self):
         super().clean()
         kept = [f for f in self.forms
@@ -98,7 +101,7 @@ class LineFormSetBase(forms.BaseInlineFormSet):
 def line_formset(model, line_model):
     return inlineformset_factory(
         model, line_model, formset=LineFormSetBase, fields=LINE_FIELDS, widgets=LINE_WIDGETS,
-        extra=0, can_delete=True, min_num=0,
+        extra=0, can_delete=True, can_order=True, min_num=0,
     )
 
 

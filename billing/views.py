@@ -315,9 +315,10 @@ def document_form(request, kind, pk=None):
             formset.save(commit=False)
             for line in formset.deleted_objects:
                 line.delete()
-            # Positions follow the rows as the form shows them, changed or not: saving a
-            # draft never reorders its lines.
-            for position, line_form in enumerate(_kept_rows(formset)):
+            # Positions follow the rows as the form orders them (their ORDER, which the Move
+            # buttons change; else the rows' order), changed or not: saving a draft never
+            # reorders its lines by itself.
+            for position, line_form in enumerate(formset.ordered_forms):
                 line = line_form.instance
                 if line.pk is None or line_form.has_changed() or line.position != position:
                     line.position = position
@@ -335,13 +336,6 @@ def document_form(request, kind, pk=None):
         "spec": spec, "form": form, "formset": formset, "document": document,
         "totals": _totals(formset), "form_token": token,
     })
-
-
-def _kept_rows(formset):
-    """The forms of a saved formset's lines in the order of its rows: not deleted, not blank."""
-    deleted = set(formset.deleted_forms)
-    return [line_form for line_form in formset.forms
-            if line_form not in deleted and (line_form.instance.pk or line_form.has_changed())]
 
 
 def _totals(formset):

@@ -407,3 +407,24 @@ def test_no_serious_accessibility_finding_on_any_page(page, owner):
                 wider.append((url, width, overflow))
     assert findings == []
     assert wider == []
+
+
+def test_moving_a_line_up_reorders_the_draft(page, owner):
+    from decimal import Decimal
+
+    from .factories import ClientFactory, InvoiceFactory
+
+    work = {"quantity": Decimal("1"), "unit_price": Decimal("10"), "tax_rate": Decimal("20")}
+    draft = InvoiceFactory(client=ClientFactory(company=owner.company), lines=[
+        {**work, "description": "First"}, {**work, "description": "Second"},
+        {**work, "description": "Third"}])
+    log_in(page)
+    page.goto(f"/invoices/{draft.pk}/edit/")
+    page.get_by_role("button", name="Move this line up").nth(2).click()  # Third above Second
+    page.get_by_role("button", name="Move this line up").nth(0).click()  # at the top: stays
+    descriptions = page.locator("#line-rows input[name$='-description']")
+    assert descriptions.evaluate_all("inputs => inputs.map(i => i.value)") == [
+        "First", "Third", "Second"]
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_text("Draft saved.")).to_be_visible()
+    assert [line.description for line in draft.lines.all()] == ["First", "Third", "Second"]

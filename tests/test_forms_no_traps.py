@@ -141,3 +141,15 @@ def test_deleting_a_draft_is_a_button_that_asks_first(client, owner):
         "</form>")[0]
     assert 'data-confirm="Delete this draft? It has no number, so none is lost."' in form
     assert '<button class="button small danger" type="submit">Delete this draft</button>' in form
+
+
+def test_the_user_reorders_the_lines_of_a_draft(client, owner):
+    draft = InvoiceFactory(client=ClientFactory(company=owner.company),
+                           lines=[line("First", "1"), line("Second", "2"), line("Third", "3")])
+    page = client.get(reverse("invoice_edit", args=[draft.pk])).content.decode()
+    assert '<input type="hidden" name="lines-2-ORDER" value="3"' in page  # each row's place
+    assert 'data-move-line="up"' in page and 'data-move-line="down"' in page
+    data = edit_data(draft, {})
+    data.update({"lines-0-ORDER": "2", "lines-1-ORDER": "3", "lines-2-ORDER": "1"})
+    assert client.post(reverse("invoice_edit", args=[draft.pk]), data).status_code == 302
+    assert [item.description for item in draft.lines.all()] == ["Third", "First", "Second"]

@@ -23,6 +23,22 @@ document.addEventListener("click", (event) => {
     form.dispatchEvent(new Event("lines-changed"));
     return;
   }
+  const move = event.target.closest("[data-move-line]");
+  if (move) {
+    // Swap the row with the next shown row above or below, then number the rows' ORDER.
+    const row = move.closest("tr");
+    const step = move.dataset.moveLine === "up" ? "previousElementSibling" : "nextElementSibling";
+    let other = row[step];
+    while (other && other.hidden) other = other[step];
+    if (!other) return;
+    if (step === "previousElementSibling") other.before(row); else other.after(row);
+    row.parentElement.querySelectorAll("tr").forEach((each, index) => {
+      const order = each.querySelector("input[name$='-ORDER']");
+      if (order) order.value = index + 1;
+    });
+    move.focus();
+    return;
+  }
   const open = event.target.closest("[data-open-dialog]");
   if (open) {
     document.getElementById(open.dataset.openDialog)?.showModal();
