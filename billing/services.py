@@ -148,6 +148,12 @@ def draft_credit_note(invoice: Invoice, *, reason="", amount_lines=None) -> Cred
     return credit_note
 
 
+def open_lines(invoice):
+    """What a credit note for ``invoice``'s open amount contains: (description, quantity,
+    unit price, tax rate) per line. For the credit page's preview."""
+    return _open_lines(invoice)
+
+
 def _open_lines(invoice):
     credited = list(
         CreditNoteLine.objects.filter(document__invoice=invoice).exclude(document__state=DRAFT)

@@ -30,6 +30,7 @@ from .emails import deliveries_of
 from .forms import (
     CancelForm,
     ClientForm,
+    CreditForm,
     CreditNoteForm,
     CreditNoteLineFormSet,
     DocumentFilterForm,
@@ -38,6 +39,7 @@ from .forms import (
     MemberForm,
     NumberingSettingsForm,
     PreferencesForm,
+    PreviewLine,
     SendForm,
 )
 from .languages import app_language, remember_preference
@@ -494,34 +496,38 @@ def invoice_cancel(request, pk):
 
 @company_required(edit=True)
 def invoice_credit(request, pk):
-    """Choose what to credit: the open amount, or some of the invoice's lines."""
+    """
+    One question: credit the whole open amount, chosen lines (with quantities) or an amount;
+    the page shows what the credit note will contain (updated as the answer changes, by htmx)
+    before it is drafted.
+    """
     invoice = get_object_or_404(scoped(request, Invoice).select_related("client"), pk=pk)
     lines = list(invoice.lines.all())
-    if request.method == "POST":
-        reason = request.POST.get("reason", "").strip()[:500]
-        chosen = None
-        if request.POST.get("what") != "lines" and request.POST.getlist("line"):
-            # Lines ticked under "the whole open amount": ask, never guess which was meant.
-            messages.error(request, _("You ticked lines but chose the whole open amount: "
-                                      "choose one of the two. Nothing was drafted."))
-            return redirect("invoice_credit", pk=pk)
-        if request.POST.get("what") == "lines":
-            ids = set(request.POST.getlist("line"))
-            chosen = [(line.description, line.quantity, line.unit_price, line.tax_rate)
-                      for line in lines if str(line.pk) in ids]
-            if not chosen:
-                messages.error(request, _("Choose at least one line to credit."))
-                return redirect("invoice_credit", pk=pk)
+    form = CreditForm(request.POST or None, invoice=invoice, lines=lines)
+    if request.method == "POST" and not request.htmx and form.is_valid():
         try:
-            credit_note = services.draft_credit_note(invoice, reason=reason,
-                                                     amount_lines=chosen)
+            credit_note = services.draft_credit_note(
+                invoice, reason=form.cleaned_data["reason"].strip(),
+                amount_lines=form.credit_lines)
         except ValidationError as error:
             messages.error(request, error_text(error))
             return redirect("invoice_detail", pk=pk)
         messages.success(request, _("Credit note drafted. Check it, then send it to issue it."))
         return redirect("credit_note_detail", pk=credit_note.pk)
     return render(request, "billing/invoice_credit.html", {
-        "invoice": invoice, "lines": lines, "open_amount": invoice.open_amount()})
+        "invoice": invoice, "lines": lines, "open_amount": invoice.open_amount(),
+        "form": form, "preview": _credit_preview(form, invoice)})
+
+
+def _credit_preview(form, invoice):
+    """The lines and totals the credit note would have with the form's answer, or None."""
+    if form.is_bound and not form.is_valid():
+        return None
+    chosen = form.credit_lines if form.is_bound else None
+    if chosen is None:
+        chosen = services.open_lines(invoice)
+    lines = [PreviewLine(*line) for line in chosen]
+    return {"lines": lines, "totals": money.totals(lines)}
 
 
 # --- Members -------------------------------------------------------------------------------

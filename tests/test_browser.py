@@ -348,7 +348,7 @@ def test_ticking_a_line_to_credit_chooses_those_lines(page, owner):
     log_in(page)
     page.goto(f"/invoices/{invoice.pk}/credit/")
     expect(page.get_by_label("The whole open amount")).to_be_checked()
-    page.get_by_label("Printing").check()
+    page.get_by_role("checkbox", name="Printing").check()
     expect(page.get_by_label("Only these lines:")).to_be_checked()
     page.get_by_role("button", name="Draft the credit note").click()
     expect(page.get_by_text("Credit note drafted.")).to_be_visible()

@@ -1,5 +1,6 @@
 """Forms that cannot trap: what the user sees is what happens, whatever order they act in."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -153,3 +154,78 @@ def test_the_user_reorders_the_lines_of_a_draft(client, owner):
     data.update({"lines-0-ORDER": "2", "lines-1-ORDER": "3", "lines-2-ORDER": "1"})
     assert client.post(reverse("invoice_edit", args=[draft.pk]), data).status_code == 302
     assert [item.description for item in draft.lines.all()] == ["Third", "First", "Second"]
+
+
+@pytest.fixture
+def sent_invoice(owner):
+    from billing.services import send_document
+
+    return send_document(InvoiceFactory(
+        client=ClientFactory(company=owner.company),
+        lines=[{"description": "Chairs", "quantity": Decimal("4"), "unit_price": Decimal("50"),
+                "tax_rate": Decimal("20")},
+               {"description": "Delivery", "quantity": Decimal("1"),
+                "unit_price": Decimal("30"), "tax_rate": Decimal("10")}]))
+
+
+def preview_of(html):
+    part = html.split('id="credit-preview"')[1].split("</aside>")[0]
+    rows = [re.sub(r"<[^>]+>", "|", row).strip("|").replace("||", "|")
+            for row in re.findall(r"<tr>(.*?)</tr>", part.split("<tbody>")[1].split(
+                "</tbody>")[0])] if "<tbody>" in part else []
+    total = re.search(r"data-credit-total>([^<]*)<", part)
+    return rows, total.group(1) if total else None
+
+
+def test_the_credit_page_shows_what_the_credit_note_will_contain(client, sent_invoice):
+    url = reverse("invoice_credit", args=[sent_invoice.pk])
+    # Before any answer: the whole open amount, as it would be drafted.
+    assert preview_of(client.get(url).content.decode()) == (
+        ["Chairs|4|50.00\xa0EUR|20 %|200.00\xa0EUR", "Delivery|1|30.00\xa0EUR|10 %|30.00\xa0EUR"],
+        "273.00\xa0EUR")
+    chairs = sent_invoice.lines.get(description="Chairs")
+    # As the answer changes (htmx asks the same page), nothing is drafted.
+    answer = {"what": "lines", "line": [chairs.pk], f"quantity_{chairs.pk}": "1.5"}
+    html = client.post(url, answer, HTTP_HX_REQUEST="true").content.decode()
+    assert preview_of(html) == (["Chairs|1.5|50.00\xa0EUR|20 %|75.00\xa0EUR"], "90.00\xa0EUR")
+    html = client.post(url, {"what": "amount", "amount": "100", "rate": "10.00"},
+                       HTTP_HX_REQUEST="true").content.decode()
+    assert preview_of(html) == (
+        [f"Credit on invoice {sent_invoice.number}|1|100.00\xa0EUR|10 %|100.00\xa0EUR"],
+        "110.00\xa0EUR")
+    from billing.models import CreditNote
+    assert not CreditNote.objects.exists()
+
+
+def test_part_of_a_lines_quantity_is_credited(client, sent_invoice):
+    from billing.models import CreditNote
+
+    chairs = sent_invoice.lines.get(description="Chairs")
+    response = client.post(reverse("invoice_credit", args=[sent_invoice.pk]),
+                           {"what": "lines", "line": [chairs.pk], f"quantity_{chairs.pk}": "1",
+                            "reason": "One chair broken"})
+    credit_note = CreditNote.objects.get()
+    assert response.url == reverse("credit_note_detail", args=[credit_note.pk])
+    assert [(item.description, item.quantity, item.unit_price) for item in
+            credit_note.lines.all()] == [("Chairs", Decimal("1"), Decimal("50.00"))]
+    assert credit_note.total == Decimal("60.00") and credit_note.reason == "One chair broken"
+
+
+def test_a_chosen_amount_is_credited_at_a_rate_of_the_invoice(client, sent_invoice):
+    from billing.models import CreditNote
+
+    url = reverse("invoice_credit", args=[sent_invoice.pk])
+    refused = client.post(url, {"what": "amount", "amount": "20", "rate": "7.00"})
+    assert refused.status_code == 200 and not CreditNote.objects.exists()  # not its rate
+    client.post(url, {"what": "amount", "amount": "20", "rate": "20.00"})
+    assert CreditNote.objects.get().total == Decimal("24.00")
+
+
+def test_more_than_a_lines_quantity_is_refused(client, sent_invoice):
+    from billing.models import CreditNote
+
+    chairs = sent_invoice.lines.get(description="Chairs")
+    page = client.post(reverse("invoice_credit", args=[sent_invoice.pk]),
+                       {"what": "lines", "line": [chairs.pk], f"quantity_{chairs.pk}": "5"})
+    assert page.status_code == 200 and not CreditNote.objects.exists()
+    assert "less than or equal to 4" in page.content.decode()

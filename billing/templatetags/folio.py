@@ -103,3 +103,9 @@ def _shown_as(field):
     if isinstance(field, BooleanField):
         return formats.yes_no
     return str
+
+
+@register.filter
+def credit_quantity(form, line):
+    """The credit form's quantity field of ``line``."""
+    return form.quantity_field(line)

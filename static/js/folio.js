@@ -50,10 +50,18 @@ document.addEventListener("click", (event) => {
 
 document.addEventListener("change", (event) => {
   if (event.target.matches("[data-autosubmit]")) event.target.form.submit();
-  // Ticking a line to credit chooses "only these lines".
-  if (event.target.matches("[data-choose-lines]") && event.target.checked) {
+  // Ticking a line to credit, or changing the quantity to credit, chooses "only these
+  // lines"; typing an amount chooses "an amount".
+  const line = event.target.matches("[data-choose-line]")
+    && document.getElementById(event.target.dataset.chooseLine);
+  if (line) line.checked = true;
+  if ((event.target.matches("[data-choose-lines]") && event.target.checked) || line) {
     const lines = event.target.form.querySelector("#what-lines");
     if (lines) lines.checked = true;
+  }
+  if (event.target.matches("#credit-form [name=amount], #credit-form [name=rate]")) {
+    const amount = event.target.form.querySelector("#what-amount");
+    if (amount) amount.checked = true;
   }
 });
 
