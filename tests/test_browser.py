@@ -348,8 +348,10 @@ def test_ticking_a_line_to_credit_chooses_those_lines(page, owner):
     log_in(page)
     page.goto(f"/invoices/{invoice.pk}/credit/")
     expect(page.get_by_label("The whole open amount")).to_be_checked()
+    expect(page.locator("[data-credit-total]")).to_have_text("180.00\u00a0EUR")  # preview
     page.get_by_role("checkbox", name="Printing").check()
     expect(page.get_by_label("Only these lines:")).to_be_checked()
+    expect(page.locator("[data-credit-total]")).to_have_text("60.00\u00a0EUR")
     page.get_by_role("button", name="Draft the credit note").click()
     expect(page.get_by_text("Credit note drafted.")).to_be_visible()
     [credit_note] = CreditNote.objects.all()

@@ -63,7 +63,7 @@ document.addEventListener("change", (event) => {
     const amount = event.target.form.querySelector("#what-amount");
     if (amount) amount.checked = true;
   }
-});
+}, true);  // capture: before htmx reads the form
 
 document.addEventListener("submit", (event) => {
   const message = event.target.dataset.confirm;
