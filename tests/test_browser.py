@@ -407,6 +407,12 @@ def test_no_serious_accessibility_finding_on_any_page(page, owner):
             overflow = page.evaluate("document.documentElement.scrollWidth - innerWidth")
             if overflow > 0:
                 wider.append((url, width, overflow))
+        for url, button in ((f"/invoices/{draft.pk}/", "Send…"),
+                            (f"/invoices/{invoice.pk}/", "Cancel invoice…")):
+            page.goto(url)
+            page.get_by_role("button", name=button).click()
+            expect(page.get_by_role("dialog")).to_be_visible()
+            check(f"{url} {button}", width)
     assert findings == []
     assert wider == []
 
