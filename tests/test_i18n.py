@@ -350,3 +350,35 @@ def test_a_clients_language_is_chosen_on_their_form(client, member):
     assert buyer.language == "" and buyer.document_language == "fr"  # the company's
     page = client.get(reverse("client_detail", args=[buyer.pk]), HTTP_ACCEPT_LANGUAGE="en")
     assert "<dd data-language>Français (the company's)</dd>" in page.content.decode()
+
+
+CREDIT_EXPECTED = {
+    "fr": ("Avoir", "Rectifie la facture", "du 5 mars 2026", "Total de l'avoir",
+           "Avoir {} de Northwind"),
+    "de": ("Gutschrift", "Korrigiert Rechnung", "vom 5. März 2026", "Gutschriftsbetrag",
+           "Gutschrift {} von Northwind"),
+    "nl": ("Creditnota", "Corrigeert factuur", "van 5 maart 2026", "Totaal gecrediteerd",
+           "Creditnota {} van Northwind"),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language", sorted(CREDIT_EXPECTED))
+def test_a_client_gets_a_credit_note_in_their_language(
+        language, issue_on, django_capture_on_commit_callbacks, mailoutbox):
+    title, corrects, of_date, total_label, subject = CREDIT_EXPECTED[language]
+    company = CompanyFactory(name="Northwind", locale="en")
+    client = ClientFactory(company=company, name="Client", language=language)
+    issue_on(date(2026, 3, 5))
+    invoice = services.send_document(InvoiceFactory(client=client, lines=LINES))
+    draft = services.draft_credit_note(invoice, reason="")
+    with django_capture_on_commit_callbacks(execute=True):
+        credit_note = services.send_document(draft, email=True)
+
+    text = pdf_text(document_pdf(credit_note))
+    assert f"{title} {credit_note.number}" in text and total_label in text
+    assert f"{invoice.number} {of_date}" in text and corrects.upper() in text
+    assert english_left(text, language) == []
+    [message] = mailoutbox
+    assert message.subject == subject.format(credit_note.number)
+    assert english_left(message.subject + "\n" + message.body, language) == []
