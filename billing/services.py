@@ -190,10 +190,11 @@ def cancel_invoice(invoice: Invoice, user=None, *, reason="") -> CreditNote | No
                 % {"invoice": locked, "state": locked.get_state_display()},
                 code="not_sent",
             )
+        if not reason:  # the credit note's reason: in the language of the client who reads it
+            with translation.override(locked.client.document_language):
+                reason = _("Cancellation of %(invoice)s") % {"invoice": locked}
         try:
-            credit_note = send_document(draft_credit_note(
-                locked, reason=reason or _("Cancellation of %(invoice)s") % {"invoice": locked}
-            ), user=user)
+            credit_note = send_document(draft_credit_note(locked, reason=reason), user=user)
         except NothingToCredit:
             credit_note = None
         locked.cancel()

@@ -382,3 +382,19 @@ def test_a_client_gets_a_credit_note_in_their_language(
     [message] = mailoutbox
     assert message.subject == subject.format(credit_note.number)
     assert english_left(message.subject + "\n" + message.body, language) == []
+
+
+@pytest.mark.django_db
+def test_what_folio_writes_on_a_clients_credit_note_is_in_their_language(issue_on):
+    client = ClientFactory(company=CompanyFactory(locale="en"), language="de")
+    issue_on(date(2026, 3, 5))
+    invoice = services.send_document(InvoiceFactory(client=client, lines=LINES))
+    credit_note = services.cancel_invoice(invoice)
+    assert credit_note.reason == f"Stornierung von {invoice.number}"
+
+    partly = services.send_document(InvoiceFactory(client=client, lines=LINES))
+    services.send_document(services.draft_credit_note(partly, amount_lines=[
+        ("Rabatt", Decimal("1"), Decimal("34.50"), Decimal("20"))]))
+    balance = services.draft_credit_note(partly)  # what is left, one line per rate
+    assert [line.description for line in balance.lines.all()] == [
+        f"Restbetrag von {partly.number} zu 20 %"]
