@@ -5,6 +5,7 @@ exactly as in the app: the admin is never a second road to a number.
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -41,8 +42,8 @@ class CompanyAdmin(CompanyScopedAdmin):
 
 @admin.register(Client)
 class ClientAdmin(CompanyScopedAdmin):
-    list_display = ["name", "company", "email", "vat_id"]
-    list_filter = ["company"]
+    list_display = ["name", "company", "email", "vat_id", "language"]
+    list_filter = ["company", "language"]
     search_fields = ["name", "email", "vat_id"]
     list_select_related = ["company"]
 
@@ -149,8 +150,9 @@ def mark_paid_selected(modeladmin, request, queryset):
 @admin.action(description=_("Cancel the selected invoices (issues their credit notes)"))
 def cancel_selected(modeladmin, request, queryset):
     def cancel(invoice, user):
-        return services.cancel_invoice(
-            invoice, user=user, reason=_("Cancelled in the admin by %(user)s") % {"user": user})
+        with translation.override(invoice.client.document_language):  # printed for the client
+            reason = _("Cancelled in the admin by %(user)s") % {"user": user}
+        return services.cancel_invoice(invoice, user=user, reason=reason)
 
     _run_on_each(
         modeladmin, request, queryset, cancel,

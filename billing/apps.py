@@ -7,9 +7,13 @@ class BillingConfig(AppConfig):
     verbose_name = _("Billing")
 
     def ready(self):
+        from django.contrib.auth.signals import user_logged_in
+
         from counters import registry
 
+        from .languages import on_login
         from .models import DRAFT, CreditNote, Invoice
 
         registry.register(Invoice.kind, Invoice, draft_state=DRAFT)
         registry.register(CreditNote.kind, CreditNote, draft_state=DRAFT)
+        user_logged_in.connect(on_login, dispatch_uid="folio_language_on_login")

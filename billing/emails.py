@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from .models import EmailDelivery
 from .pdf import document_pdf, pdf_filename
@@ -26,7 +27,8 @@ def deliver(document, user=None) -> EmailDelivery:
     )
     try:
         if not content.buyer.email:
-            raise ValueError("the client has no e-mail address")
+            raise ValueError(_("the client has no e-mail address"))
+        # The client's language: texts, dates and amounts (the PDF follows it too).
         with translation.override(content.locale):
             context = {"document": document, "content": content}
             subject = render_to_string("billing/email_subject.txt", context)

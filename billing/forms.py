@@ -1,10 +1,14 @@
+from decimal import Decimal
+
 from django import forms
 from django.db import models
 from django.forms import inlineformset_factory
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from counters.models import NumberingSettings
 
+from . import formats, money
 from .models import (
     Client,
     CreditNote,
@@ -13,6 +17,7 @@ from .models import (
     Invoice,
     InvoiceLine,
     Membership,
+    UserPreferences,
 )
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -21,8 +26,19 @@ DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 class ClientForm(forms.ModelForm):
     class Meta:
         model = Client
-        fields = ["name", "email", "address", "vat_id"]
+        fields = ["name", "email", "language", "address", "vat_id"]
         widgets = {"address": forms.Textarea(attrs={"rows": 3})}
+
+
+class PreferencesForm(forms.ModelForm):
+    class Meta:
+        model = UserPreferences
+        fields = ["language"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["language"].choices = [("", _("Your browser's language"))] + [
+            choice for choice in self.fields["language"].choices if choice[0]]
 
 
 class DocumentForm(forms.ModelForm):
@@ -75,6 +91,9 @@ LINE_WIDGETS = {
 
 
 class LineFormSetBase(forms.BaseInlineFormSet):
+    # Each row carries its place (ORDER), which the Move up / Move down buttons change.
+    ordering_widget = forms.HiddenInput
+
     def clean(self):
         super().clean()
         kept = [f for f in self.forms
@@ -86,7 +105,7 @@ class LineFormSetBase(forms.BaseInlineFormSet):
 def line_formset(model, line_model):
     return inlineformset_factory(
         model, line_model, formset=LineFormSetBase, fields=LINE_FIELDS, widgets=LINE_WIDGETS,
-        extra=0, can_delete=True, min_num=0,
+        extra=0, can_delete=True, can_order=True, min_num=0,
     )
 
 
@@ -147,3 +166,75 @@ class NumberingSettingsForm(forms.ModelForm):
         model = NumberingSettings
         fields = ["shared_counter", "invoice_pattern", "credit_note_pattern", "padding",
                   "reset_period"]
+
+
+class CreditForm(forms.Form):
+    """
+    The one question of the credit page: credit the whole open amount, chosen lines (each
+    for some or all of its quantity), or an amount before tax at one of the invoice's rates.
+    ``credit_lines`` is then what the credit note will contain (None: the open amount).
+    """
+
+    OPEN, LINES, AMOUNT = "open", "lines", "amount"
+    what = forms.ChoiceField(choices=[(OPEN, _("The whole open amount")),
+                                      (LINES, _("Only these lines:")),
+                                      (AMOUNT, _("An amount:"))],
+                             initial=OPEN, widget=forms.RadioSelect)
+    line = forms.MultipleChoiceField(required=False)
+    amount = forms.DecimalField(label=_("Amount before tax"), required=False, max_digits=12,
+                                decimal_places=2, min_value=Decimal("0.01"))
+    rate = forms.ChoiceField(label=_("Tax rate (%)"), required=False)
+    reason = forms.CharField(label=_("Reason"), required=False, max_length=500)
+
+    def __init__(self, *args, invoice, lines, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.invoice, self.lines = invoice, lines
+        self.fields["line"].choices = [(str(item.pk), item.description) for item in lines]
+        for item in lines:
+            self.fields[f"quantity_{item.pk}"] = forms.DecimalField(
+                label=_("Quantity to credit"), required=False, initial=item.quantity,
+                min_value=Decimal("0.001"), max_value=item.quantity, decimal_places=3,
+                widget=forms.NumberInput(attrs={"step": "0.001"}))
+        rates = sorted({item.tax_rate for item in lines})
+        self.fields["rate"].choices = [(str(rate), formats.quantity(rate)) for rate in rates]
+        self.fields["rate"].initial = str(rates[-1]) if rates else None
+
+    def quantity_field(self, item):
+        return self[f"quantity_{item.pk}"]
+
+    def clean(self):
+        data = super().clean()
+        what = data.get("what")
+        self.credit_lines = None
+        if what == self.OPEN and data.get("line"):
+            raise forms.ValidationError(_(
+                "You ticked lines but chose the whole open amount: choose one of the two. "
+                "Nothing was drafted."), code="ambiguous")
+        if what == self.LINES:
+            chosen = set(data.get("line") or [])
+            self.credit_lines = [
+                (item.description, data.get(f"quantity_{item.pk}") or item.quantity,
+                 item.unit_price, item.tax_rate)
+                for item in self.lines if str(item.pk) in chosen]
+            if not self.credit_lines:
+                raise forms.ValidationError(_("Choose at least one line to credit."),
+                                            code="no_lines")
+        if what == self.AMOUNT:
+            if data.get("amount") is None or not data.get("rate"):
+                raise forms.ValidationError(_("Say the amount to credit and its tax rate."),
+                                            code="no_amount")
+            with translation.override(self.invoice.client.document_language):
+                description = str(_("Credit on invoice %(number)s") % {
+                    "number": self.invoice.number})  # the client reads it
+            self.credit_lines = [(description, Decimal("1"), data["amount"],
+                                  Decimal(data["rate"]))]
+        return data
+
+
+class PreviewLine:
+    """A line the credit note would have, for its preview: what ``money.totals`` reads."""
+
+    def __init__(self, description, quantity, unit_price, tax_rate):
+        self.description, self.quantity = description, quantity
+        self.unit_price, self.tax_rate = unit_price, tax_rate
+        self.net_amount = money.line_net(quantity, unit_price)

@@ -101,12 +101,37 @@ class Membership(models.Model):
         return self.role == self.Role.OWNER
 
 
+class UserPreferences(models.Model):
+    """What one user chooses for themselves, whatever the company: the app's language."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True,
+        related_name="folio_preferences",
+    )
+    language = models.CharField(
+        _("language"), max_length=10, choices=settings.LANGUAGES, blank=True,
+        help_text=_("The language of the app's pages. Empty: your browser's language."),
+    )
+
+    class Meta:
+        verbose_name = _("user preferences")
+        verbose_name_plural = _("user preferences")
+
+    def __str__(self):
+        return str(self.user)
+
+
 class Client(models.Model):
     company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="clients")
     name = models.CharField(_("name"), max_length=200)
     email = models.EmailField(_("e-mail"), blank=True)
     address = models.TextField(_("address"), blank=True)
     vat_id = models.CharField(_("VAT number"), max_length=32, blank=True)
+    language = models.CharField(
+        _("language"), max_length=10, choices=settings.LANGUAGES, blank=True,
+        help_text=_("The language of this client's invoices, credit notes and e-mails. "
+                    "Empty: the company's language."),
+    )
 
     class Meta:
         verbose_name = _("client")
@@ -115,6 +140,11 @@ class Client(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def document_language(self):
+        """The language (and formats) of this client's documents."""
+        return self.language or self.company.locale
 
 
 class DocumentState(models.TextChoices):

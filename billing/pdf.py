@@ -8,14 +8,15 @@ from django.utils import translation
 def document_pdf(document) -> bytes:
     """
     The PDF of ``document``, from what it says (``Document.content``: its snapshot once
-    issued): a draft's is marked DRAFT and carries no number.
+    issued), in the language of its client (texts, dates and amounts): a draft's is marked
+    DRAFT and carries no number.
     """
     from weasyprint import HTML  # imported here: loading Pango costs ~0.3 s
 
     content = document.content  # as issued, once issued
     with translation.override(content.locale):
         html = render_to_string("billing/document_pdf.html", {
-            "document": document, "content": content,
+            "document": document, "content": content, "language": content.locale,
             "lines": content.lines, "taxes": content.groups, "company": content.seller,
         })
     return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf()

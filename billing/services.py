@@ -11,11 +11,12 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from counters.history import record_state_change
 
-from . import emails, money
+from . import emails, formats, money
 from .models import (
     DRAFT,
     CreditNote,
@@ -44,7 +45,7 @@ def _lock(document):
     A fresh copy of ``document`` with its company and client, the document's row (not
     theirs) locked until the transaction ends.
     """
-    return (type(document).objects.select_related("company", "client")
+    return (type(document).objects.select_related("company", "client__company")
             .select_for_update(of=("self",)).get(pk=document.pk))
 
 
@@ -60,10 +61,11 @@ def _check_credit(credit_note, net):
     left = invoice.uncredited_net()
     if net > left:
         raise CreditExceedsInvoice(
-            _("This credit note (%(credit)s %(currency)s before tax) exceeds what is left to "
-              "credit of %(invoice)s (%(open)s %(currency)s before tax).") % {
-                "credit": net, "open": left,
-                "currency": invoice.currency, "invoice": invoice.number,
+            _("This credit note (%(credit)s before tax) exceeds what is left to credit of "
+              "%(invoice)s (%(open)s before tax).") % {
+                "credit": formats.money(net, invoice.currency),
+                "open": formats.money(left, invoice.currency),
+                "invoice": invoice.number,
             },
             code="credit_exceeds_invoice",
         )
@@ -161,6 +163,12 @@ def draft_credit_note(invoice: Invoice, *, reason="", amount_lines=None) -> Cred
     return credit_note
 
 
+def open_lines(invoice):
+    """What a credit note for ``invoice``'s open amount contains: (description, quantity,
+    unit price, tax rate) per line. For the credit page's preview."""
+    return _open_lines(invoice)
+
+
 def _open_lines(invoice):
     credited = list(
         CreditNoteLine.objects.filter(document__invoice=invoice).exclude(document__state=DRAFT)
@@ -176,8 +184,11 @@ def _open_lines(invoice):
         rate = group.rate
         left = money.to_cents(group.taxable - credited_net.get(rate, Decimal("0")))
         if left > 0:
-            lines.append((_("Balance of %(invoice)s at %(rate)s%%") % {
-                "invoice": invoice.number, "rate": rate}, Decimal("1"), left, rate))
+            # A line of the credit note: in the language of the client who will read it.
+            with translation.override(invoice.client.document_language):
+                description = _("Balance of %(invoice)s at %(rate)s%%") % {
+                    "invoice": invoice.number, "rate": formats.quantity(rate)}
+            lines.append((description, Decimal("1"), left, rate))
     return lines
 
 
@@ -194,10 +205,11 @@ def cancel_invoice(invoice: Invoice, user=None, *, reason="") -> CreditNote | No
                 % {"invoice": locked, "state": locked.get_state_display()},
                 code="not_sent",
             )
+        if not reason:  # the credit note's reason: in the language of the client who reads it
+            with translation.override(locked.client.document_language):
+                reason = _("Cancellation of %(invoice)s") % {"invoice": locked}
         try:
-            credit_note = send_document(draft_credit_note(
-                locked, reason=reason or _("Cancellation of %(invoice)s") % {"invoice": locked}
-            ), user=user)
+            credit_note = send_document(draft_credit_note(locked, reason=reason), user=user)
         except NothingToCredit:
             credit_note = None
         locked.cancel()

@@ -184,13 +184,14 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en"
-# Each company picks the locale its dates and amounts are shown in.
+# Each company picks the locale its dates and amounts are shown in, each client the language
+# of their documents, each user the language of the app. The catalogs are in the apps' own
+# locale folders (billing/locale, counters/locale), which Django finds by itself.
 LANGUAGES = [("en", "English"), ("en-gb", "English (UK)"), ("fr", "Français"),
              ("de", "Deutsch"), ("es", "Español"), ("it", "Italiano"), ("nl", "Nederlands")]
 TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/Paris")
 USE_I18N = True
 USE_TZ = True
-LOCALE_PATHS = [BASE_DIR / "locale"]
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

@@ -36,7 +36,7 @@ def build(document, lines, totals: money.Totals | None = None) -> dict:
         "seller": {name: getattr(document.company, name) for name in SELLER_FIELDS},
         "buyer": {name: getattr(document.client, name) for name in BUYER_FIELDS},
         "currency": document.currency,
-        "locale": document.company.locale,
+        "locale": document.client.document_language,  # the language it is written in
         "issue_date": _day(document.issue_date),
         "due_date": _day(document.due_date),
         "payment_terms_days": document.company.payment_terms_days,

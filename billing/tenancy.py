@@ -6,6 +6,8 @@ company data only through ``scoped(request, Model)``, so isolation is the defaul
 from django.http import Http404
 from django.utils import translation
 
+from .languages import app_language
+
 SESSION_KEY = "folio_company_id"
 
 
@@ -18,7 +20,8 @@ def memberships(user):
 class CurrentCompanyMiddleware:
     """
     Sets ``request.memberships``, ``request.membership`` and ``request.company`` (None when
-    the user belongs to no company) and shows the company's locale.
+    the user belongs to no company) and shows the pages in the user's language
+    (``billing.languages.app_language``).
     """
 
     def __init__(self, get_response):
@@ -32,8 +35,9 @@ class CurrentCompanyMiddleware:
             request.memberships[0] if request.memberships else None,
         )
         request.company = request.membership.company if request.membership else None
-        if request.company:
-            translation.activate(request.company.locale)
+        if request.user.is_authenticated:
+            request.LANGUAGE_CODE = app_language(request, request.company)
+            translation.activate(request.LANGUAGE_CODE)
         return self.get_response(request)
 
 

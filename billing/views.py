@@ -4,6 +4,7 @@ through ``billing.services``, every message for a person through ``messages``.
 """
 
 import logging
+import secrets
 from decimal import Decimal
 from functools import wraps
 
@@ -15,7 +16,7 @@ from django.db.models import Count, Q, Sum
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
@@ -25,11 +26,12 @@ from counters.history import history_of
 from counters.models import Kind, NumberingSettings, NumberingSettingsChange
 from counters.services import preview_number, preview_settings, save_numbering_settings
 
-from . import money, services
+from . import formats, money, once, services
 from .emails import deliveries_of
 from .forms import (
     CancelForm,
     ClientForm,
+    CreditForm,
     CreditNoteForm,
     CreditNoteLineFormSet,
     DocumentFilterForm,
@@ -37,8 +39,11 @@ from .forms import (
     InvoiceLineFormSet,
     MemberForm,
     NumberingSettingsForm,
+    PreferencesForm,
+    PreviewLine,
     SendForm,
 )
+from .languages import app_language, remember_preference
 from .models import (
     Client,
     CreditNote,
@@ -46,6 +51,7 @@ from .models import (
     Invoice,
     InvoiceLine,
     Membership,
+    UserPreferences,
 )
 from .pdf import document_pdf, pdf_filename
 from .tables import table_documents
@@ -189,6 +195,21 @@ def switch_company(request):
     return redirect("home")
 
 
+@login_required
+def preferences(request):
+    """The user's own settings: the language of the app (empty: the browser's)."""
+    mine = UserPreferences.objects.filter(user=request.user).first()
+    form = PreferencesForm(request.POST or None,
+                           instance=mine or UserPreferences(user=request.user))
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        remember_preference(request, request.user)
+        translation.activate(app_language(request, request.company))  # say it in the new one
+        messages.success(request, _("Preferences saved."))
+        return redirect("preferences")
+    return render(request, "billing/preferences.html", {"form": form})
+
+
 # --- Clients -------------------------------------------------------------------------------
 
 
@@ -283,17 +304,31 @@ def document_form(request, kind, pk=None):
     form = spec.form(request.POST or None, instance=document, company=request.company,
                      initial=initial)
     formset = spec.formset(request.POST or None, instance=document, prefix="lines")
+    token = request.POST.get("form_token") or secrets.token_urlsafe(16)
+    if request.method == "POST" and not document.pk:
+        already = once.created_by(request, token, scoped(request, spec.model))
+        if already is not None:  # the same new-draft form again (Back, then Save)
+            messages.info(request, _("This form was already saved: here is the draft it "
+                                     "created. Nothing was added."))
+            return redirect(spec.url("detail", already))
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         with transaction.atomic():
             document = form.save()
             formset.instance = document
-            lines = formset.save(commit=False)
+            formset.save(commit=False)
             for line in formset.deleted_objects:
                 line.delete()
-            for position, line in enumerate(lines):
-                line.position = position
-                line.save()
+            # Positions follow the rows as the form orders them (their ORDER, which the Move
+            # buttons change; else the rows' order), changed or not: saving a draft never
+            # reorders its lines by itself.
+            for position, line_form in enumerate(formset.ordered_forms):
+                line = line_form.instance
+                if line.pk is None or line_form.has_changed() or line.position != position:
+                    line.position = position
+                    line.save()
             document.update_totals()
+        if not pk:
+            once.remember(request, token, document)
         messages.success(request, _("Draft saved."))
         return redirect(spec.url("detail", document))
     if request.method == "GET" and not document.pk:
@@ -302,7 +337,7 @@ def document_form(request, kind, pk=None):
         formset.extra = 1
     return render(request, "billing/document_form.html", {
         "spec": spec, "form": form, "formset": formset, "document": document,
-        "totals": _totals(formset),
+        "totals": _totals(formset), "form_token": token,
     })
 
 
@@ -343,7 +378,7 @@ def document_totals(request, kind):
 def document_detail(request, kind, pk):
     spec = KINDS[kind]
     document = get_object_or_404(
-        scoped(request, spec.model).select_related("client", "company"), pk=pk)
+        scoped(request, spec.model).select_related("client__company", "company"), pk=pk)
     content = document.content  # as issued, once issued
     context = {
         "spec": spec, "document": document, "content": content, "lines": content.lines,
@@ -380,7 +415,7 @@ def document_send(request, kind, pk):
                                   "nothing was issued. Please try again."))
     else:
         messages.success(request, _("%(document)s issued on %(date)s.") % {
-            "document": sent, "date": sent.issue_date})
+            "document": sent, "date": formats.day(sent.issue_date)})
     return redirect(spec.url("detail", document))
 
 
@@ -403,7 +438,7 @@ def document_delete(request, kind, pk):
 def document_pdf_view(request, kind, pk):
     spec = KINDS[kind]
     document = get_object_or_404(
-        scoped(request, spec.model).select_related("client", "company"), pk=pk)
+        scoped(request, spec.model).select_related("client__company", "company"), pk=pk)
     response = HttpResponse(document_pdf(document), content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{pdf_filename(document)}"'
     return response
@@ -465,29 +500,38 @@ def invoice_cancel(request, pk):
 
 @company_required(edit=True)
 def invoice_credit(request, pk):
-    """Choose what to credit: the open amount, or some of the invoice's lines."""
+    """
+    One question: credit the whole open amount, chosen lines (with quantities) or an amount;
+    the page shows what the credit note will contain (updated as the answer changes, by htmx)
+    before it is drafted.
+    """
     invoice = get_object_or_404(scoped(request, Invoice).select_related("client"), pk=pk)
     lines = list(invoice.lines.all())
-    if request.method == "POST":
-        reason = request.POST.get("reason", "").strip()[:500]
-        chosen = None
-        if request.POST.get("what") == "lines":
-            ids = set(request.POST.getlist("line"))
-            chosen = [(line.description, line.quantity, line.unit_price, line.tax_rate)
-                      for line in lines if str(line.pk) in ids]
-            if not chosen:
-                messages.error(request, _("Choose at least one line to credit."))
-                return redirect("invoice_credit", pk=pk)
+    form = CreditForm(request.POST or None, invoice=invoice, lines=lines)
+    if request.method == "POST" and not request.htmx and form.is_valid():
         try:
-            credit_note = services.draft_credit_note(invoice, reason=reason,
-                                                     amount_lines=chosen)
+            credit_note = services.draft_credit_note(
+                invoice, reason=form.cleaned_data["reason"].strip(),
+                amount_lines=form.credit_lines)
         except ValidationError as error:
             messages.error(request, error_text(error))
             return redirect("invoice_detail", pk=pk)
         messages.success(request, _("Credit note drafted. Check it, then send it to issue it."))
         return redirect("credit_note_detail", pk=credit_note.pk)
     return render(request, "billing/invoice_credit.html", {
-        "invoice": invoice, "lines": lines, "open_amount": invoice.open_amount()})
+        "invoice": invoice, "lines": lines, "open_amount": invoice.open_amount(),
+        "form": form, "preview": _credit_preview(form, invoice)})
+
+
+def _credit_preview(form, invoice):
+    """The lines and totals the credit note would have with the form's answer, or None."""
+    if form.is_bound and not form.is_valid():
+        return None
+    chosen = form.credit_lines if form.is_bound else None
+    if chosen is None:
+        chosen = services.open_lines(invoice)
+    lines = [PreviewLine(*line) for line in chosen]
+    return {"lines": lines, "totals": money.totals(lines)}
 
 
 # --- Members -------------------------------------------------------------------------------

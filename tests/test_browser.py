@@ -230,7 +230,8 @@ def test_numbering_settings_show_a_live_example(page, owner):
     page.get_by_label("Invoice pattern").fill("FA-{YYYY}-{counter}")
     page.get_by_role("button", name="Save settings").click()
     expect(page.get_by_text("Numbering settings saved.")).to_be_visible()
-    expect(page.get_by_role("cell", name=re.compile("invoice_pattern=FA-"))).to_be_visible()
+    expect(page.locator("[data-changes] li").first).to_have_text(
+        "Invoice pattern: INV-{YYYY}-{counter} → FA-{YYYY}-{counter}")
 
 
 def test_log_out_and_reset_a_password(page, owner):
@@ -262,3 +263,176 @@ def test_pages_fit_a_phone(page, owner):
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         page.shot("phone" + url.replace("/", "-"))
         assert overflow <= 0, f"{url} is {overflow}px wider than the phone"
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def right_edges_inside(page, locator, what):
+    """
+    Every element of ``locator`` is on screen across, as the page opens: a phone scrolls down,
+    not sideways (nor inside a table). Never scrolled into view: that would scroll the table.
+    """
+    count = locator.count()
+    assert count > 0, f"no {what}"
+    for i in range(count):
+        box = locator.nth(i).bounding_box()
+        assert box is not None, f"{what} {i} is not shown"
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (
+            f"{what} {i} spans {box['x']:.0f}–{box['x'] + box['width']:.0f}px")
+
+
+def test_money_stays_in_view_on_a_phone(page, owner):
+    from decimal import Decimal
+
+    from billing.services import send_document
+
+    from .factories import ClientFactory, CreditNoteFactory, InvoiceFactory
+
+    client = ClientFactory(company=owner.company,
+                           name="Établissements Vandenberghe-Dubois et Associés")
+    lines = [{"description": "Réfection complète de la toiture, ardoises naturelles",
+              "quantity": Decimal("1250.5"), "unit_price": Decimal("98765.43"),
+              "tax_rate": Decimal("20")},
+             {"description": "Échafaudage", "quantity": Decimal("1"),
+              "unit_price": Decimal("1500"), "tax_rate": Decimal("5.5")}]
+    invoice = send_document(InvoiceFactory(client=client, lines=lines))
+    InvoiceFactory(client=client, lines=lines)  # a draft
+    send_document(CreditNoteFactory(client=client, invoice=invoice, lines=lines[1:]))
+    log_in(page)
+    page.set_viewport_size(PHONE)
+    for url in ("/", "/invoices/", "/credit-notes/", f"/clients/{client.pk}/"):
+        page.goto(url)
+        page.shot("phone-money" + url.replace("/", "-"))
+        right_edges_inside(page, page.locator("tbody td.num"), f"a row's total on {url}")
+    page.goto(f"/invoices/{invoice.pk}/")
+    page.shot("phone-invoice")
+    right_edges_inside(page, page.locator("section tbody tr td.num:last-child"),
+                       "a line's amount")
+    right_edges_inside(page, page.locator("[data-document-total]"), "the document's total")
+    right_edges_inside(page, page.locator(".actions .button:visible"), "an action")
+    page.goto(f"/invoices/{invoice.pk}/credit/")
+    page.shot("phone-credit")
+    right_edges_inside(page, page.locator("tbody td.num:visible"), "a line's amount to credit")
+    right_edges_inside(page, page.locator(".actions .button"), "an action of the credit page")
+    page.goto("/clients/")
+    right_edges_inside(page, page.locator("tbody td.num"), "a client's invoice count")
+
+    page.goto(f"/invoices/{Invoice.objects.filter(state='draft').get().pk}/edit/")
+    page.shot("phone-line-editor")
+    for name in ("description", "quantity", "unit_price", "tax_rate"):
+        fields = page.locator(f"#line-rows input[name$='-{name}']")
+        expect(fields).to_have_count(2)
+        right_edges_inside(page, fields, f"the {name} field")
+    right_edges_inside(page, page.locator("#line-rows [data-remove-line]"), "a remove button")
+    right_edges_inside(page, page.locator("#totals td.num"), "a total of the draft")
+    page.get_by_role("button", name="+ Add a line").click()
+    right_edges_inside(page, page.locator("#line-rows input[name$='-unit_price']"),
+                       "the unit price of the new line")
+    page.get_by_label("Quantity").last.fill("2")  # its labels are shown, not just read out
+    expect(page.get_by_text("Quantity").last).to_be_visible()
+
+
+def test_ticking_a_line_to_credit_chooses_those_lines(page, owner):
+    from decimal import Decimal
+
+    from billing.services import send_document
+
+    from .factories import ClientFactory, InvoiceFactory
+
+    work = {"quantity": Decimal("1"), "tax_rate": Decimal("20")}
+    invoice = send_document(InvoiceFactory(
+        client=ClientFactory(company=owner.company),
+        lines=[{**work, "description": "Design", "unit_price": Decimal("100")},
+               {**work, "description": "Printing", "unit_price": Decimal("50")}]))
+    log_in(page)
+    page.goto(f"/invoices/{invoice.pk}/credit/")
+    expect(page.get_by_label("The whole open amount")).to_be_checked()
+    expect(page.locator("[data-credit-total]")).to_have_text("180.00\u00a0EUR")  # preview
+    page.get_by_role("checkbox", name="Printing").check()
+    expect(page.get_by_label("Only these lines:")).to_be_checked()
+    expect(page.locator("[data-credit-total]")).to_have_text("60.00\u00a0EUR")
+    page.get_by_role("button", name="Draft the credit note").click()
+    expect(page.get_by_text("Credit note drafted.")).to_be_visible()
+    [credit_note] = CreditNote.objects.all()
+    assert [line.description for line in credit_note.lines.all()] == ["Printing"]
+
+
+def test_no_serious_accessibility_finding_on_any_page(page, owner):
+    """axe-core, the rule set browsers' accessibility tools use, on every page at both widths."""
+    from decimal import Decimal
+
+    from axe_playwright_python.sync_playwright import Axe
+
+    from billing.services import send_document
+
+    from .factories import ClientFactory, CreditNoteFactory, InvoiceFactory
+
+    owner.user.is_staff = True
+    owner.user.save()
+    client = ClientFactory(company=owner.company, name="Boulangerie Martin")
+    work = [{"description": "Pain", "quantity": Decimal("3"), "unit_price": Decimal("1.20"),
+             "tax_rate": Decimal("5.5")}]
+    invoice = send_document(InvoiceFactory(client=client, lines=work))
+    draft = InvoiceFactory(client=client, lines=work)
+    credit_note = send_document(CreditNoteFactory(client=client, invoice=invoice, lines=work))
+    pages = ["/", "/clients/", f"/clients/{client.pk}/", "/clients/new/",
+             f"/clients/{client.pk}/edit/", "/invoices/", f"/invoices/{invoice.pk}/",
+             f"/invoices/{draft.pk}/", "/invoices/new/", f"/invoices/{draft.pk}/edit/",
+             f"/invoices/{invoice.pk}/credit/", "/credit-notes/",
+             f"/credit-notes/{credit_note.pk}/", "/credit-notes/new/", "/members/", "/numbering/",
+             "/audit/",
+             "/accounts/preferences/", "/invoices/999999/"]
+    axe = Axe()
+    findings = []
+
+    def check(url, width):
+        results = axe.run(page)
+        for violation in results.response["violations"]:
+            if violation["impact"] in ("serious", "critical"):
+                findings.append((url, width, violation["id"], violation["impact"],
+                                 [node["target"] for node in violation["nodes"]][:3]))
+
+    wider = []  # pages wider than the screen, so that a phone scrolls sideways
+    for width, height in ((1280, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.context.clear_cookies()
+        for url in ("/accounts/login/", "/accounts/password_reset/"):
+            page.goto(url)
+            check(url, width)
+        log_in(page)
+        for url in pages:
+            page.goto(url)
+            check(url, width)
+            overflow = page.evaluate("document.documentElement.scrollWidth - innerWidth")
+            if overflow > 0:
+                wider.append((url, width, overflow))
+        for url, button in ((f"/invoices/{draft.pk}/", "Send…"),
+                            (f"/invoices/{invoice.pk}/", "Cancel invoice…")):
+            page.goto(url)
+            page.get_by_role("button", name=button).click()
+            expect(page.get_by_role("dialog")).to_be_visible()
+            check(f"{url} {button}", width)
+    assert findings == []
+    assert wider == []
+
+
+def test_moving_a_line_up_reorders_the_draft(page, owner):
+    from decimal import Decimal
+
+    from .factories import ClientFactory, InvoiceFactory
+
+    work = {"quantity": Decimal("1"), "unit_price": Decimal("10"), "tax_rate": Decimal("20")}
+    draft = InvoiceFactory(client=ClientFactory(company=owner.company), lines=[
+        {**work, "description": "First"}, {**work, "description": "Second"},
+        {**work, "description": "Third"}])
+    log_in(page)
+    page.goto(f"/invoices/{draft.pk}/edit/")
+    page.get_by_role("button", name="Move this line up").nth(2).click()  # Third above Second
+    page.get_by_role("button", name="Move this line up").nth(0).click()  # at the top: stays
+    descriptions = page.locator("#line-rows input[name$='-description']")
+    assert descriptions.evaluate_all("inputs => inputs.map(i => i.value)") == [
+        "First", "Third", "Second"]
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_text("Draft saved.")).to_be_visible()
+    assert [line.description for line in draft.lines.all()] == ["First", "Third", "Second"]

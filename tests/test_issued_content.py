@@ -280,8 +280,9 @@ def test_a_credit_beyond_the_invoices_net_is_refused_in_nets():
         ("Part", Decimal(1), Decimal("0.05"), Decimal(10))]))
     too_much = services.draft_credit_note(invoice, amount_lines=[
         ("Rest and more", Decimal(1), Decimal("0.06"), Decimal(10))])
-    with pytest.raises(services.CreditExceedsInvoice, match="0.06 EUR before tax"):
+    with pytest.raises(services.CreditExceedsInvoice) as refused:
         services.send_document(too_much)
+    assert "(0.06\xa0EUR before tax)" in refused.value.message
     services.cancel_invoice(invoice)  # the 0.05 left is credited, and the invoice cancelled
     assert Invoice.objects.get(pk=invoice.pk).state == "cancelled"
 

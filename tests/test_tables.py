@@ -40,15 +40,16 @@ def rows_of(client, url):
     return [row.strip() for tbody in tbodies for row in re.findall(r"<tr>.*?</tr>", tbody, re.S)]
 
 
-@pytest.mark.parametrize("locale, total, issued, due", [
-    # Django's formats: en groups with "," and writes m/d/Y; fr groups with a no-break space
-    # (U+00A0) and writes d/m/Y; de groups with "." and writes d.m.Y.
-    ("en", "1,234.50\xa0EUR", "01/05/2026", "02/04/2026"),
-    ("fr", "1\xa0234,50\xa0EUR", "05/01/2026", "04/02/2026"),
-    ("de", "1.234,50\xa0EUR", "05.01.2026", "04.02.2026"),
+@pytest.mark.parametrize("locale, total, issued, due, sent", [
+    # Django's formats: en groups with ","; fr groups with a no-break space (U+00A0); de
+    # groups with ".". Dates are written the one way each language writes them on every page
+    # (its DATE_FORMAT). The state is translated.
+    ("en", "1,234.50\xa0EUR", "Jan. 5, 2026", "Feb. 4, 2026", "Sent"),
+    ("fr", "1\xa0234,50\xa0EUR", "5 janvier 2026", "4 février 2026", "Envoyé"),
+    ("de", "1.234,50\xa0EUR", "5. Januar 2026", "4. Februar 2026", "Gesendet"),
 ])
 def test_an_issued_row_in_the_companys_locale(client, member, issue_on, locale, total, issued,
-                                              due):
+                                              due, sent):
     member.company.locale = locale
     member.company.save()
     buyer = ClientFactory(company=member.company, name="Epsilon")
@@ -58,7 +59,7 @@ def test_an_issued_row_in_the_companys_locale(client, member, issue_on, locale, 
         f'<tr><td><a href="/invoices/{invoice.pk}/">{invoice.number}</a></td>'
         f"<td>Epsilon</td>"
         f'<td class="hide-small">{issued}</td><td class="hide-small">{due}</td>'
-        f'<td><span class="badge badge-sent">Sent</span></td>'
+        f'<td><span class="badge badge-sent">{sent}</span></td>'
         f'<td class="num">{total}</td></tr>']
 
 
@@ -68,7 +69,7 @@ def test_a_draft_links_to_its_page_by_its_id_and_escapes_its_clients_name(client
     assert rows_of(client, "/invoices/") == [
         f'<tr><td><a href="/invoices/{draft.pk}/" class="muted">Draft #{draft.pk}</a></td>'
         "<td>&lt;i&gt;&quot;Epsilon&quot;&lt;/i&gt; &amp; Co</td>"
-        '<td class="hide-small">—</td><td class="hide-small">02/01/2026</td>'
+        '<td class="hide-small">—</td><td class="hide-small">Feb. 1, 2026</td>'
         '<td><span class="badge badge-draft">Draft</span></td>'
         '<td class="num">240.00\xa0EUR</td></tr>']
 

@@ -352,7 +352,9 @@ def test_numbering_settings_page_validates_previews_and_records(browser):
     assert numbering.credit_note_pattern == "AV-{YYYY}-{counter}"
     change = NumberingSettingsChange.objects.get()
     assert str(change.changed_by.pk) == browser.session["_auth_user_id"]
-    assert "credit_note_pattern=AV-{YYYY}-{counter}" in text_of(browser.get(url))
+    # The history says what changed, with the fields' labels: old -> new.
+    history = text_of(browser.get(url)).split("data-changes>")[1].split("</ul>")[0]
+    assert history == "<li>Credit note pattern: CN-{YYYY}-{counter} → AV-{YYYY}-{counter}</li>"
 
 
 def test_only_owners_change_numbering_settings(client):
@@ -549,10 +551,11 @@ def test_amounts_and_dates_follow_the_company_locale(browser, issue_on):
         lines=[{"description": "x", "quantity": 1, "unit_price": Decimal("1234.50"),
                 "tax_rate": 0}]))
     page = text_of(browser.get(reverse("invoice_detail", args=[invoice.pk])))
-    # German: "." groups thousands, "," marks the decimals; dates read "j. F Y".
+    # German: "." groups thousands, "," marks the decimals; dates read "j. F Y"; the labels
+    # come from the German catalog.
     assert '<td class="num" data-document-total>1.234,50\xa0EUR</td>' in page
-    assert "<dt>Issue date</dt><dd>5. März 2026</dd>" in page
-    assert "<dt>Due date</dt><dd>4. April 2026</dd>" in page  # 30 days later
+    assert "<dt>Ausstellungsdatum</dt><dd>5. März 2026</dd>" in page
+    assert "<dt>Fälligkeitsdatum</dt><dd>4. April 2026</dd>" in page  # 30 days later
 
 
 def test_lists_page_without_counting_everything(browser):

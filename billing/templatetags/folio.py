@@ -1,10 +1,13 @@
-from decimal import Decimal
-
 from django import template
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import BooleanField
 from django.urls import reverse
-from django.utils.formats import number_format
+from django.utils.translation import gettext_lazy as _
 
+from billing import formats
 from billing.models import DocumentState, is_overdue
+from counters import audit
+from counters.models import SERIES_CHOICES, NumberingSettings
 
 register = template.Library()
 
@@ -12,20 +15,25 @@ register = template.Library()
 @register.filter
 def money(amount, currency=""):
     """``1234.5|money:"EUR"`` -> "1,234.50 EUR", grouped in the active locale."""
-    if amount in (None, ""):
-        return ""
-    formatted = number_format(amount, 2, use_l10n=True, force_grouping=True)
-    return f"{formatted}\u00a0{currency}" if currency else formatted
+    return formats.money(amount, currency)
 
 
 @register.filter
 def quantity(value):
     """A quantity without trailing zeros: 2.000 -> 2, 1.500 -> 1.5."""
-    if value in (None, ""):
-        return ""
-    normal = Decimal(value).normalize()
-    places = max(0, -normal.as_tuple().exponent)
-    return number_format(normal, places, use_l10n=True)
+    return formats.quantity(value)
+
+
+@register.filter
+def day(value):
+    """A date, the active language's one way: ``{{ invoice.issue_date|day }}``."""
+    return formats.day(value)
+
+
+@register.filter
+def moment(value):
+    """A datetime (or its ISO text) in local time, the active language's one way."""
+    return formats.moment(value)
 
 
 @register.inclusion_tag("billing/_state_badge.html")
@@ -48,3 +56,65 @@ def document_url(document, action="detail"):
 def state_label(state):
     """A document state's label; a state the app does not know is shown as it is."""
     return dict(DocumentState.choices).get(state, state)
+
+
+@register.filter
+def series_label(series):
+    """A numbering series as people call it: "credit_note" -> "Credit note"."""
+    return dict(SERIES_CHOICES).get(series, series)
+
+
+FINDING_LABELS = {
+    audit.GAP: _("Gap"),
+    audit.DUPLICATE: _("Duplicate number"),
+    audit.NUMBERED_DRAFT: _("Draft with a number"),
+    audit.UNNUMBERED_ISSUED: _("Issued without a number"),
+    audit.LEDGER_MISMATCH: _("Differs from the ledger"),
+    audit.CHRONOLOGY: _("Dates out of order"),
+    audit.TAMPERED: _("Altered after issue"),
+    audit.STATE_MISMATCH: _("State differs from its history"),
+    audit.SEQUENCE_BEHIND: _("Counter behind its ledger"),
+    audit.TRUNCATED: _("Cut short since a checkpoint"),
+}
+
+
+@register.filter
+def finding_label(kind):
+    """An audit finding's kind as people call it: "chronology_break" -> "Dates out of order"."""
+    return FINDING_LABELS.get(kind, kind)
+
+
+@register.simple_tag
+def settings_changes(change):
+    """
+    What a numbering settings change changed, as ``(label, before, after)`` rows with the
+    fields' labels and values as the settings page shows them (before is "" on creation).
+    """
+    rows = []
+    for name, after in change.new.items():
+        before = change.old.get(name, "") if change.old else ""
+        if change.old and before == after:
+            continue
+        try:
+            field = NumberingSettings._meta.get_field(name)
+        except FieldDoesNotExist:
+            label, shown = name, str
+        else:
+            label, shown = field.verbose_name, _shown_as(field)
+        rows.append((label, shown(before) if change.old else "", shown(after)))
+    return rows
+
+
+def _shown_as(field):
+    if field.choices:
+        choices = dict(field.flatchoices)
+        return lambda value: choices.get(value, value)
+    if isinstance(field, BooleanField):
+        return formats.yes_no
+    return str
+
+
+@register.filter
+def credit_quantity(form, line):
+    """The credit form's quantity field of ``line``."""
+    return form.quantity_field(line)

@@ -23,6 +23,22 @@ document.addEventListener("click", (event) => {
     form.dispatchEvent(new Event("lines-changed"));
     return;
   }
+  const move = event.target.closest("[data-move-line]");
+  if (move) {
+    // Swap the row with the next shown row above or below, then number the rows' ORDER.
+    const row = move.closest("tr");
+    const step = move.dataset.moveLine === "up" ? "previousElementSibling" : "nextElementSibling";
+    let other = row[step];
+    while (other && other.hidden) other = other[step];
+    if (!other) return;
+    if (step === "previousElementSibling") other.before(row); else other.after(row);
+    row.parentElement.querySelectorAll("tr").forEach((each, index) => {
+      const order = each.querySelector("input[name$='-ORDER']");
+      if (order) order.value = index + 1;
+    });
+    move.focus();
+    return;
+  }
   const open = event.target.closest("[data-open-dialog]");
   if (open) {
     document.getElementById(open.dataset.openDialog)?.showModal();
@@ -34,9 +50,35 @@ document.addEventListener("click", (event) => {
 
 document.addEventListener("change", (event) => {
   if (event.target.matches("[data-autosubmit]")) event.target.form.submit();
-});
+  // Ticking a line to credit, or changing the quantity to credit, chooses "only these
+  // lines"; typing an amount chooses "an amount".
+  const line = event.target.matches("[data-choose-line]")
+    && document.getElementById(event.target.dataset.chooseLine);
+  if (line) line.checked = true;
+  if ((event.target.matches("[data-choose-lines]") && event.target.checked) || line) {
+    const lines = event.target.form.querySelector("#what-lines");
+    if (lines) lines.checked = true;
+  }
+  if (event.target.matches("#credit-form [name=amount], #credit-form [name=rate]")) {
+    const amount = event.target.form.querySelector("#what-amount");
+    if (amount) amount.checked = true;
+  }
+}, true);  // capture: before htmx reads the form
 
 document.addEventListener("submit", (event) => {
   const message = event.target.dataset.confirm;
-  if (message && !window.confirm(message)) event.preventDefault();
+  if (message && !window.confirm(message)) {
+    event.preventDefault();
+    return;
+  }
+  // A form sent once is not sent again by a second click while the page loads.
+  if (event.target.matches("[data-once]")) {
+    if (event.target.dataset.sent) event.preventDefault();
+    event.target.dataset.sent = "1";
+  }
+});
+
+// Back to a page the browser kept: its forms can be sent again (the server knows them).
+window.addEventListener("pageshow", () => {
+  document.querySelectorAll("form[data-sent]").forEach((form) => delete form.dataset.sent);
 });
