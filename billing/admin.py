@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from counters.admin import CompanyScopedAdmin
+from counters.admin import CompanyScopedAdmin, CompanyScopedInline, company_action
 from counters.services import preview_number
 
 from . import services
@@ -22,10 +22,13 @@ from .models import (
     InvoiceLine,
     Membership,
 )
+from .permissions import Action
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(CompanyScopedInline, admin.TabularInline):
+    # Members are the owners' to manage: a viewer sees the rows, never changes their own.
     model = Membership
+    write_action = Action.MANAGE_MEMBERS
     extra = 0
     autocomplete_fields = ["user"]
 
@@ -33,6 +36,7 @@ class MembershipInline(admin.TabularInline):
 @admin.register(Company)
 class CompanyAdmin(CompanyScopedAdmin):
     company_path = "pk"
+    write_action = Action.MANAGE_MEMBERS
 
     list_display = ["name", "vat_id", "currency"]
     search_fields = ["name", "vat_id"]
@@ -47,7 +51,7 @@ class ClientAdmin(CompanyScopedAdmin):
     list_select_related = ["company"]
 
 
-class LineInline(admin.TabularInline):
+class LineInline(CompanyScopedInline, admin.TabularInline):
     extra = 1
     fields = ["position", "description", "quantity", "unit_price", "tax_rate"]
 
@@ -87,7 +91,7 @@ def _run_on_each(modeladmin, request, queryset, operation, done_message):
         modeladmin.message_user(request, done_message(done), messages.SUCCESS)
 
 
-@admin.action(description=_("Send (issue) the selected drafts"))
+@company_action(Action.SEND, description=_("Send (issue) the selected drafts"))
 def send_selected(modeladmin, request, queryset):
     _run_on_each(
         modeladmin, request, queryset, services.send_document,
@@ -138,7 +142,7 @@ class DocumentAdmin(CompanyScopedAdmin):
             form.instance.update_totals()
 
 
-@admin.action(description=_("Mark the selected invoices paid"))
+@company_action(Action.RECORD_PAYMENT, description=_("Mark the selected invoices paid"))
 def mark_paid_selected(modeladmin, request, queryset):
     _run_on_each(
         modeladmin, request, queryset, services.mark_paid,
@@ -146,7 +150,8 @@ def mark_paid_selected(modeladmin, request, queryset):
     )
 
 
-@admin.action(description=_("Cancel the selected invoices (issues their credit notes)"))
+@company_action(Action.CANCEL,
+                description=_("Cancel the selected invoices (issues their credit notes)"))
 def cancel_selected(modeladmin, request, queryset):
     def cancel(invoice, user):
         return services.cancel_invoice(
@@ -172,6 +177,7 @@ class CreditNoteAdmin(DocumentAdmin):
 
 @admin.register(EmailDelivery)
 class EmailDeliveryAdmin(CompanyScopedAdmin):
+    write_action = Action.SEND
     list_display = ["kind", "document_id", "recipient", "status", "created_at", "error"]
     list_filter = ["status", "kind"]
     readonly_fields = [f.name for f in EmailDelivery._meta.fields]

@@ -67,15 +67,21 @@ class Membership(models.Model):
     def __str__(self):
         return f"{self.user} @ {self.company} ({self.get_role_display()})"
 
+    def can(self, action):
+        """Whether this membership allows ``action`` (``billing.permissions``)."""
+        from .permissions import can
+
+        return can(self, action)
+
     @property
     def can_edit(self):
-        """Create, send, credit and mark paid."""
-        return self.role in (self.Role.OWNER, self.Role.ACCOUNTANT)
+        """Create and edit drafts (the pages show their buttons on it)."""
+        return self.can("create")
 
     @property
     def can_manage(self):
-        """Numbering settings and members."""
-        return self.role == self.Role.OWNER
+        """Members (and numbering settings)."""
+        return self.can("manage_members")
 
 
 class Client(models.Model):

@@ -44,13 +44,12 @@ def scoped(request, model):
     return model.objects.filter(company=request.company)
 
 
-def admin_companies(request):
+def admin_companies(request, action="read"):
     """
-    The companies a staff user administers: all for a superuser, else their memberships'.
-    The admin of every company-owned model filters by it (settings.FOLIO_ADMIN_COMPANIES).
+    The companies where a staff user may do ``action`` in the admin: all for a superuser,
+    else those whose membership allows it (``billing.permissions``). The admin of every
+    company-owned model asks it (settings.COUNTERS_ADMIN_COMPANIES).
     """
-    from .models import Company
+    from .permissions import companies_allowing
 
-    if request.user.is_superuser:
-        return None
-    return Company.objects.filter(membership__user=request.user)
+    return companies_allowing(request.user, action)

@@ -47,6 +47,7 @@ from .models import (
     Membership,
 )
 from .pdf import document_pdf, pdf_filename
+from .permissions import Action, can
 from .tables import table_documents
 from .tenancy import SESSION_KEY, scoped
 
@@ -106,11 +107,11 @@ KINDS = {
 }
 
 
-def company_required(view=None, *, edit=False, manage=False):
+def company_required(view=None, *, action=Action.READ, post_action=None):
     """
-    Login, a company, and the role the view needs: ``edit`` views (forms and actions) are
-    for owners and accountants; ``manage`` pages can be read by all members and changed by
-    owners.
+    Login, a company, and the role the view needs, as ``permissions.can`` says: ``action``
+    for every request, ``post_action`` also for a POST (pages every member may read and
+    only some may change).
     """
 
     def decorate(view):
@@ -119,10 +120,11 @@ def company_required(view=None, *, edit=False, manage=False):
         def wrapper(request, *args, **kwargs):
             if request.company is None:
                 return render(request, "billing/no_company.html", status=403)
-            if edit and not request.membership.can_edit:
-                raise PermissionDenied(_("Your role lets you read, not change, documents."))
-            if manage and not request.membership.can_manage and request.method == "POST":
-                raise PermissionDenied(_("Only the company's owners may change this."))
+            if not can(request.membership, action):
+                raise PermissionDenied(_("Your role does not allow this."))
+            if post_action and request.method == "POST" and not can(request.membership,
+                                                                     post_action):
+                raise PermissionDenied(_("Your role lets you read this, not change it."))
             return view(request, *args, **kwargs)
         return wrapper
 
@@ -205,7 +207,7 @@ def client_list(request):
     return render(request, "billing/client_list.html", {"page": page, "query": query})
 
 
-@company_required(edit=True)
+@company_required(action=Action.CREATE)
 def client_form(request, pk=None):
     client = get_object_or_404(scoped(request, Client), pk=pk) if pk else Client(
         company=request.company)
@@ -269,7 +271,7 @@ def document_list(request, kind):
     })
 
 
-@company_required(edit=True)
+@company_required(action=Action.CREATE)
 def document_form(request, kind, pk=None):
     spec = KINDS[kind]
     document = get_object_or_404(scoped(request, spec.model), pk=pk) if pk else spec.model(
@@ -358,7 +360,7 @@ def document_detail(request, kind, pk):
 
 
 @require_POST
-@company_required(edit=True)
+@company_required(action=Action.SEND)
 def document_send(request, kind, pk):
     spec = KINDS[kind]
     document = get_object_or_404(scoped(request, spec.model), pk=pk)
@@ -381,7 +383,7 @@ def document_send(request, kind, pk):
 
 
 @require_POST
-@company_required(edit=True)
+@company_required(action=Action.CREATE)
 def document_delete(request, kind, pk):
     spec = KINDS[kind]
     document = get_object_or_404(scoped(request, spec.model), pk=pk)
@@ -406,7 +408,7 @@ def document_pdf_view(request, kind, pk):
 
 
 @require_POST
-@company_required(edit=True)
+@company_required(action=Action.SEND)
 def document_email(request, kind, pk):
     spec = KINDS[kind]
     document = get_object_or_404(scoped(request, spec.model).select_related("client"), pk=pk)
@@ -424,7 +426,7 @@ def document_email(request, kind, pk):
 
 
 @require_POST
-@company_required(edit=True)
+@company_required(action=Action.RECORD_PAYMENT)
 def invoice_mark_paid(request, pk):
     invoice = get_object_or_404(scoped(request, Invoice), pk=pk)
     try:
@@ -437,7 +439,7 @@ def invoice_mark_paid(request, pk):
 
 
 @require_POST
-@company_required(edit=True)
+@company_required(action=Action.CANCEL)
 def invoice_cancel(request, pk):
     invoice = get_object_or_404(scoped(request, Invoice), pk=pk)
     form = CancelForm(request.POST)
@@ -459,7 +461,7 @@ def invoice_cancel(request, pk):
     return redirect("invoice_detail", pk=pk)
 
 
-@company_required(edit=True)
+@company_required(action=Action.CREDIT)
 def invoice_credit(request, pk):
     """Choose what to credit: the open amount, or some of the invoice's lines."""
     invoice = get_object_or_404(scoped(request, Invoice).select_related("client"), pk=pk)
@@ -489,7 +491,7 @@ def invoice_credit(request, pk):
 # --- Members -------------------------------------------------------------------------------
 
 
-@company_required(manage=True)
+@company_required(post_action=Action.MANAGE_MEMBERS)
 def members(request):
     """Owners add people by username or e-mail, change roles, remove members."""
     form = MemberForm(request.POST or None, company=request.company)
@@ -511,7 +513,7 @@ def members(request):
             messages.error(request, error_text(error))
             return redirect("members")
     return render(request, "billing/members.html", {
-        "form": form, "can_manage": request.membership.can_manage,
+        "form": form, "can_manage": can(request.membership, Action.MANAGE_MEMBERS),
         "memberships": scoped(request, Membership).select_related("user")
         .order_by("user__username"),
     })
@@ -520,7 +522,7 @@ def members(request):
 # --- Numbering and audit -------------------------------------------------------------------
 
 
-@company_required(manage=True)
+@company_required(post_action=Action.MANAGE_NUMBERING)
 def numbering_settings(request):
     numbering = NumberingSettings.for_company(request.company.pk)
     form = NumberingSettingsForm(request.POST or None, instance=numbering)
@@ -530,7 +532,7 @@ def numbering_settings(request):
         return redirect("numbering_settings")
     return render(request, "billing/numbering_settings.html", {
         "form": form, "examples": _examples(form),
-        "can_manage": request.membership.can_manage,
+        "can_manage": can(request.membership, Action.MANAGE_NUMBERING),
         "changes": NumberingSettingsChange.objects.filter(company=request.company)
         .select_related("changed_by")[:20],
     })
