@@ -12,6 +12,7 @@ from counters.admin import CompanyScopedAdmin, CompanyScopedInline, company_acti
 from counters.services import preview_number
 
 from . import services
+from .forms import MAX_LINES, BoundedLinesFormSet
 from .models import (
     Client,
     Company,
@@ -52,6 +53,8 @@ class ClientAdmin(CompanyScopedAdmin):
 
 
 class LineInline(CompanyScopedInline, admin.TabularInline):
+    formset = BoundedLinesFormSet  # amounts that fit the columns, as in the app
+    max_num = MAX_LINES
     extra = 1
     fields = ["position", "description", "quantity", "unit_price", "tax_rate"]
 

@@ -3,9 +3,11 @@ from django.db import models
 from django.forms import inlineformset_factory
 from django.utils.translation import gettext_lazy as _
 
-from counters.models import NumberingSettings
+from counters.models import MAX_PADDING, NumberingSettings
 
+from . import money
 from .models import (
+    MAX_AMOUNT,
     Client,
     CreditNote,
     CreditNoteLine,
@@ -15,6 +17,8 @@ from .models import (
     Membership,
 )
 
+# The most lines a document may have: its page and its PDF stay quick to make.
+MAX_LINES = 200
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
@@ -74,19 +78,52 @@ LINE_WIDGETS = {
 }
 
 
-class LineFormSetBase(forms.BaseInlineFormSet):
+class BoundedLinesFormSet(forms.BaseInlineFormSet):
+    """
+    Lines whose amounts fit the document's columns: a line, and the document's totals,
+    never exceed ``MAX_AMOUNT`` (999,999,999,999.99). Refused here with a message, not by
+    the database with an error page.
+    """
+
+    def kept_forms(self):
+        return [f for f in self.forms if getattr(f, "cleaned_data", None)
+                and not f.cleaned_data.get("DELETE", False)]
+
     def clean(self):
         super().clean()
-        kept = [f for f in self.forms
-                if f.cleaned_data and not f.cleaned_data.get("DELETE", False)]
-        if not kept:
+        lines = []
+        for form in self.kept_forms():
+            data = form.cleaned_data
+            if data.get("quantity") is None or data.get("unit_price") is None:
+                continue
+            line = InvoiceLine(quantity=data["quantity"], unit_price=data["unit_price"],
+                               tax_rate=data.get("tax_rate") or 0)
+            if abs(money.line_net(line.quantity, line.unit_price)) > MAX_AMOUNT:
+                form.add_error("unit_price", too_large())
+                return
+            lines.append(line)
+        totals = money.totals(lines)
+        if max(abs(totals.subtotal), abs(totals.tax), abs(totals.total)) > MAX_AMOUNT:
+            raise forms.ValidationError(too_large(_("The document's total")), code="too_large")
+
+
+def too_large(what=None):
+    return forms.ValidationError(
+        _("%(what)s comes to more than %(max)s, the largest amount a document can hold.")
+        % {"what": what or _("This line"), "max": f"{MAX_AMOUNT:,}"}, code="too_large")
+
+
+class LineFormSetBase(BoundedLinesFormSet):
+    def clean(self):
+        super().clean()
+        if not self.kept_forms():
             raise forms.ValidationError(_("A document needs at least one line."))
 
 
 def line_formset(model, line_model):
     return inlineformset_factory(
         model, line_model, formset=LineFormSetBase, fields=LINE_FIELDS, widgets=LINE_WIDGETS,
-        extra=0, can_delete=True, min_num=0,
+        extra=0, can_delete=True, min_num=0, max_num=MAX_LINES, validate_max=True,
     )
 
 
@@ -143,6 +180,10 @@ class MemberForm(forms.Form):
 
 
 class NumberingSettingsForm(forms.ModelForm):
+    padding = forms.IntegerField(label=_("padding"), min_value=0, max_value=MAX_PADDING,
+                                 initial=4,
+                                 help_text=_("The counter is zero-padded to this many digits."))
+
     class Meta:
         model = NumberingSettings
         fields = ["shared_counter", "invoice_pattern", "credit_note_pattern", "padding",

@@ -23,10 +23,24 @@ from counters.services import allocate_number
 
 from . import money
 
+# Bounds of free text: a page, an e-mail and a PDF stay small whatever is typed.
+ADDRESS_MAX_LENGTH = 1000
+NOTES_MAX_LENGTH = 2000
+# The largest amount a document's columns hold (max_digits=14, decimal_places=2).
+MAX_AMOUNT = Decimal("999999999999.99")
+
+
+def length_at_most(field, limit, name):
+    """A check constraint: ``field`` has at most ``limit`` characters, in the database too."""
+    return models.CheckConstraint(
+        condition=models.lookups.LessThanOrEqual(models.functions.Length(field), limit),
+        name=name,
+    )
+
 
 class Company(models.Model):
     name = models.CharField(_("name"), max_length=200)
-    address = models.TextField(_("address"), blank=True)
+    address = models.TextField(_("address"), blank=True, max_length=ADDRESS_MAX_LENGTH)
     vat_id = models.CharField(_("VAT number"), max_length=32, blank=True)
     email = models.EmailField(_("e-mail"), blank=True)
     currency = models.CharField(_("default currency"), max_length=3, default="EUR")
@@ -43,6 +57,8 @@ class Company(models.Model):
         verbose_name = _("company")
         verbose_name_plural = _("companies")
         ordering = ["name"]
+        constraints = [length_at_most("address", ADDRESS_MAX_LENGTH,
+                                      "billing_company_address_length")]
 
     def __str__(self):
         return self.name
@@ -88,13 +104,15 @@ class Client(models.Model):
     company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="clients")
     name = models.CharField(_("name"), max_length=200)
     email = models.EmailField(_("e-mail"), blank=True)
-    address = models.TextField(_("address"), blank=True)
+    address = models.TextField(_("address"), blank=True, max_length=ADDRESS_MAX_LENGTH)
     vat_id = models.CharField(_("VAT number"), max_length=32, blank=True)
 
     class Meta:
         verbose_name = _("client")
         ordering = ["name", "id"]
         indexes = [models.Index(fields=["company", "name"])]
+        constraints = [length_at_most("address", ADDRESS_MAX_LENGTH,
+                                      "billing_client_address_length")]
 
     def __str__(self):
         return self.name
@@ -148,7 +166,7 @@ class Document(ConcurrentTransitionMixin, models.Model):
     issue_date = models.DateField(_("issue date"), null=True, blank=True, editable=False)
     due_date = models.DateField(_("due date"), null=True, blank=True)
     currency = models.CharField(_("currency"), max_length=3, default="EUR")
-    notes = models.TextField(_("notes"), blank=True)
+    notes = models.TextField(_("notes"), blank=True, max_length=NOTES_MAX_LENGTH)
     subtotal = models.DecimalField(
         _("subtotal"), max_digits=14, decimal_places=2, default=Decimal("0.00"), editable=False
     )
@@ -178,6 +196,14 @@ class Document(ConcurrentTransitionMixin, models.Model):
                 fields=["company", "number"],
                 condition=~Q(number=""),
                 name="%(app_label)s_%(class)s_number_unique",
+            ),
+            length_at_most("notes", NOTES_MAX_LENGTH, "%(app_label)s_%(class)s_notes_length"),
+            # Every total fits its column, on SQLite as on PostgreSQL.
+            models.CheckConstraint(
+                condition=Q(subtotal__lte=MAX_AMOUNT, subtotal__gte=-MAX_AMOUNT,
+                            tax_total__lte=MAX_AMOUNT, tax_total__gte=-MAX_AMOUNT,
+                            total__lte=MAX_AMOUNT, total__gte=-MAX_AMOUNT),
+                name="%(app_label)s_%(class)s_totals_fit",
             ),
         ]
 

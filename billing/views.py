@@ -498,8 +498,10 @@ def members(request):
     if request.method == "POST":
         try:
             if "remove" in request.POST:
+                remove = request.POST["remove"]
                 membership = get_object_or_404(scoped(request, Membership),
-                                               pk=request.POST["remove"])
+                                               pk=int(remove) if remove.isdecimal()
+                                               and len(remove) < 19 else None)
                 services.remove_membership(membership)
                 messages.success(request, _("%(user)s removed.") % {"user": membership.user})
                 return redirect("members")

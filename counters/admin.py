@@ -8,7 +8,14 @@ from django.shortcuts import render
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
-from .models import IssuedNumber, NumberingSettings, NumberingSettingsChange, NumberJump, Sequence
+from .models import (
+    REASON_MAX_LENGTH,
+    IssuedNumber,
+    NumberingSettings,
+    NumberingSettingsChange,
+    NumberJump,
+    Sequence,
+)
 from .services import save_numbering_settings, set_next_number
 
 # The actions the admin asks about (the host app's permission rule knows them all).
@@ -187,7 +194,8 @@ class NumberingSettingsAdmin(CompanyScopedAdmin):
 
 class NextNumberForm(forms.Form):
     next_value = forms.IntegerField(label=_("Next value"), min_value=1)
-    reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}))
+    reason = forms.CharField(label=_("Reason"), max_length=REASON_MAX_LENGTH,
+                             widget=forms.Textarea(attrs={"rows": 3}))
 
 
 @company_action(MANAGE_NUMBERING, description=_("Set the next number (forward only)…"))
