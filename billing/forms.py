@@ -142,7 +142,7 @@ class CancelForm(forms.Form):
 
 
 class DocumentFilterForm(forms.Form):
-    q = forms.CharField(label=_("Search"), required=False, widget=forms.SearchInput(
+    q = forms.CharField(label=_("Search"), required=False, max_length=100, widget=forms.SearchInput(
         attrs={"placeholder": _("Number or client")}))
     state = forms.ChoiceField(label=_("State"), required=False)
     client = forms.ModelChoiceField(label=_("Client"), queryset=Client.objects.none(),

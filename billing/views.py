@@ -54,6 +54,7 @@ from .tenancy import SESSION_KEY, scoped
 log = logging.getLogger(__name__)
 AUDIT_FINDINGS_SHOWN = 200
 PAGE_SIZE = 25
+SEARCH_MAX_LENGTH = 100
 LAST_PAGE = 1_000_000  # beyond it, the offset would overflow the database's integers
 
 
@@ -131,6 +132,11 @@ def company_required(view=None, *, action=Action.READ, post_action=None):
     return decorate(view) if view else decorate
 
 
+def clean_text(value: str, max_length: int) -> str:
+    """Free text read straight from a request: no NUL (PostgreSQL refuses it), bounded."""
+    return value.replace("\x00", "").strip()[:max_length]
+
+
 def error_text(error: ValidationError) -> str:
     return " ".join(error.messages)
 
@@ -196,7 +202,7 @@ def switch_company(request):
 @company_required
 def client_list(request):
     clients = scoped(request, Client)
-    query = request.GET.get("q", "").strip()
+    query = clean_text(request.GET.get("q", ""), SEARCH_MAX_LENGTH)
     if query:
         clients = clients.filter(
             Q(name__icontains=query) | Q(email__icontains=query) | Q(vat_id__icontains=query)
@@ -467,7 +473,7 @@ def invoice_credit(request, pk):
     invoice = get_object_or_404(scoped(request, Invoice).select_related("client"), pk=pk)
     lines = list(invoice.lines.all())
     if request.method == "POST":
-        reason = request.POST.get("reason", "").strip()[:500]
+        reason = clean_text(request.POST.get("reason", ""), CreditNote.reason.field.max_length)
         chosen = None
         if request.POST.get("what") == "lines":
             ids = set(request.POST.getlist("line"))
