@@ -19,6 +19,7 @@ from .models import (
     CreditNote,
     CreditNoteLine,
     EmailDelivery,
+    Invitation,
     Invoice,
     InvoiceLine,
     Membership,
@@ -189,4 +190,17 @@ class EmailDeliveryAdmin(CompanyScopedAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(CompanyScopedAdmin):
+    """Invitations are sent from the members page (which e-mails the link); here, read."""
+
+    write_action = Action.MANAGE_MEMBERS
+    list_display = ["email", "company", "role", "created_at", "accepted_at", "revoked_at"]
+    list_filter = ["company"]
+    readonly_fields = [f.name for f in Invitation._meta.fields]
+
+    def has_add_permission(self, request):
         return False

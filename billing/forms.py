@@ -1,5 +1,5 @@
 from django import forms
-from django.db import models
+from django.contrib.auth.forms import UserCreationForm
 from django.forms import inlineformset_factory
 from django.utils.translation import gettext_lazy as _
 
@@ -156,27 +156,32 @@ class DocumentFilterForm(forms.Form):
         self.fields["state"].choices = [("", _("Any"))] + list(states)
 
 
-class MemberForm(forms.Form):
-    """Add an existing user to the company, or change a member's role."""
+class InviteForm(forms.Form):
+    """Invite an e-mail address to the company with a role."""
 
-    user = forms.CharField(label=_("Username or e-mail"), max_length=254)
+    email = forms.EmailField(label=_("E-mail address"), max_length=254)
     role = forms.ChoiceField(label=_("Role"), choices=Membership.Role.choices,
                              initial=Membership.Role.ACCOUNTANT)
 
+
+class RoleForm(forms.Form):
+    """Change a member's role."""
+
+    member = forms.ModelChoiceField(label=_("Member"), queryset=Membership.objects.none())
+    role = forms.ChoiceField(label=_("Role"), choices=Membership.Role.choices)
+
     def __init__(self, *args, company, **kwargs):
         super().__init__(*args, **kwargs)
-        self.company = company
+        self.fields["member"].queryset = (Membership.objects.filter(company=company)
+                                          .select_related("user").order_by("user__username"))
+        self.fields["member"].label_from_instance = lambda m: m.user.get_username()
 
-    def clean_user(self):
-        from django.contrib.auth import get_user_model
 
-        value = self.cleaned_data["user"].strip()
-        users = get_user_model().objects.filter(
-            models.Q(username__iexact=value) | models.Q(email__iexact=value), is_active=True)
-        if users.count() != 1:
-            raise forms.ValidationError(
-                _("No single active user has that username or e-mail address."))
-        return users.get()
+class SignUpForm(UserCreationForm):
+    """An account made to accept an invitation: its e-mail is the invited address."""
+
+    class Meta(UserCreationForm.Meta):
+        fields = ["username"]
 
 
 class NumberingSettingsForm(forms.ModelForm):

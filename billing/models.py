@@ -73,6 +73,8 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     company = models.ForeignKey(Company, on_delete=models.CASCADE)
     role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.OWNER)
+    # The company a user lands in is the one they used last (never the first by name).
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("membership")
@@ -98,6 +100,43 @@ class Membership(models.Model):
     def can_manage(self):
         """Members (and numbering settings)."""
         return self.can("manage_members")
+
+
+class Invitation(models.Model):
+    """
+    An owner's invitation to an e-mail address to join a company with a role. Accepted
+    through a signed, expiring link (``billing.invitations``); revocable while pending.
+    """
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(_("e-mail"))
+    role = models.CharField(_("role"), max_length=20, choices=Membership.Role.choices)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(_("sent"), auto_now_add=True)
+    accepted_at = models.DateTimeField(_("accepted"), null=True, blank=True)
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("invitation")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["company", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(role__in=Membership.Role.values),
+                                   name="billing_invitation_role_valid"),
+            models.CheckConstraint(
+                condition=Q(accepted_at__isnull=True) | Q(revoked_at__isnull=True),
+                name="billing_invitation_accepted_or_revoked"),
+        ]
+
+    def __str__(self):
+        return f"{self.email} → {self.company} ({self.get_role_display()})"
+
+    @property
+    def is_pending(self):
+        return self.accepted_at is None and self.revoked_at is None
 
 
 class Client(models.Model):

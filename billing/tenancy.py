@@ -4,7 +4,7 @@ company data only through ``scoped(request, Model)``, so isolation is the defaul
 """
 
 from django.http import Http404
-from django.utils import translation
+from django.utils import timezone, translation
 
 SESSION_KEY = "folio_company_id"
 
@@ -13,6 +13,19 @@ def memberships(user):
     if not user.is_authenticated:
         return []
     return list(user.membership_set.select_related("company").order_by("company__name"))
+
+
+def last_used(membership):
+    """Order of preference: the latest used, then the oldest membership."""
+    return (membership.last_used_at is not None, membership.last_used_at or 0, -membership.pk)
+
+
+def remember_company(request, membership):
+    """Make ``membership``'s company the current one, in this session and the next."""
+    from .models import Membership
+
+    request.session[SESSION_KEY] = membership.company_id
+    Membership.objects.filter(pk=membership.pk).update(last_used_at=timezone.now())
 
 
 class CurrentCompanyMiddleware:
@@ -27,9 +40,11 @@ class CurrentCompanyMiddleware:
     def __call__(self, request):
         request.memberships = memberships(request.user)
         chosen = request.session.get(SESSION_KEY) if request.memberships else None
+        # The company chosen in this session, else the one the user used last (never the
+        # first by name: a company renamed "Aardvark Ltd" does not become anyone's landing).
         request.membership = next(
             (m for m in request.memberships if m.company_id == chosen),
-            request.memberships[0] if request.memberships else None,
+            max(request.memberships, key=last_used, default=None),
         )
         request.company = request.membership.company if request.membership else None
         if request.company:

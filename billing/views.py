@@ -8,7 +8,9 @@ from decimal import Decimal
 from functools import wraps
 
 from django.contrib import messages
+from django.contrib.auth import login as auth_login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Q, Sum
@@ -24,7 +26,7 @@ from counters.audit import AuditScope, run_audit
 from counters.models import Kind, NumberingSettings, NumberingSettingsChange
 from counters.services import preview_number, preview_settings, save_numbering_settings
 
-from . import money, services
+from . import invitations, money, services
 from .emails import deliveries_of
 from .forms import (
     CancelForm,
@@ -32,16 +34,19 @@ from .forms import (
     CreditNoteForm,
     CreditNoteLineFormSet,
     DocumentFilterForm,
+    InviteForm,
     InvoiceForm,
     InvoiceLineFormSet,
-    MemberForm,
     NumberingSettingsForm,
+    RoleForm,
     SendForm,
+    SignUpForm,
 )
 from .models import (
     Client,
     CreditNote,
     DocumentState,
+    Invitation,
     Invoice,
     InvoiceLine,
     Membership,
@@ -49,7 +54,7 @@ from .models import (
 from .pdf import document_pdf, pdf_filename
 from .permissions import Action, can
 from .tables import table_documents
-from .tenancy import SESSION_KEY, scoped
+from .tenancy import SESSION_KEY, remember_company, scoped
 
 log = logging.getLogger(__name__)
 AUDIT_FINDINGS_SHOWN = 200
@@ -189,8 +194,9 @@ def whoami(request):
 @login_required
 def switch_company(request):
     chosen = request.POST.get("company", "")
-    if any(str(m.company_id) == chosen for m in request.memberships):
-        request.session[SESSION_KEY] = int(chosen)
+    membership = next((m for m in request.memberships if str(m.company_id) == chosen), None)
+    if membership is not None:
+        remember_company(request, membership)
     else:
         messages.error(request, _("You are not a member of that company."))
     return redirect("home")
@@ -497,34 +503,129 @@ def invoice_credit(request, pk):
 # --- Members -------------------------------------------------------------------------------
 
 
+def _pk(value):
+    """A posted id, or None when it is not one (the lookup then finds nothing: 404)."""
+    return int(value) if value.isdecimal() and len(value) < 19 else None
+
+
 @company_required(post_action=Action.MANAGE_MEMBERS)
 def members(request):
-    """Owners add people by username or e-mail, change roles, remove members."""
-    form = MemberForm(request.POST or None, company=request.company)
-    if request.method == "POST":
+    """
+    Owners invite people by e-mail, change roles, remove members and revoke invitations.
+    Every member sees who belongs to the company, and may leave it.
+    """
+    post = request.POST if request.method == "POST" else None
+    role_form = RoleForm(post if post and "member" in post else None, company=request.company)
+    invite_form = InviteForm(post if post and "member" not in post else None)
+    if post:
         try:
-            if "remove" in request.POST:
-                remove = request.POST["remove"]
+            if "remove" in post:
                 membership = get_object_or_404(scoped(request, Membership),
-                                               pk=int(remove) if remove.isdecimal()
-                                               and len(remove) < 19 else None)
+                                               pk=_pk(post["remove"]))
                 services.remove_membership(membership)
                 messages.success(request, _("%(user)s removed.") % {"user": membership.user})
                 return redirect("members")
-            if form.is_valid():
+            if "revoke" in post:
+                invitation = get_object_or_404(scoped(request, Invitation),
+                                               pk=_pk(post["revoke"]))
+                invitations.revoke(invitation)
+                messages.success(request, _("The invitation to %(email)s is revoked.") % {
+                    "email": invitation.email})
+                return redirect("members")
+            if "member" in post and role_form.is_valid():
                 membership = services.set_membership(
-                    request.company, form.cleaned_data["user"], form.cleaned_data["role"])
+                    request.company, role_form.cleaned_data["member"].user,
+                    role_form.cleaned_data["role"])
                 messages.success(request, _("%(user)s is now %(role)s.") % {
                     "user": membership.user, "role": membership.get_role_display()})
+                return redirect("members")
+            if "member" not in post and invite_form.is_valid():
+                email = invite_form.cleaned_data["email"]
+                invitations.invite(
+                    request.company, email, invite_form.cleaned_data["role"],
+                    invited_by=request.user,
+                    link_for=lambda token: request.build_absolute_uri(
+                        f"{reverse('invitation_accept')}?t={token}"))
+                # The same answer whether or not someone has an account with that address.
+                messages.success(request, _("Invitation sent to %(email)s.") % {"email": email})
                 return redirect("members")
         except ValidationError as error:
             messages.error(request, error_text(error))
             return redirect("members")
+    pending = scoped(request, Invitation).filter(
+        accepted_at=None, revoked_at=None,
+        created_at__gte=timezone.now() - invitations.max_age())
     return render(request, "billing/members.html", {
-        "form": form, "can_manage": can(request.membership, Action.MANAGE_MEMBERS),
+        "form": invite_form, "role_form": role_form,
+        "can_manage": can(request.membership, Action.MANAGE_MEMBERS),
         "memberships": scoped(request, Membership).select_related("user")
         .order_by("user__username"),
+        "invitations": pending if can(request.membership, Action.MANAGE_MEMBERS) else [],
     })
+
+
+@require_POST
+@company_required
+def leave_company(request):
+    """The member leaves the current company (the last owner cannot)."""
+    company = request.company
+    try:
+        invitations.leave(request.membership)
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+        return redirect("members")
+    request.session.pop(SESSION_KEY, None)
+    messages.success(request, _("You left %(company)s.") % {"company": company})
+    return redirect("home")
+
+
+def invitation_accept(request):
+    """The link of an invitation e-mail: who invites, to what; accept it (logged in)."""
+    token = request.POST.get("t") or request.GET.get("t", "")
+    invitation = invitations.from_token(token[:200])
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect_to_login(f"{reverse('invitation_accept')}?t={token}")
+        try:
+            membership = invitations.accept(token[:200], request.user)
+        except ValidationError as error:
+            messages.error(request, error_text(error))
+            return redirect("home")
+        remember_company(request, membership)
+        messages.success(request, _("You are now a member of %(company)s.") % {
+            "company": membership.company})
+        return redirect("home")
+    return render(request, "billing/invitation.html",
+                  {"invitation": invitation, "token": token[:200]},
+                  status=200 if invitation else 404)
+
+
+def invitation_signup(request):
+    """Accept an invitation by creating an account (its e-mail is the invited address)."""
+    token = (request.POST.get("t") or request.GET.get("t", ""))[:200]
+    invitation = invitations.from_token(token)
+    if invitation is None:
+        return render(request, "billing/invitation.html", {"invitation": None}, status=404)
+    if request.user.is_authenticated:
+        return redirect(f"{reverse('invitation_accept')}?t={token}")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                user = form.save(commit=False)
+                user.email = invitation.email
+                user.save()
+                membership = invitations.accept(token, user)
+        except ValidationError as error:
+            messages.error(request, error_text(error))
+            return redirect("login")
+        auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        remember_company(request, membership)
+        messages.success(request, _("Welcome! You are now a member of %(company)s.") % {
+            "company": membership.company})
+        return redirect("home")
+    return render(request, "billing/signup.html",
+                  {"form": form, "invitation": invitation, "token": token})
 
 
 # --- Numbering and audit -------------------------------------------------------------------

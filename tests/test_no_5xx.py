@@ -227,7 +227,7 @@ def good_data(view, world, target):
         "document_send": {"email": "on"},
         "invoice_cancel": {"reason": "r"},
         "invoice_credit": {"what": "lines", "line": sent.lines.first().pk, "reason": "r"},
-        "members": {"user": "newcomer", "role": "viewer"},
+        "members": {"email": "newcomer@example.com", "role": "viewer"},
         "numbering_settings": SETTINGS,
         "numbering_preview": SETTINGS,
         "switch_company": {"company": own.company_id},

@@ -12,7 +12,7 @@ from django.contrib.auth.models import Permission
 from django.test import RequestFactory
 from django.urls import reverse
 
-from billing.models import EmailDelivery, Membership
+from billing.models import EmailDelivery, Invitation, Membership
 from billing.permissions import RULES, Action, can, user_can
 from counters.admin import CompanyScopedAdmin
 from counters.models import NumberingSettings, Sequence
@@ -60,6 +60,7 @@ def world():
     sent = objects["invoice"][1]
     EmailDelivery.objects.create(company=company, kind="invoice", document_id=sent.pk,
                                  recipient="a@example.com")
+    Invitation.objects.create(company=company, email="b@example.com", role="viewer")
     return company
 
 
