@@ -26,6 +26,8 @@ urlpatterns = [
     path("", views.dashboard, name="home"),
     path("health/", views.health, name="health"),
     path("accounts/whoami/", views.whoami, name="whoami"),
+    path("accounts/password_reset/", views.ThrottledPasswordResetView.as_view(),
+         name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("company/switch/", views.switch_company, name="switch_company"),
     path("clients/", views.client_list, name="client_list"),

@@ -7,14 +7,15 @@ import logging
 from decimal import Decimal
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import redirect_to_login
+from django.contrib.auth.views import PasswordResetView, redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Q, Sum
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -26,7 +27,7 @@ from counters.audit import AuditScope, run_audit
 from counters.models import Kind, NumberingSettings, NumberingSettingsChange
 from counters.services import preview_number, preview_settings, save_numbering_settings
 
-from . import invitations, money, services
+from . import invitations, money, services, throttle
 from .emails import deliveries_of
 from .forms import (
     CancelForm,
@@ -182,6 +183,27 @@ def health(request):
     except DatabaseError:
         return HttpResponse("database unavailable", status=503, content_type="text/plain")
     return HttpResponse("ok", content_type="text/plain")
+
+
+class ThrottledPasswordResetView(PasswordResetView):
+    """
+    Password reset, rate-limited: at most FOLIO_PASSWORD_RESETS_PER_ADDRESS e-mails an hour
+    to one address (silently: the page says the same as for any address) and
+    FOLIO_PASSWORD_RESETS_PER_CLIENT requests an hour from one client address (with a
+    message: it tells nothing about accounts).
+    """
+
+    def form_valid(self, form):
+        client = self.request.META.get("REMOTE_ADDR", "")
+        if not throttle.allow("reset-client", client,
+                              getattr(settings, "FOLIO_PASSWORD_RESETS_PER_CLIENT", 10)):
+            form.add_error(None, _("Too many password reset requests from your network: "
+                                   "please try again in an hour."))
+            return self.form_invalid(form)
+        if not throttle.allow("reset-address", form.cleaned_data["email"].lower(),
+                              getattr(settings, "FOLIO_PASSWORD_RESETS_PER_ADDRESS", 3)):
+            return HttpResponseRedirect(self.get_success_url())
+        return super().form_valid(form)
 
 
 @login_required

@@ -190,3 +190,36 @@ def test_the_current_company_is_the_one_used_last_never_the_first_by_name(client
     fresh = Browser()
     fresh.force_login(user)
     assert fresh.get(reverse("home")).context["current_company"].name == "Aardvark Ltd"
+
+
+# --- Password resets are rate-limited too -----------------------------------------------------
+
+
+@pytest.fixture
+def fresh_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_password_reset_e_mails_to_one_address_are_limited(client, settings, fresh_cache):
+    settings.FOLIO_PASSWORD_RESETS_PER_ADDRESS = 2
+    UserFactory(username="someone", email="someone@example.com")
+    for _attempt in range(4):
+        response = client.post(reverse("password_reset"), {"email": "someone@example.com"})
+        assert response.status_code == 302  # the same answer every time
+    assert len(mail.outbox) == 2
+
+
+def test_password_resets_from_one_client_are_limited(client, settings, fresh_cache):
+    settings.FOLIO_PASSWORD_RESETS_PER_CLIENT = 3
+    for n in range(3):
+        assert client.post(reverse("password_reset"),
+                           {"email": f"a{n}@example.com"}).status_code == 302
+    page = client.post(reverse("password_reset"), {"email": "z@example.com"})
+    assert page.status_code == 200 and "Too many password reset requests" in \
+        page.content.decode()
+    other = Browser(REMOTE_ADDR="10.9.8.7")
+    assert other.post(reverse("password_reset"), {"email": "z@example.com"}).status_code == 302
