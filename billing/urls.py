@@ -48,3 +48,5 @@ urlpatterns = [
     path("audit/", views.audit, name="audit"),
     path("admin/", admin.site.urls),
 ]
+
+handler500 = "billing.views.server_error"

@@ -4,6 +4,7 @@ through ``billing.services``, every message for a person through ``messages``.
 """
 
 import logging
+import sys
 from decimal import Decimal
 from functools import wraps
 
@@ -13,7 +14,13 @@ from django.contrib.auth import login as auth_login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import PasswordResetView, redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import DatabaseError, connection, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.db.models import Count, Q, Sum
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
@@ -204,6 +211,22 @@ class ThrottledPasswordResetView(PasswordResetView):
                               getattr(settings, "FOLIO_PASSWORD_RESETS_PER_ADDRESS", 3)):
             return HttpResponseRedirect(self.get_success_url())
         return super().form_valid(form)
+
+
+def server_error(request):
+    """
+    handler500: a lost database connection (``OperationalError``/``InterfaceError``) answers
+    503 with a clear "try again" page, and the broken connection is closed so that the next
+    request opens a fresh one; anything else answers the plain 500 page. Neither page reads
+    the database or the session.
+    """
+    error = sys.exc_info()[1]
+    if isinstance(error, OperationalError | InterfaceError):
+        connection.close_if_unusable_or_obsolete()
+        response = render(request, "503.html", status=503)
+        response["Retry-After"] = "5"
+        return response
+    return render(request, "500.html", status=500)
 
 
 @login_required
@@ -406,14 +429,40 @@ def document_send(request, kind, pk):
     except ValidationError as error:
         messages.error(request, _("Not sent: %(reason)s") % {"reason": error_text(error)})
     except DatabaseError:
-        # The transaction rolled back: the draft and the counter are as they were.
+        # The reply may have been lost after the commit: ask the database what happened.
         log.exception("Sending %s failed in the database", document)
-        messages.error(request, _("Not sent: the database did not complete the operation, so "
-                                  "nothing was issued. Please try again."))
+        _say_what_the_send_did(request, spec.model, document.pk)
     else:
         messages.success(request, _("%(document)s issued on %(date)s.") % {
             "document": sent, "date": sent.issue_date})
     return redirect(spec.url("detail", document))
+
+
+def _current_document(model, pk):
+    return model.objects.filter(pk=pk).only("state", "number", "issue_date").first()
+
+
+def _say_what_the_send_did(request, model, pk):
+    """After a database error: read the document again (on a fresh connection if the old one
+    broke) and say whether it was issued, never a guess."""
+    try:
+        connection.close_if_unusable_or_obsolete()
+        if connection.in_atomic_block and connection.needs_rollback:
+            raise DatabaseError("inside a broken transaction")
+        current = _current_document(model, pk)
+    except DatabaseError:
+        log.exception("Reading %s #%s again failed", model.__name__, pk)
+        messages.warning(request, _("The database did not answer, so we cannot tell yet "
+                                    "whether the document was issued. Open it again in a "
+                                    "moment to see."))
+        return
+    if current is not None and current.is_issued:
+        messages.success(request, _("Issued as %(number)s on %(date)s (the database's "
+                                    "answer was lost; we checked).") % {
+            "number": current.number, "date": current.issue_date})
+    else:
+        messages.error(request, _("Not sent: the database did not complete the operation, so "
+                                  "nothing was issued. Please try again."))
 
 
 @require_POST
