@@ -9,6 +9,7 @@ class BillingConfig(AppConfig):
     def ready(self):
         from counters import registry
 
+        from . import throttle  # noqa: F401 - connects the failed log-in counter
         from .models import DRAFT, CreditNote, Invoice
 
         registry.register(Invoice.kind, Invoice, draft_state=DRAFT)

@@ -26,6 +26,7 @@ urlpatterns = [
     path("", views.dashboard, name="home"),
     path("health/", views.health, name="health"),
     path("accounts/whoami/", views.whoami, name="whoami"),
+    path("accounts/login/", views.ThrottledLoginView.as_view(), name="login"),
     path("accounts/password_reset/", views.ThrottledPasswordResetView.as_view(),
          name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import PasswordResetView, redirect_to_login
+from django.contrib.auth.views import LoginView, PasswordResetView, redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import (
     DatabaseError,
@@ -192,6 +192,21 @@ def health(request):
     return HttpResponse("ok", content_type="text/plain")
 
 
+class ThrottledLoginView(LoginView):
+    """
+    Log-in, throttled per client address across usernames (one password tried on many
+    accounts: spraying), beside django-axes' lock per username and address. Past
+    FOLIO_LOGIN_FAILURES_PER_CLIENT failures in 15 minutes the address gets the lock-out
+    page, right password or not.
+    """
+
+    def post(self, request, *args, **kwargs):
+        if throttle.login_client_locked(request):
+            return render(request, "registration/locked_out.html",
+                          {"by_address": True}, status=429)
+        return super().post(request, *args, **kwargs)
+
+
 class ThrottledPasswordResetView(PasswordResetView):
     """
     Password reset, rate-limited: at most FOLIO_PASSWORD_RESETS_PER_ADDRESS e-mails an hour
@@ -201,7 +216,7 @@ class ThrottledPasswordResetView(PasswordResetView):
     """
 
     def form_valid(self, form):
-        client = self.request.META.get("REMOTE_ADDR", "")
+        client = throttle.client_address(self.request)
         if not throttle.allow("reset-client", client,
                               getattr(settings, "FOLIO_PASSWORD_RESETS_PER_CLIENT", 10)):
             form.add_error(None, _("Too many password reset requests from your network: "
