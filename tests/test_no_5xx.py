@@ -9,6 +9,7 @@ import os
 from decimal import Decimal
 
 import pytest
+from django.contrib.admin import site as admin_site
 from django.contrib.messages import constants as message_levels
 from django.db import DataError, IntegrityError, transaction
 from django.test import Client as Browser
@@ -312,3 +313,62 @@ def test_the_fuzz_data_is_accepted_unspoilt(fuzz_world):
         response = browser.post(reverse(name), good_data(pattern.callback.__name__,
                                                          fuzz_world, None))
         assert response.status_code == 302, name
+
+
+# --- Fuzz: every change form of the admin ----------------------------------------------------
+
+ADMIN_MODELS = sorted((model._meta.label, model) for model in admin_site._registry
+                      if model._meta.app_label in ("billing", "counters"))
+
+
+def admin_form_data(page):
+    """The change form (and its inlines) posted back as the browser would send it."""
+    data = {"_save": "Save"}
+    forms = [page.context["adminform"].form]
+    for inline in page.context["inline_admin_formsets"]:
+        formset = inline.formset
+        data.update({formset.management_form.add_prefix(name): value
+                     for name, value in formset.management_form.initial.items()})
+        forms += formset.forms
+    for form in forms:
+        for name in form.fields:
+            value = form[name].value()
+            if value is None or value is False:
+                continue
+            key = form.add_prefix(name)
+            data[key] = ("on" if value is True else [str(v) for v in value]
+                         if isinstance(value, list | tuple) else str(value))
+    return data
+
+
+@pytest.mark.parametrize("label, model", ADMIN_MODELS, ids=[label for label, _m in ADMIN_MODELS])
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(data=st.data())
+def test_random_input_to_the_admin_never_answers_5xx(client, fuzz_world, label, model, data):
+    client.force_login(UserFactory(username="fuzz-admin", is_staff=True, is_superuser=True))
+    objects = list(model.objects.all()[:4])
+    if not objects:
+        return
+    obj = data.draw(st.sampled_from(objects))
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change",
+                  args=[obj.pk])
+    page = client.get(url)
+    assert page.status_code == 200
+    posted = admin_form_data(page)
+    keys = sorted(set(posted) - {"_save"}) or ["x"]
+    posted.update(data.draw(st.dictionaries(st.sampled_from(keys), hostile, min_size=1,
+                                            max_size=3)))
+    with transaction.atomic():
+        before = snapshot()
+        response = client.post(url, posted)
+        assert response.status_code < 500, (label, posted)
+        if response.status_code != 302:
+            assert snapshot() == before, (label, posted, response.status_code)
+        transaction.set_rollback(True)
+
+
+def test_the_admin_fuzz_reaches_every_folio_model():
+    assert {"billing.Invoice", "billing.Company", "counters.NumberingSettings"} <= {
+        label for label, _model in ADMIN_MODELS}
