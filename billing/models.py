@@ -519,3 +519,12 @@ class EmailDelivery(models.Model):
 
     def __str__(self):
         return f"{self.kind} #{self.document_id} -> {self.recipient}: {self.status}"
+
+    # A delivery still pending after this long has no worker behind it any more (the worker
+    # died or the process restarted): the page says it may not have been sent.
+    STALE_AFTER = timedelta(minutes=10)
+
+    @property
+    def is_stale(self):
+        return (self.status == self.Status.PENDING
+                and self.created_at < timezone.now() - self.STALE_AFTER)

@@ -81,3 +81,20 @@ def test_when_the_database_cannot_be_asked_the_page_says_it_cannot_tell(member):
     assert response.status_code == 302
     page = member.get(reverse("invoice_detail", args=[draft.pk])).content.decode()
     assert "we cannot tell yet whether the document was issued" in page
+
+
+def test_an_e_mail_pending_without_end_is_shown_as_perhaps_not_sent(member):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.models import EmailDelivery
+
+    sent = REAL_SEND(InvoiceFactory(client=member.own))
+    fresh = EmailDelivery.objects.create(company=sent.company, kind="invoice",
+                                         document_id=sent.pk, recipient="a@example.com")
+    url = reverse("invoice_detail", args=[sent.pk])
+    assert "it may not have been sent" not in member.get(url).content.decode()
+    EmailDelivery.objects.filter(pk=fresh.pk).update(
+        created_at=timezone.now() - EmailDelivery.STALE_AFTER - timedelta(minutes=1))
+    assert "it may not have been sent" in member.get(url).content.decode()
