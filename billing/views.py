@@ -228,6 +228,12 @@ class ThrottledPasswordResetView(PasswordResetView):
         return super().form_valid(form)
 
 
+def drop_broken_connection():
+    """Close the database connection if it no longer answers: the next query opens one."""
+    if connection.connection is not None and not connection.is_usable():
+        connection.close()
+
+
 def server_error(request):
     """
     handler500: a lost database connection (``OperationalError``/``InterfaceError``) answers
@@ -237,7 +243,7 @@ def server_error(request):
     """
     error = sys.exc_info()[1]
     if isinstance(error, OperationalError | InterfaceError):
-        connection.close_if_unusable_or_obsolete()
+        drop_broken_connection()
         response = render(request, "503.html", status=503)
         response["Retry-After"] = "5"
         return response
@@ -461,7 +467,7 @@ def _say_what_the_send_did(request, model, pk):
     """After a database error: read the document again (on a fresh connection if the old one
     broke) and say whether it was issued, never a guess."""
     try:
-        connection.close_if_unusable_or_obsolete()
+        drop_broken_connection()
         if connection.in_atomic_block and connection.needs_rollback:
             raise DatabaseError("inside a broken transaction")
         current = _current_document(model, pk)
