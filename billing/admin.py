@@ -9,24 +9,29 @@ from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from counters.admin import CompanyScopedAdmin
+from counters.admin import CompanyScopedAdmin, CompanyScopedInline, company_action
 from counters.services import preview_number
 
 from . import services
+from .forms import MAX_LINES, BoundedLinesFormSet
 from .models import (
     Client,
     Company,
     CreditNote,
     CreditNoteLine,
     EmailDelivery,
+    Invitation,
     Invoice,
     InvoiceLine,
     Membership,
 )
+from .permissions import Action
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(CompanyScopedInline, admin.TabularInline):
+    # Members are the owners' to manage: a viewer sees the rows, never changes their own.
     model = Membership
+    write_action = Action.MANAGE_MEMBERS
     extra = 0
     autocomplete_fields = ["user"]
 
@@ -34,6 +39,7 @@ class MembershipInline(admin.TabularInline):
 @admin.register(Company)
 class CompanyAdmin(CompanyScopedAdmin):
     company_path = "pk"
+    write_action = Action.MANAGE_MEMBERS
 
     list_display = ["name", "vat_id", "currency"]
     search_fields = ["name", "vat_id"]
@@ -48,7 +54,9 @@ class ClientAdmin(CompanyScopedAdmin):
     list_select_related = ["company"]
 
 
-class LineInline(admin.TabularInline):
+class LineInline(CompanyScopedInline, admin.TabularInline):
+    formset = BoundedLinesFormSet  # amounts that fit the columns, as in the app
+    max_num = MAX_LINES
     extra = 1
     fields = ["position", "description", "quantity", "unit_price", "tax_rate"]
 
@@ -88,7 +96,7 @@ def _run_on_each(modeladmin, request, queryset, operation, done_message):
         modeladmin.message_user(request, done_message(done), messages.SUCCESS)
 
 
-@admin.action(description=_("Send (issue) the selected drafts"))
+@company_action(Action.SEND, description=_("Send (issue) the selected drafts"))
 def send_selected(modeladmin, request, queryset):
     _run_on_each(
         modeladmin, request, queryset, services.send_document,
@@ -139,7 +147,7 @@ class DocumentAdmin(CompanyScopedAdmin):
             form.instance.update_totals()
 
 
-@admin.action(description=_("Mark the selected invoices paid"))
+@company_action(Action.RECORD_PAYMENT, description=_("Mark the selected invoices paid"))
 def mark_paid_selected(modeladmin, request, queryset):
     _run_on_each(
         modeladmin, request, queryset, services.mark_paid,
@@ -147,7 +155,8 @@ def mark_paid_selected(modeladmin, request, queryset):
     )
 
 
-@admin.action(description=_("Cancel the selected invoices (issues their credit notes)"))
+@company_action(Action.CANCEL,
+                description=_("Cancel the selected invoices (issues their credit notes)"))
 def cancel_selected(modeladmin, request, queryset):
     def cancel(invoice, user):
         with translation.override(invoice.client.document_language):  # printed for the client
@@ -174,6 +183,7 @@ class CreditNoteAdmin(DocumentAdmin):
 
 @admin.register(EmailDelivery)
 class EmailDeliveryAdmin(CompanyScopedAdmin):
+    write_action = Action.SEND
     list_display = ["kind", "document_id", "recipient", "status", "created_at", "error"]
     list_filter = ["status", "kind"]
     readonly_fields = [f.name for f in EmailDelivery._meta.fields]
@@ -182,4 +192,17 @@ class EmailDeliveryAdmin(CompanyScopedAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(CompanyScopedAdmin):
+    """Invitations are sent from the members page (which e-mails the link); here, read."""
+
+    write_action = Action.MANAGE_MEMBERS
+    list_display = ["email", "company", "role", "created_at", "accepted_at", "revoked_at"]
+    list_filter = ["company"]
+    readonly_fields = [f.name for f in Invitation._meta.fields]
+
+    def has_add_permission(self, request):
         return False

@@ -11,6 +11,7 @@ class BillingConfig(AppConfig):
 
         from counters import registry
 
+        from . import throttle  # noqa: F401 - connects the failed log-in counter
         from .languages import on_login
         from .models import DRAFT, CreditNote, Invoice
 

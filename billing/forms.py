@@ -1,15 +1,16 @@
 from decimal import Decimal
 
 from django import forms
-from django.db import models
+from django.contrib.auth.forms import UserCreationForm
 from django.forms import inlineformset_factory
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
-from counters.models import NumberingSettings
+from counters.models import MAX_PADDING, NumberingSettings
 
 from . import formats, money
 from .models import (
+    MAX_AMOUNT,
     Client,
     CreditNote,
     CreditNoteLine,
@@ -20,6 +21,8 @@ from .models import (
     UserPreferences,
 )
 
+# The most lines a document may have: its page and its PDF stay quick to make.
+MAX_LINES = 200
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
@@ -90,22 +93,56 @@ LINE_WIDGETS = {
 }
 
 
-class LineFormSetBase(forms.BaseInlineFormSet):
+class BoundedLinesFormSet(forms.BaseInlineFormSet):
+    """
+    Lines whose amounts fit the document's columns: a line, and the document's totals,
+    never exceed ``MAX_AMOUNT`` (999,999,999,999.99). Refused here with a message, not by
+    the database with an error page.
+    """
+
+    def kept_forms(self):
+        return [f for f in self.forms if getattr(f, "cleaned_data", None)
+                and not f.cleaned_data.get("DELETE", False)]
+
+    def clean(self):
+        super().clean()
+        lines = []
+        for form in self.kept_forms():
+            data = form.cleaned_data
+            if data.get("quantity") is None or data.get("unit_price") is None:
+                continue
+            line = InvoiceLine(quantity=data["quantity"], unit_price=data["unit_price"],
+                               tax_rate=data.get("tax_rate") or 0)
+            if abs(money.line_net(line.quantity, line.unit_price)) > MAX_AMOUNT:
+                form.add_error("unit_price", too_large())
+                return
+            lines.append(line)
+        totals = money.totals(lines)
+        if max(abs(totals.subtotal), abs(totals.tax), abs(totals.total)) > MAX_AMOUNT:
+            raise forms.ValidationError(too_large(_("The document's total")), code="too_large")
+
+
+def too_large(what=None):
+    return forms.ValidationError(
+        _("%(what)s comes to more than %(max)s, the largest amount a document can hold.")
+        % {"what": what or _("This line"), "max": f"{MAX_AMOUNT:,}"}, code="too_large")
+
+
+class LineFormSetBase(BoundedLinesFormSet):
     # Each row carries its place (ORDER), which the Move up / Move down buttons change.
     ordering_widget = forms.HiddenInput
 
     def clean(self):
         super().clean()
-        kept = [f for f in self.forms
-                if f.cleaned_data and not f.cleaned_data.get("DELETE", False)]
-        if not kept:
+        if not self.kept_forms():
             raise forms.ValidationError(_("A document needs at least one line."))
 
 
 def line_formset(model, line_model):
     return inlineformset_factory(
         model, line_model, formset=LineFormSetBase, fields=LINE_FIELDS, widgets=LINE_WIDGETS,
-        extra=0, can_delete=True, can_order=True, min_num=0,
+        extra=0, can_delete=True, can_order=True, min_num=0, max_num=MAX_LINES,
+        validate_max=True,
     )
 
 
@@ -124,7 +161,7 @@ class CancelForm(forms.Form):
 
 
 class DocumentFilterForm(forms.Form):
-    q = forms.CharField(label=_("Search"), required=False, widget=forms.SearchInput(
+    q = forms.CharField(label=_("Search"), required=False, max_length=100, widget=forms.SearchInput(
         attrs={"placeholder": _("Number or client")}))
     state = forms.ChoiceField(label=_("State"), required=False)
     client = forms.ModelChoiceField(label=_("Client"), queryset=Client.objects.none(),
@@ -138,30 +175,39 @@ class DocumentFilterForm(forms.Form):
         self.fields["state"].choices = [("", _("Any"))] + list(states)
 
 
-class MemberForm(forms.Form):
-    """Add an existing user to the company, or change a member's role."""
+class InviteForm(forms.Form):
+    """Invite an e-mail address to the company with a role."""
 
-    user = forms.CharField(label=_("Username or e-mail"), max_length=254)
+    email = forms.EmailField(label=_("E-mail address"), max_length=254)
     role = forms.ChoiceField(label=_("Role"), choices=Membership.Role.choices,
                              initial=Membership.Role.ACCOUNTANT)
 
+
+class RoleForm(forms.Form):
+    """Change a member's role."""
+
+    member = forms.ModelChoiceField(label=_("Member"), queryset=Membership.objects.none())
+    role = forms.ChoiceField(label=_("Role"), choices=Membership.Role.choices)
+
     def __init__(self, *args, company, **kwargs):
         super().__init__(*args, **kwargs)
-        self.company = company
+        self.fields["member"].queryset = (Membership.objects.filter(company=company)
+                                          .select_related("user").order_by("user__username"))
+        self.fields["member"].label_from_instance = lambda m: m.user.get_username()
 
-    def clean_user(self):
-        from django.contrib.auth import get_user_model
 
-        value = self.cleaned_data["user"].strip()
-        users = get_user_model().objects.filter(
-            models.Q(username__iexact=value) | models.Q(email__iexact=value), is_active=True)
-        if users.count() != 1:
-            raise forms.ValidationError(
-                _("No single active user has that username or e-mail address."))
-        return users.get()
+class SignUpForm(UserCreationForm):
+    """An account made to accept an invitation: its e-mail is the invited address."""
+
+    class Meta(UserCreationForm.Meta):
+        fields = ["username"]
 
 
 class NumberingSettingsForm(forms.ModelForm):
+    padding = forms.IntegerField(label=_("padding"), min_value=0, max_value=MAX_PADDING,
+                                 initial=4,
+                                 help_text=_("The counter is zero-padded to this many digits."))
+
     class Meta:
         model = NumberingSettings
         fields = ["shared_counter", "invoice_pattern", "credit_note_pattern", "padding",

@@ -36,10 +36,24 @@ def validate_bic(value):
     if not bic.is_valid(value):
         raise ValidationError(_("This is not a valid BIC."), code="invalid_bic")
 
+# Bounds of free text: a page, an e-mail and a PDF stay small whatever is typed.
+ADDRESS_MAX_LENGTH = 1000
+NOTES_MAX_LENGTH = 2000
+# The largest amount a document's columns hold (max_digits=14, decimal_places=2).
+MAX_AMOUNT = Decimal("999999999999.99")
+
+
+def length_at_most(field, limit, name):
+    """A check constraint: ``field`` has at most ``limit`` characters, in the database too."""
+    return models.CheckConstraint(
+        condition=models.lookups.LessThanOrEqual(models.functions.Length(field), limit),
+        name=name,
+    )
+
 
 class Company(models.Model):
     name = models.CharField(_("name"), max_length=200)
-    address = models.TextField(_("address"), blank=True)
+    address = models.TextField(_("address"), blank=True, max_length=ADDRESS_MAX_LENGTH)
     vat_id = models.CharField(_("VAT number"), max_length=32, blank=True)
     email = models.EmailField(_("e-mail"), blank=True)
     registration_id = models.CharField(
@@ -62,6 +76,8 @@ class Company(models.Model):
         verbose_name = _("company")
         verbose_name_plural = _("companies")
         ordering = ["name"]
+        constraints = [length_at_most("address", ADDRESS_MAX_LENGTH,
+                                      "billing_company_address_length")]
 
     def __str__(self):
         return self.name
@@ -80,6 +96,8 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     company = models.ForeignKey(Company, on_delete=models.CASCADE)
     role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.OWNER)
+    # The company a user lands in is the one they used last (never the first by name).
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("membership")
@@ -90,15 +108,58 @@ class Membership(models.Model):
     def __str__(self):
         return f"{self.user} @ {self.company} ({self.get_role_display()})"
 
+    def can(self, action):
+        """Whether this membership allows ``action`` (``billing.permissions``)."""
+        from .permissions import can
+
+        return can(self, action)
+
     @property
     def can_edit(self):
-        """Create, send, credit and mark paid."""
-        return self.role in (self.Role.OWNER, self.Role.ACCOUNTANT)
+        """Create and edit drafts (the pages show their buttons on it)."""
+        return self.can("create")
 
     @property
     def can_manage(self):
-        """Numbering settings and members."""
-        return self.role == self.Role.OWNER
+        """Members (and numbering settings)."""
+        return self.can("manage_members")
+
+
+class Invitation(models.Model):
+    """
+    An owner's invitation to an e-mail address to join a company with a role. Accepted
+    through a signed, expiring link (``billing.invitations``); revocable while pending.
+    """
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(_("e-mail"))
+    role = models.CharField(_("role"), max_length=20, choices=Membership.Role.choices)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(_("sent"), auto_now_add=True)
+    accepted_at = models.DateTimeField(_("accepted"), null=True, blank=True)
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("invitation")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["company", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(role__in=Membership.Role.values),
+                                   name="billing_invitation_role_valid"),
+            models.CheckConstraint(
+                condition=Q(accepted_at__isnull=True) | Q(revoked_at__isnull=True),
+                name="billing_invitation_accepted_or_revoked"),
+        ]
+
+    def __str__(self):
+        return f"{self.email} → {self.company} ({self.get_role_display()})"
+
+    @property
+    def is_pending(self):
+        return self.accepted_at is None and self.revoked_at is None
 
 
 class UserPreferences(models.Model):
@@ -125,7 +186,7 @@ class Client(models.Model):
     company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="clients")
     name = models.CharField(_("name"), max_length=200)
     email = models.EmailField(_("e-mail"), blank=True)
-    address = models.TextField(_("address"), blank=True)
+    address = models.TextField(_("address"), blank=True, max_length=ADDRESS_MAX_LENGTH)
     vat_id = models.CharField(_("VAT number"), max_length=32, blank=True)
     language = models.CharField(
         _("language"), max_length=10, choices=settings.LANGUAGES, blank=True,
@@ -137,6 +198,8 @@ class Client(models.Model):
         verbose_name = _("client")
         ordering = ["name", "id"]
         indexes = [models.Index(fields=["company", "name"])]
+        constraints = [length_at_most("address", ADDRESS_MAX_LENGTH,
+                                      "billing_client_address_length")]
 
     def __str__(self):
         return self.name
@@ -195,7 +258,7 @@ class Document(ConcurrentTransitionMixin, models.Model):
     issue_date = models.DateField(_("issue date"), null=True, blank=True, editable=False)
     due_date = models.DateField(_("due date"), null=True, blank=True)
     currency = models.CharField(_("currency"), max_length=3, default="EUR")
-    notes = models.TextField(_("notes"), blank=True)
+    notes = models.TextField(_("notes"), blank=True, max_length=NOTES_MAX_LENGTH)
     subtotal = models.DecimalField(
         _("subtotal"), max_digits=14, decimal_places=2, default=Decimal("0.00"), editable=False
     )
@@ -228,6 +291,14 @@ class Document(ConcurrentTransitionMixin, models.Model):
                 fields=["company", "number"],
                 condition=~Q(number=""),
                 name="%(app_label)s_%(class)s_number_unique",
+            ),
+            length_at_most("notes", NOTES_MAX_LENGTH, "%(app_label)s_%(class)s_notes_length"),
+            # Every total fits its column, on SQLite as on PostgreSQL.
+            models.CheckConstraint(
+                condition=Q(subtotal__lte=MAX_AMOUNT, subtotal__gte=-MAX_AMOUNT,
+                            tax_total__lte=MAX_AMOUNT, tax_total__gte=-MAX_AMOUNT,
+                            total__lte=MAX_AMOUNT, total__gte=-MAX_AMOUNT),
+                name="%(app_label)s_%(class)s_totals_fit",
             ),
         ]
 
@@ -535,3 +606,12 @@ class EmailDelivery(models.Model):
 
     def __str__(self):
         return f"{self.kind} #{self.document_id} -> {self.recipient}: {self.status}"
+
+    # A delivery still pending after this long has no worker behind it any more (the worker
+    # died or the process restarted): the page says it may not have been sent.
+    STALE_AFTER = timedelta(minutes=10)
+
+    @property
+    def is_stale(self):
+        return (self.status == self.Status.PENDING
+                and self.created_at < timezone.now() - self.STALE_AFTER)

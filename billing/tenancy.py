@@ -4,7 +4,7 @@ company data only through ``scoped(request, Model)``, so isolation is the defaul
 """
 
 from django.http import Http404
-from django.utils import translation
+from django.utils import timezone, translation
 
 from .languages import app_language
 
@@ -15,6 +15,19 @@ def memberships(user):
     if not user.is_authenticated:
         return []
     return list(user.membership_set.select_related("company").order_by("company__name"))
+
+
+def last_used(membership):
+    """Order of preference: the latest used, then the oldest membership."""
+    return (membership.last_used_at is not None, membership.last_used_at or 0, -membership.pk)
+
+
+def remember_company(request, membership):
+    """Make ``membership``'s company the current one, in this session and the next."""
+    from .models import Membership
+
+    request.session[SESSION_KEY] = membership.company_id
+    Membership.objects.filter(pk=membership.pk).update(last_used_at=timezone.now())
 
 
 class CurrentCompanyMiddleware:
@@ -30,9 +43,11 @@ class CurrentCompanyMiddleware:
     def __call__(self, request):
         request.memberships = memberships(request.user)
         chosen = request.session.get(SESSION_KEY) if request.memberships else None
+        # The company chosen in this session, else the one the user used last (never the
+        # first by name: a company renamed "Aardvark Ltd" does not become anyone's landing).
         request.membership = next(
             (m for m in request.memberships if m.company_id == chosen),
-            request.memberships[0] if request.memberships else None,
+            max(request.memberships, key=last_used, default=None),
         )
         request.company = request.membership.company if request.membership else None
         if request.user.is_authenticated:
@@ -48,13 +63,12 @@ def scoped(request, model):
     return model.objects.filter(company=request.company)
 
 
-def admin_companies(request):
+def admin_companies(request, action="read"):
     """
-    The companies a staff user administers: all for a superuser, else their memberships'.
-    The admin of every company-owned model filters by it (settings.FOLIO_ADMIN_COMPANIES).
+    The companies where a staff user may do ``action`` in the admin: all for a superuser,
+    else those whose membership allows it (``billing.permissions``). The admin of every
+    company-owned model asks it (settings.COUNTERS_ADMIN_COMPANIES).
     """
-    from .models import Company
+    from .permissions import companies_allowing
 
-    if request.user.is_superuser:
-        return None
-    return Company.objects.filter(membership__user=request.user)
+    return companies_allowing(request.user, action)

@@ -26,6 +26,9 @@ urlpatterns = [
     path("", views.dashboard, name="home"),
     path("health/", views.health, name="health"),
     path("accounts/whoami/", views.whoami, name="whoami"),
+    path("accounts/login/", views.ThrottledLoginView.as_view(), name="login"),
+    path("accounts/password_reset/", views.ThrottledPasswordResetView.as_view(),
+         name="password_reset"),
     path("accounts/preferences/", views.preferences, name="preferences"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("company/switch/", views.switch_company, name="switch_company"),
@@ -39,8 +42,13 @@ urlpatterns = [
     path("invoices/<int:pk>/cancel/", views.invoice_cancel, name="invoice_cancel"),
     path("invoices/<int:pk>/credit/", views.invoice_credit, name="invoice_credit"),
     path("members/", views.members, name="members"),
+    path("members/leave/", views.leave_company, name="leave_company"),
+    path("invitations/accept/", views.invitation_accept, name="invitation_accept"),
+    path("invitations/signup/", views.invitation_signup, name="invitation_signup"),
     path("numbering/", views.numbering_settings, name="numbering_settings"),
     path("numbering/preview/", views.numbering_preview, name="numbering_preview"),
     path("audit/", views.audit, name="audit"),
     path("admin/", admin.site.urls),
 ]
+
+handler500 = "billing.views.server_error"

@@ -5,15 +5,25 @@ through ``billing.services``, every message for a person through ``messages``.
 
 import logging
 import secrets
+import sys
 from decimal import Decimal
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import login as auth_login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView, PasswordResetView, redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import DatabaseError, connection, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.db.models import Count, Q, Sum
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -26,7 +36,7 @@ from counters.history import history_of
 from counters.models import Kind, NumberingSettings, NumberingSettingsChange
 from counters.services import preview_number, preview_settings, save_numbering_settings
 
-from . import formats, money, once, services
+from . import formats, invitations, money, once, services, throttle
 from .emails import deliveries_of
 from .forms import (
     CancelForm,
@@ -35,31 +45,36 @@ from .forms import (
     CreditNoteForm,
     CreditNoteLineFormSet,
     DocumentFilterForm,
+    InviteForm,
     InvoiceForm,
     InvoiceLineFormSet,
-    MemberForm,
     NumberingSettingsForm,
     PreferencesForm,
     PreviewLine,
+    RoleForm,
     SendForm,
+    SignUpForm,
 )
 from .languages import app_language, remember_preference
 from .models import (
     Client,
     CreditNote,
     DocumentState,
+    Invitation,
     Invoice,
     InvoiceLine,
     Membership,
     UserPreferences,
 )
 from .pdf import document_pdf, pdf_filename
+from .permissions import Action, can
 from .tables import table_documents
-from .tenancy import SESSION_KEY, scoped
+from .tenancy import SESSION_KEY, remember_company, scoped
 
 log = logging.getLogger(__name__)
 AUDIT_FINDINGS_SHOWN = 200
 PAGE_SIZE = 25
+SEARCH_MAX_LENGTH = 100
 LAST_PAGE = 1_000_000  # beyond it, the offset would overflow the database's integers
 
 
@@ -113,11 +128,11 @@ KINDS = {
 }
 
 
-def company_required(view=None, *, edit=False, manage=False):
+def company_required(view=None, *, action=Action.READ, post_action=None):
     """
-    Login, a company, and the role the view needs: ``edit`` views (forms and actions) are
-    for owners and accountants; ``manage`` pages can be read by all members and changed by
-    owners.
+    Login, a company, and the role the view needs, as ``permissions.can`` says: ``action``
+    for every request, ``post_action`` also for a POST (pages every member may read and
+    only some may change).
     """
 
     def decorate(view):
@@ -126,14 +141,20 @@ def company_required(view=None, *, edit=False, manage=False):
         def wrapper(request, *args, **kwargs):
             if request.company is None:
                 return render(request, "billing/no_company.html", status=403)
-            if edit and not request.membership.can_edit:
-                raise PermissionDenied(_("Your role lets you read, not change, documents."))
-            if manage and not request.membership.can_manage and request.method == "POST":
-                raise PermissionDenied(_("Only the company's owners may change this."))
+            if not can(request.membership, action):
+                raise PermissionDenied(_("Your role does not allow this."))
+            if post_action and request.method == "POST" and not can(request.membership,
+                                                                     post_action):
+                raise PermissionDenied(_("Your role lets you read this, not change it."))
             return view(request, *args, **kwargs)
         return wrapper
 
     return decorate(view) if view else decorate
+
+
+def clean_text(value: str, max_length: int) -> str:
+    """Free text read straight from a request: no NUL (PostgreSQL refuses it), bounded."""
+    return value.replace("\x00", "").strip()[:max_length]
 
 
 def error_text(error: ValidationError) -> str:
@@ -178,6 +199,64 @@ def health(request):
     return HttpResponse("ok", content_type="text/plain")
 
 
+class ThrottledLoginView(LoginView):
+    """
+    Log-in, throttled per client address across usernames (one password tried on many
+    accounts: spraying), beside django-axes' lock per username and address. Past
+    FOLIO_LOGIN_FAILURES_PER_CLIENT failures in 15 minutes the address gets the lock-out
+    page, right password or not.
+    """
+
+    def post(self, request, *args, **kwargs):
+        if throttle.login_client_locked(request):
+            return render(request, "registration/locked_out.html",
+                          {"by_address": True}, status=429)
+        return super().post(request, *args, **kwargs)
+
+
+class ThrottledPasswordResetView(PasswordResetView):
+    """
+    Password reset, rate-limited: at most FOLIO_PASSWORD_RESETS_PER_ADDRESS e-mails an hour
+    to one address (silently: the page says the same as for any address) and
+    FOLIO_PASSWORD_RESETS_PER_CLIENT requests an hour from one client address (with a
+    message: it tells nothing about accounts).
+    """
+
+    def form_valid(self, form):
+        client = throttle.client_address(self.request)
+        if not throttle.allow("reset-client", client,
+                              getattr(settings, "FOLIO_PASSWORD_RESETS_PER_CLIENT", 10)):
+            form.add_error(None, _("Too many password reset requests from your network: "
+                                   "please try again in an hour."))
+            return self.form_invalid(form)
+        if not throttle.allow("reset-address", form.cleaned_data["email"].lower(),
+                              getattr(settings, "FOLIO_PASSWORD_RESETS_PER_ADDRESS", 3)):
+            return HttpResponseRedirect(self.get_success_url())
+        return super().form_valid(form)
+
+
+def drop_broken_connection():
+    """Close the database connection if it no longer answers: the next query opens one."""
+    if connection.connection is not None and not connection.is_usable():
+        connection.close()
+
+
+def server_error(request):
+    """
+    handler500: a lost database connection (``OperationalError``/``InterfaceError``) answers
+    503 with a clear "try again" page, and the broken connection is closed so that the next
+    request opens a fresh one; anything else answers the plain 500 page. Neither page reads
+    the database or the session.
+    """
+    error = sys.exc_info()[1]
+    if isinstance(error, OperationalError | InterfaceError):
+        drop_broken_connection()
+        response = render(request, "503.html", status=503)
+        response["Retry-After"] = "5"
+        return response
+    return render(request, "500.html", status=500)
+
+
 @login_required
 def whoami(request):
     """Who is logged in, as plain text: for scripts."""
@@ -188,8 +267,9 @@ def whoami(request):
 @login_required
 def switch_company(request):
     chosen = request.POST.get("company", "")
-    if any(str(m.company_id) == chosen for m in request.memberships):
-        request.session[SESSION_KEY] = int(chosen)
+    membership = next((m for m in request.memberships if str(m.company_id) == chosen), None)
+    if membership is not None:
+        remember_company(request, membership)
     else:
         messages.error(request, _("You are not a member of that company."))
     return redirect("home")
@@ -216,7 +296,7 @@ def preferences(request):
 @company_required
 def client_list(request):
     clients = scoped(request, Client)
-    query = request.GET.get("q", "").strip()
+    query = clean_text(request.GET.get("q", ""), SEARCH_MAX_LENGTH)
     if query:
         clients = clients.filter(
             Q(name__icontains=query) | Q(email__icontains=query) | Q(vat_id__icontains=query)
@@ -227,7 +307,7 @@ def client_list(request):
     return render(request, "billing/client_list.html", {"page": page, "query": query})
 
 
-@company_required(edit=True)
+@company_required(action=Action.CREATE)
 def client_form(request, pk=None):
     client = get_object_or_404(scoped(request, Client), pk=pk) if pk else Client(
         company=request.company)
@@ -291,7 +371,7 @@ def document_list(request, kind):
     })
 
 
-@company_required(edit=True)
+@company_required(action=Action.CREATE)
 def document_form(request, kind, pk=None):
     spec = KINDS[kind]
     document = get_object_or_404(scoped(request, spec.model), pk=pk) if pk else spec.model(
@@ -397,7 +477,7 @@ def document_detail(request, kind, pk):
 
 
 @require_POST
-@company_required(edit=True)
+@company_required(action=Action.SEND)
 def document_send(request, kind, pk):
     spec = KINDS[kind]
     document = get_object_or_404(scoped(request, spec.model), pk=pk)
@@ -409,18 +489,44 @@ def document_send(request, kind, pk):
     except ValidationError as error:
         messages.error(request, _("Not sent: %(reason)s") % {"reason": error_text(error)})
     except DatabaseError:
-        # The transaction rolled back: the draft and the counter are as they were.
+        # The reply may have been lost after the commit: ask the database what happened.
         log.exception("Sending %s failed in the database", document)
-        messages.error(request, _("Not sent: the database did not complete the operation, so "
-                                  "nothing was issued. Please try again."))
+        _say_what_the_send_did(request, spec.model, document.pk)
     else:
         messages.success(request, _("%(document)s issued on %(date)s.") % {
             "document": sent, "date": formats.day(sent.issue_date)})
     return redirect(spec.url("detail", document))
 
 
+def _current_document(model, pk):
+    return model.objects.filter(pk=pk).only("state", "number", "issue_date").first()
+
+
+def _say_what_the_send_did(request, model, pk):
+    """After a database error: read the document again (on a fresh connection if the old one
+    broke) and say whether it was issued, never a guess."""
+    try:
+        drop_broken_connection()
+        if connection.in_atomic_block and connection.needs_rollback:
+            raise DatabaseError("inside a broken transaction")
+        current = _current_document(model, pk)
+    except DatabaseError:
+        log.exception("Reading %s #%s again failed", model.__name__, pk)
+        messages.warning(request, _("The database did not answer, so we cannot tell yet "
+                                    "whether the document was issued. Open it again in a "
+                                    "moment to see."))
+        return
+    if current is not None and current.is_issued:
+        messages.success(request, _("Issued as %(number)s on %(date)s (the database's "
+                                    "answer was lost; we checked).") % {
+            "number": current.number, "date": current.issue_date})
+    else:
+        messages.error(request, _("Not sent: the database did not complete the operation, so "
+                                  "nothing was issued. Please try again."))
+
+
 @require_POST
-@company_required(edit=True)
+@company_required(action=Action.CREATE)
 def document_delete(request, kind, pk):
     spec = KINDS[kind]
     document = get_object_or_404(scoped(request, spec.model), pk=pk)
@@ -445,7 +551,7 @@ def document_pdf_view(request, kind, pk):
 
 
 @require_POST
-@company_required(edit=True)
+@company_required(action=Action.SEND)
 def document_email(request, kind, pk):
     spec = KINDS[kind]
     document = get_object_or_404(scoped(request, spec.model).select_related("client"), pk=pk)
@@ -463,7 +569,7 @@ def document_email(request, kind, pk):
 
 
 @require_POST
-@company_required(edit=True)
+@company_required(action=Action.RECORD_PAYMENT)
 def invoice_mark_paid(request, pk):
     invoice = get_object_or_404(scoped(request, Invoice), pk=pk)
     try:
@@ -476,7 +582,7 @@ def invoice_mark_paid(request, pk):
 
 
 @require_POST
-@company_required(edit=True)
+@company_required(action=Action.CANCEL)
 def invoice_cancel(request, pk):
     invoice = get_object_or_404(scoped(request, Invoice), pk=pk)
     form = CancelForm(request.POST)
@@ -498,7 +604,7 @@ def invoice_cancel(request, pk):
     return redirect("invoice_detail", pk=pk)
 
 
-@company_required(edit=True)
+@company_required(action=Action.CREDIT)
 def invoice_credit(request, pk):
     """
     One question: credit the whole open amount, chosen lines (with quantities) or an amount;
@@ -537,38 +643,135 @@ def _credit_preview(form, invoice):
 # --- Members -------------------------------------------------------------------------------
 
 
-@company_required(manage=True)
+def _pk(value):
+    """A posted id, or None when it is not one (the lookup then finds nothing: 404)."""
+    return int(value) if value.isdecimal() and len(value) < 19 else None
+
+
+@company_required(post_action=Action.MANAGE_MEMBERS)
 def members(request):
-    """Owners add people by username or e-mail, change roles, remove members."""
-    form = MemberForm(request.POST or None, company=request.company)
-    if request.method == "POST":
+    """
+    Owners invite people by e-mail, change roles, remove members and revoke invitations.
+    Every member sees who belongs to the company, and may leave it.
+    """
+    post = request.POST if request.method == "POST" else None
+    role_form = RoleForm(post if post and "member" in post else None, company=request.company)
+    invite_form = InviteForm(post if post and "member" not in post else None)
+    if post:
         try:
-            if "remove" in request.POST:
+            if "remove" in post:
                 membership = get_object_or_404(scoped(request, Membership),
-                                               pk=request.POST["remove"])
+                                               pk=_pk(post["remove"]))
                 services.remove_membership(membership)
                 messages.success(request, _("%(user)s removed.") % {"user": membership.user})
                 return redirect("members")
-            if form.is_valid():
+            if "revoke" in post:
+                invitation = get_object_or_404(scoped(request, Invitation),
+                                               pk=_pk(post["revoke"]))
+                invitations.revoke(invitation)
+                messages.success(request, _("The invitation to %(email)s is revoked.") % {
+                    "email": invitation.email})
+                return redirect("members")
+            if "member" in post and role_form.is_valid():
                 membership = services.set_membership(
-                    request.company, form.cleaned_data["user"], form.cleaned_data["role"])
+                    request.company, role_form.cleaned_data["member"].user,
+                    role_form.cleaned_data["role"])
                 messages.success(request, _("%(user)s is now %(role)s.") % {
                     "user": membership.user, "role": membership.get_role_display()})
+                return redirect("members")
+            if "member" not in post and invite_form.is_valid():
+                email = invite_form.cleaned_data["email"]
+                invitations.invite(
+                    request.company, email, invite_form.cleaned_data["role"],
+                    invited_by=request.user,
+                    link_for=lambda token: request.build_absolute_uri(
+                        f"{reverse('invitation_accept')}?t={token}"))
+                # The same answer whether or not someone has an account with that address.
+                messages.success(request, _("Invitation sent to %(email)s.") % {"email": email})
                 return redirect("members")
         except ValidationError as error:
             messages.error(request, error_text(error))
             return redirect("members")
+    pending = scoped(request, Invitation).filter(
+        accepted_at=None, revoked_at=None,
+        created_at__gte=timezone.now() - invitations.max_age())
     return render(request, "billing/members.html", {
-        "form": form, "can_manage": request.membership.can_manage,
+        "form": invite_form, "role_form": role_form,
+        "can_manage": can(request.membership, Action.MANAGE_MEMBERS),
         "memberships": scoped(request, Membership).select_related("user")
         .order_by("user__username"),
+        "invitations": pending if can(request.membership, Action.MANAGE_MEMBERS) else [],
     })
+
+
+@require_POST
+@company_required
+def leave_company(request):
+    """The member leaves the current company (the last owner cannot)."""
+    company = request.company
+    try:
+        invitations.leave(request.membership)
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+        return redirect("members")
+    request.session.pop(SESSION_KEY, None)
+    messages.success(request, _("You left %(company)s.") % {"company": company})
+    return redirect("home")
+
+
+def invitation_accept(request):
+    """The link of an invitation e-mail: who invites, to what; accept it (logged in)."""
+    token = request.POST.get("t") or request.GET.get("t", "")
+    invitation = invitations.from_token(token[:200])
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect_to_login(f"{reverse('invitation_accept')}?t={token}")
+        try:
+            membership = invitations.accept(token[:200], request.user)
+        except ValidationError as error:
+            messages.error(request, error_text(error))
+            return redirect("home")
+        remember_company(request, membership)
+        messages.success(request, _("You are now a member of %(company)s.") % {
+            "company": membership.company})
+        return redirect("home")
+    return render(request, "billing/invitation.html",
+                  {"invitation": invitation, "token": token[:200]},
+                  status=200 if invitation else 404)
+
+
+def invitation_signup(request):
+    """Accept an invitation by creating an account (its e-mail is the invited address)."""
+    token = (request.POST.get("t") or request.GET.get("t", ""))[:200]
+    invitation = invitations.from_token(token)
+    if invitation is None:
+        return render(request, "billing/invitation.html", {"invitation": None}, status=404)
+    if request.user.is_authenticated:
+        return redirect(f"{reverse('invitation_accept')}?t={token}")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                user = form.save(commit=False)
+                user.email = invitation.email
+                user.save()
+                membership = invitations.accept(token, user)
+        except ValidationError as error:
+            messages.error(request, error_text(error))
+            return redirect("login")
+        auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        remember_company(request, membership)
+        messages.success(request, _("Welcome! You are now a member of %(company)s.") % {
+            "company": membership.company})
+        return redirect("home")
+    return render(request, "billing/signup.html",
+                  {"form": form, "invitation": invitation, "token": token})
 
 
 # --- Numbering and audit -------------------------------------------------------------------
 
 
-@company_required(manage=True)
+@company_required(post_action=Action.MANAGE_NUMBERING)
 def numbering_settings(request):
     numbering = NumberingSettings.for_company(request.company.pk)
     form = NumberingSettingsForm(request.POST or None, instance=numbering)
@@ -578,7 +781,7 @@ def numbering_settings(request):
         return redirect("numbering_settings")
     return render(request, "billing/numbering_settings.html", {
         "form": form, "examples": _examples(form),
-        "can_manage": request.membership.can_manage,
+        "can_manage": can(request.membership, Action.MANAGE_NUMBERING),
         "changes": NumberingSettingsChange.objects.filter(company=request.company)
         .select_related("changed_by")[:20],
     })

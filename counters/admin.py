@@ -1,3 +1,5 @@
+from functools import wraps
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -6,34 +8,120 @@ from django.shortcuts import render
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
-from .models import IssuedNumber, NumberingSettings, NumberingSettingsChange, NumberJump, Sequence
+from .models import (
+    REASON_MAX_LENGTH,
+    IssuedNumber,
+    NumberingSettings,
+    NumberingSettingsChange,
+    NumberJump,
+    Sequence,
+)
 from .services import save_numbering_settings, set_next_number
 
+# The actions the admin asks about (the host app's permission rule knows them all).
+READ = "read"
+MANAGE_NUMBERING = "manage_numbering"
 
-def admin_companies(request):
-    """The companies ``request.user`` administers, or None for all of them."""
+
+def admin_companies(request, action=READ):
+    """
+    The companies where ``request.user`` may do ``action`` in the admin, or None for all of
+    them: the host app's one permission rule, through ``settings.COUNTERS_ADMIN_COMPANIES``.
+    """
     hook = getattr(settings, "COUNTERS_ADMIN_COMPANIES", None)
-    return import_string(hook)(request) if hook else None
+    return import_string(hook)(request, action) if hook else None
+
+
+def company_action(required, **options):
+    """
+    An admin action that needs ``required`` in each selected object's company: it runs on
+    the objects whose company allows it and names those it left out. ``options`` go to
+    ``admin.action`` (description, ...).
+    """
+
+    def decorate(function):
+        @admin.action(**options)
+        @wraps(function)
+        def run(modeladmin, request, queryset):
+            allowed = modeladmin.permitted(request, queryset, required)
+            refused = queryset.count() - allowed.count()
+            if refused:
+                modeladmin.message_user(
+                    request, _("Your role does not allow this for %(count)d of the selected "
+                               "objects; they were left as they were.") % {"count": refused},
+                    messages.ERROR,
+                )
+            if not allowed.exists():
+                return None
+            return function(modeladmin, request, allowed)
+
+        run.company_action = required
+        return run
+
+    return decorate
 
 
 class CompanyScopedAdmin(admin.ModelAdmin):
     """
     Staff see only the companies ``admin_companies`` gives them, in lists, forms and
-    actions alike; a superuser sees all.
+    actions alike; a superuser sees all. What they may do there is what their role allows:
+    ``read_action`` to see, ``write_action`` to add, change and delete, and each action's
+    ``company_action`` (see ``company_action``) to run it.
     """
 
     company_path = "company"
+    read_action = READ
+    write_action = "create"
 
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        companies = admin_companies(request)
+    def company_id_of(self, obj):
+        if self.company_path == "pk":
+            return obj.pk
+        return getattr(obj, f"{self.company_path}_id")
+
+    def allows(self, request, action, obj=None):
+        """Whether the user may do ``action`` on ``obj`` (None: in at least one company)."""
+        companies = admin_companies(request, action)
+        if companies is None:
+            return True
+        if obj is None:
+            return companies.exists()
+        return companies.filter(pk=self.company_id_of(obj)).exists()
+
+    def permitted(self, request, queryset, action):
+        """The objects of ``queryset`` in companies that allow ``action``."""
+        companies = admin_companies(request, action)
         if companies is None:
             return queryset
         return queryset.filter(**{f"{self.company_path}__in": companies})
 
+    def get_queryset(self, request):
+        return self.permitted(request, super().get_queryset(request), self.read_action)
+
+    def get_actions(self, request):
+        # An action the user's roles allow in no company is not offered at all.
+        return {name: entry for name, entry in super().get_actions(request).items()
+                if not hasattr(entry[0], "company_action")
+                or self.allows(request, entry[0].company_action)}
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) and self.allows(
+            request, self.read_action, obj)
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and self.allows(request, self.write_action)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self.allows(
+            request, self.write_action, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self.allows(
+            request, self.write_action, obj)
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # Objects are put only in (and linked only to) companies the user may write to.
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        companies = admin_companies(request)
+        companies = admin_companies(request, self.write_action)
         if field is None or companies is None:
             return field
         related = db_field.related_model
@@ -42,6 +130,37 @@ class CompanyScopedAdmin(admin.ModelAdmin):
         elif any(f.name == "company" for f in related._meta.fields):
             field.queryset = field.queryset.filter(company__in=companies)
         return field
+
+
+class CompanyScopedInline(admin.options.InlineModelAdmin):
+    """
+    An inline of a ``CompanyScopedAdmin``: its rows are read with the parent's
+    ``read_action`` and added, changed or deleted with ``write_action`` (by default the
+    parent's), in the parent's company.
+    """
+
+    write_action = None
+
+    def _parent_allows(self, request, action, obj):
+        parent = self.admin_site._registry[self.parent_model]
+        return parent.allows(request, action or parent.write_action, obj)
+
+    def has_view_permission(self, request, obj=None):
+        parent = self.admin_site._registry[self.parent_model]
+        return super().has_view_permission(request, obj) and self._parent_allows(
+            request, parent.read_action, obj)
+
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request, obj) and self._parent_allows(
+            request, self.write_action, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self._parent_allows(
+            request, self.write_action, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self._parent_allows(
+            request, self.write_action, obj)
 
 
 class ReadOnlyAdmin(CompanyScopedAdmin):
@@ -59,6 +178,7 @@ class ReadOnlyAdmin(CompanyScopedAdmin):
 
 @admin.register(NumberingSettings)
 class NumberingSettingsAdmin(CompanyScopedAdmin):
+    write_action = MANAGE_NUMBERING
     list_display = ["company", "shared_counter", "invoice_pattern", "credit_note_pattern",
                     "padding", "reset_period"]
     list_select_related = ["company"]
@@ -74,10 +194,11 @@ class NumberingSettingsAdmin(CompanyScopedAdmin):
 
 class NextNumberForm(forms.Form):
     next_value = forms.IntegerField(label=_("Next value"), min_value=1)
-    reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}))
+    reason = forms.CharField(label=_("Reason"), max_length=REASON_MAX_LENGTH,
+                             widget=forms.Textarea(attrs={"rows": 3}))
 
 
-@admin.action(description=_("Set the next number (forward only)…"))
+@company_action(MANAGE_NUMBERING, description=_("Set the next number (forward only)…"))
 def set_next_number_action(modeladmin, request, queryset):
     if queryset.count() != 1:
         modeladmin.message_user(request, _("Choose exactly one sequence."), messages.ERROR)
@@ -119,9 +240,12 @@ class SequenceAdmin(ReadOnlyAdmin):
     list_select_related = ["company"]
     actions = [set_next_number_action]
 
+    write_action = MANAGE_NUMBERING
+
     def has_change_permission(self, request, obj=None):
         # Needed to run the action; the change form itself shows every field read-only.
-        return request.user.is_superuser or request.user.has_perm("counters.change_sequence")
+        return (request.user.is_superuser or request.user.has_perm("counters.change_sequence")
+                ) and self.allows(request, self.write_action, obj)
 
     def get_readonly_fields(self, request, obj=None):
         return ["company", "series", "period", "last"]

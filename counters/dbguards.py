@@ -81,3 +81,35 @@ def guards_lifted(connection):
         with connection.cursor() as cursor:
             for _name, sql in triggers:
                 cursor.execute(sql)
+
+
+def sqlite_triggers_lifted():
+    """
+    Two migration operations to put around operations that make SQLite rebuild a table
+    (altering a column, adding a check): SQLite drops the rebuilt table's triggers, and
+    refuses to rename the new table into place while another table's trigger names the old
+    one. The first saves and drops every trigger, the second re-creates them exactly as they
+    were (and the reverse). PostgreSQL alters tables in place: both do nothing there.
+    """
+    from django.db import migrations
+
+    saved = []
+
+    def lift(apps, schema_editor):
+        if schema_editor.connection.vendor != "sqlite":
+            return
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+            saved[:] = cursor.fetchall()
+        for name, _sql in saved:
+            schema_editor.execute(f'DROP TRIGGER "{name}"')
+
+    def restore(apps, schema_editor):
+        if schema_editor.connection.vendor != "sqlite":
+            return
+        with schema_editor.connection.cursor() as cursor:
+            for _name, sql in saved:
+                cursor.execute(sql)
+        saved.clear()
+
+    return migrations.RunPython(lift, restore), migrations.RunPython(restore, lift)

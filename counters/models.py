@@ -19,9 +19,10 @@ from . import patterns
 COMPANY_MODEL = settings.COUNTERS_COMPANY_MODEL
 NUMBER_MAX_LENGTH = 64
 PATTERN_MAX_LENGTH = 48
-MAX_PADDING = 12
+MAX_PADDING = patterns.MAX_PADDING
 # A pattern must leave room for this many counter digits within NUMBER_MAX_LENGTH.
 COUNTER_DIGITS_RESERVED = 9
+REASON_MAX_LENGTH = 500
 
 
 class Kind(models.TextChoices):
@@ -112,6 +113,9 @@ class NumberingSettings(models.Model):
         return {name: getattr(self, name) for name in self.TRACKED_FIELDS}
 
     def clean(self):
+        if not isinstance(self.padding, int) or not 0 <= self.padding <= MAX_PADDING:
+            # clean_fields says so; checking the patterns needs a padding within bounds.
+            return
         errors = {}
         for field in ("invoice_pattern", "credit_note_pattern"):
             pattern = getattr(self, field)
@@ -241,7 +245,7 @@ class NumberJump(models.Model):
     period = models.CharField(_("period"), max_length=7, blank=True)
     first_value = models.PositiveBigIntegerField(_("first skipped value"))
     last_value = models.PositiveBigIntegerField(_("last skipped value"))
-    reason = models.TextField(_("reason"))
+    reason = models.TextField(_("reason"), max_length=REASON_MAX_LENGTH)
     # PROTECT, as for the ledger: explained jumps never change either.
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
@@ -257,6 +261,11 @@ class NumberJump(models.Model):
                 condition=models.Q(first_value__gte=1)
                 & models.Q(last_value__gte=models.F("first_value")),
                 name="counters_jump_range",
+            ),
+            models.CheckConstraint(
+                condition=models.lookups.LessThanOrEqual(
+                    models.functions.Length("reason"), REASON_MAX_LENGTH),
+                name="counters_jump_reason_length",
             ),
         ]
 

@@ -29,6 +29,9 @@ DATE_TOKENS = {
 KNOWN_TOKENS = {COUNTER, *DATE_TOKENS}
 
 NEVER, YEARLY, MONTHLY = "never", "yearly", "monthly"
+# The widest a counter is ever zero-padded: a larger padding (an unsaved form's, say) is read
+# as this, so that formatting never allocates in proportion to what someone typed.
+MAX_PADDING = 12
 
 
 def tokens(pattern):
@@ -74,6 +77,7 @@ def validate_pattern(pattern, *, reset_period=NEVER):
 
 def format_number(pattern, issue_date: date, value: int, padding: int = 0) -> str:
     """The number that ``value`` takes in ``pattern`` for a document issued on ``issue_date``."""
+    padding = min(max(int(padding or 0), 0), MAX_PADDING)
 
     def replace(match):
         name = match.group(1)

@@ -326,7 +326,7 @@ ROLE_ACTIONS = [
     ("invoice_cancel", "sent", {"reason": "r"}, {"owner", "accountant"}),
     ("invoice_credit", "sent", {"what": "open"}, {"owner", "accountant"}),
     ("invoice_email", "sent", {}, {"owner", "accountant"}),
-    ("members", None, {"user": "newcomer", "role": "viewer"}, {"owner"}),
+    ("members", None, {"email": "newcomer@example.com", "role": "viewer"}, {"owner"}),
     ("numbering_settings", None, {"invoice_pattern": "A-{YYYY}-{counter}",
                                   "credit_note_pattern": "B-{YYYY}-{counter}",
                                   "padding": "3", "reset_period": "yearly"}, {"owner"}),

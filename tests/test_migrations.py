@@ -42,3 +42,43 @@ def test_0007_drops_the_clients_token_with_its_triggers_and_unapplies_both():
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
     assert client_triggers() == [] and "clients_token" not in company_columns()
+
+
+def triggers():
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT tgrelid::regclass::text, tgname FROM pg_trigger "
+                           "WHERE NOT tgisinternal")
+        else:
+            cursor.execute("SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'")
+        return sorted(cursor.fetchall())
+
+
+def test_the_bounds_migrations_keep_every_guard_both_ways():
+    """SQLite rebuilds the documents' and jumps' tables for the new checks: the row guards
+    (triggers) are all there afterwards, and after unapplying and applying again."""
+    before = triggers()
+    assert ("billing_invoice", "billing_invoice_frozen") in before
+    assert any(table == "counters_numberjump" for table, _name in before)
+    migrate([("billing", "0011_user_preferences"),
+             ("counters", "0010_sequences_never_move_back")])
+    try:
+        assert triggers() == before
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    assert triggers() == before
+
+
+def test_the_snapshot_and_history_migrations_unapply_and_apply_again():
+    """billing 0008 and counters 0009 come off and go back with their guards."""
+    before = triggers()
+    assert ("billing_invoice", "billing_invoice_transitions") in before
+    migrate([("billing", "0007_remove_company_clients_token"),
+             ("counters", "0008_snapshot_digest")])
+    try:
+        names = {name for _table, name in triggers()}
+        assert "billing_invoice_transitions" not in names
+        assert "billing_invoice_frozen" in names  # the issued documents stay guarded
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    assert triggers() == before

@@ -114,3 +114,25 @@ def test_admin_is_for_staff_only(client):
     client.force_login(member.user)
     response = client.get("/admin/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+
+def test_one_password_sprayed_across_usernames_is_throttled_per_address(client, settings):
+    """Spraying: one wrong password for each of many usernames, never five for one (so the
+    lock per username and address never fires): the address is paused, with a clear page."""
+    settings.FOLIO_LOGIN_FAILURES_PER_CLIENT = 6
+    user = UserFactory(username="sprayed")
+    url = reverse("login")
+    for n in range(6):
+        response = client.post(url, {"username": f"user{n}x", "password": "Summer2026!"})
+        assert response.status_code == 200
+    locked = client.post(url, {"username": "sprayed",
+                               "password": "correct horse battery staple"})
+    assert locked.status_code == 429
+    assert "Log-ins from your network address are paused" in locked.content.decode()
+    assert "_auth_user_id" not in client.session
+    elsewhere = client.post(url, {"username": "sprayed",
+                                  "password": "correct horse battery staple"},
+                            REMOTE_ADDR="198.51.100.9")
+    assert elsewhere.status_code == 302
+    assert client.session["_auth_user_id"] == str(user.pk)

@@ -572,20 +572,19 @@ def test_lists_page_without_counting_everything(browser):
 
 def test_owners_manage_members_but_never_remove_the_last_owner(browser, member):
     newcomer = UserFactory(username="newcomer", email="new@example.com")
-    page = text_of(browser.post(reverse("members"), {"user": "NEW@example.com",
+    MembershipFactory(user=newcomer, company=member.company, role="viewer")
+    newcomer_row = Membership.objects.get(user=newcomer)
+    page = text_of(browser.post(reverse("members"), {"member": newcomer_row.pk,
                                                     "role": "accountant"}, follow=True))
     assert "newcomer is now Accountant." in page
     assert Membership.objects.get(user=newcomer, company=member.company).role == "accountant"
-    page = text_of(browser.post(reverse("members"), {"user": "nobody", "role": "viewer"}))
-    assert "No single active user has that username or e-mail address." in page
     page = text_of(browser.post(reverse("members"), {"remove": member.pk}, follow=True))
     assert "needs at least one owner" in page
-    page = text_of(browser.post(reverse("members"), {"user": member.user.username,
-                                                    "role": "viewer"}, follow=True))
+    page = text_of(browser.post(reverse("members"), {"member": member.pk, "role": "viewer"},
+                                follow=True))
     assert "needs at least one owner" in page
     assert Membership.objects.get(pk=member.pk).role == "owner"
-    removed = Membership.objects.get(user=newcomer)
-    page = text_of(browser.post(reverse("members"), {"remove": removed.pk}, follow=True))
+    page = text_of(browser.post(reverse("members"), {"remove": newcomer_row.pk}, follow=True))
     assert "newcomer removed." in page and not Membership.objects.filter(user=newcomer).exists()
 
 

@@ -1,18 +1,23 @@
 """
-``manage.py send_drafts --company ID|NAME [--client ID|NAME] [--kind invoice|credit_note]``:
-issue many drafts at once (a month-end run). Each document is sent by
+``manage.py send_drafts --company ID|NAME [--client ID|NAME] [--kind invoice|credit_note]
+[--user USERNAME]``: issue many drafts at once (a month-end run). With ``--user`` the drafts
+are issued in that person's name, and only if their role in the company allows sending
+(``billing.permissions``, the rule the pages and the admin ask); without it, by the operator
+who runs the command on the server. Each document is sent by
 ``billing.services.send_document`` in its own transaction: one failure neither stops nor
 undoes the others, and every failure is listed at the end.
 """
 
 import time
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from tqdm import tqdm
 
 from billing.models import DRAFT, Client, Company, CreditNote, Invoice
+from billing.permissions import Action, user_can
 from billing.services import send_document
 
 MODELS = {"invoice": Invoice, "credit_note": CreditNote}
@@ -42,10 +47,20 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, help="Send at most this many.")
         parser.add_argument("--email", action="store_true",
                             help="E-mail each document to its client after it is issued.")
+        parser.add_argument("--user", help="Issue in this user's name (their role must allow "
+                                            "sending in the company).")
         parser.add_argument("--no-progress", action="store_true")
 
-    def handle(self, *args, company, client, kind, limit, email, no_progress, **options):
+    def handle(self, *args, company, client, kind, limit, email, no_progress, user=None,
+               **options):
         company = find(Company, company)
+        if user is not None:
+            username = user
+            user = get_user_model().objects.filter(username=username, is_active=True).first()
+            if user is None:
+                raise CommandError(f"No active user {username!r}.")
+            if not user_can(user, company.pk, Action.SEND):
+                raise CommandError(f"{username}'s role in {company} does not allow sending.")
         drafts = MODELS[kind].objects.filter(company=company, state=DRAFT).order_by("pk")
         if client:
             drafts = drafts.filter(client=find(Client, client, company=company))
@@ -55,7 +70,7 @@ class Command(BaseCommand):
         for pk in tqdm(ids, unit="doc", disable=no_progress or not ids, file=self.stderr):
             draft = MODELS[kind](pk=pk)
             try:
-                send_document(draft, email=email)
+                send_document(draft, user=user, email=email)
             except (ValidationError, DatabaseError, MODELS[kind].DoesNotExist) as error:
                 messages = getattr(error, "messages", None) or [str(error)]
                 failures.append((pk, " ".join(messages)))
