@@ -20,6 +20,7 @@ from decimal import Decimal
 from django.apps import apps
 from django.conf import settings
 from django.db import connection
+from django.utils.translation import gettext as _
 
 from . import chain, registry
 from .models import SHARED_SERIES, EventChain, IssuedNumber, NumberJump, Sequence, StateEvent
@@ -269,16 +270,21 @@ def _series_findings(scope, summaries):
             yield from _gap(key, missing_from, value - 1, jumps, where_,
                             [n for n in (prev_number, number) if n])
         if value == prev_value:
-            yield Finding(DUPLICATE, message=f"value {value} issued twice "
-                          f"({prev_number} and {number})", values=[value],
+            yield Finding(DUPLICATE, message=_("value %(value)s issued twice (%(first)s and "
+                                                "%(second)s)") % {
+                              "value": value, "first": prev_number, "second": number},
+                          values=[value],
                           numbers=[prev_number, number], documents=[document], **where_)
         if prev_date is not None and prev_date > issue_date:
-            yield Finding(CHRONOLOGY, message=f"{number} is dated {issue_date} but the lower "
-                          f"{prev_number} is dated {prev_date}", values=[prev_value, value],
+            yield Finding(CHRONOLOGY, message=_(
+                "%(number)s is dated %(date)s but the lower %(lower)s is dated %(lower_date)s")
+                % {"number": number, "date": issue_date, "lower": prev_number,
+                   "lower_date": prev_date}, values=[prev_value, value],
                           numbers=[prev_number, number], documents=[document], **where_)
         if previous_hash != (prev_hash or chain.GENESIS):
-            yield Finding(TAMPERED, message=f"the hash chain breaks before {number}: the entry "
-                          f"it was chained to is missing or altered", values=[value],
+            yield Finding(TAMPERED, message=_(
+                "the hash chain breaks before %(number)s: the entry it was chained to is "
+                "missing or altered") % {"number": number}, values=[value],
                           numbers=[number], documents=[document], **where_)
     # Values handed out by a sequence after its last ledger entry; a sequence behind its
     # ledger (the next issue in it would collide with a number already issued).
@@ -288,8 +294,9 @@ def _series_findings(scope, summaries):
             yield Finding(SEQUENCE_BEHIND, company_id=s.company_id, series=s.series,
                           period=s.period, date=s.last_issue_date,
                           values=[s.sequence_last, top],
-                          message=f"the sequence's last value is {s.sequence_last} but its "
-                                  f"ledger has issued up to {top}")
+                          message=_("the sequence's last value is %(last)s but its ledger has "
+                                    "issued up to %(top)s") % {
+                              "last": s.sequence_last, "top": top})
         if s.sequence_last > top:
             yield from _gap((s.company_id, s.series, s.period), top + 1, s.sequence_last, jumps,
                             dict(company_id=s.company_id, series=s.series, period=s.period,
@@ -301,9 +308,15 @@ def _gap(key, first, last, jumps, where, neighbours):
     for start, end in _subtract((first, last), [(j["first_value"], j["last_value"])
                                                 for j in jumps.get(key, [])]):
         values = f"{start}" if start == end else f"{start}..{end}"
-        around = f" (between {' and '.join(neighbours)})" if len(neighbours) == 2 else (
-            f" (before {neighbours[0]})" if neighbours else " (after the last entry)")
-        yield Finding(GAP, message=f"value {values} missing{around}",
+        if len(neighbours) == 2:
+            message = _("value %(values)s missing (between %(first)s and %(second)s)") % {
+                "values": values, "first": neighbours[0], "second": neighbours[1]}
+        elif neighbours:
+            message = _("value %(values)s missing (before %(number)s)") % {
+                "values": values, "number": neighbours[0]}
+        else:
+            message = _("value %(values)s missing (after the last entry)") % {"values": values}
+        yield Finding(GAP, message=message,
                       values=list(range(start, end + 1)) if end - start < 100 else [start, end],
                       numbers=neighbours, **where)
 
@@ -335,8 +348,8 @@ def _hash_findings(scope):
         yield Finding(TAMPERED, company_id=company_id, series=series, period=period,
                       values=[value], numbers=[number], documents=[f"{kind} #{document_id}"],
                       date=_as_date(issue_date),
-                      message=f"ledger entry {number} was altered after it was issued "
-                              f"(its hash no longer matches its content)")
+                      message=_("ledger entry %(number)s was altered after it was issued (its "
+                                "hash no longer matches its content)") % {"number": number})
 
 
 _IDENTITY = "l.company_id, l.series, l.period, l.value, l.number, l.kind, l.document_id, " \
@@ -414,11 +427,14 @@ def truncated_findings(heads, scope, written_at):
         current = now.get(key)
         where = dict(company_id=head["company_id"], series=head["series"],
                      period=head["period"], numbers=[head["number"]])
-        anchored = f"the checkpoint of {written_at} has it up to {head['number']}"
         if current is None or current["last"] < head["last"]:
-            ends = f"ends at {current['number']}" if current else "has no entries"
+            message = (_("the series ends at %(end)s but the checkpoint of %(at)s has it up "
+                         "to %(head)s") if current else
+                       _("the series has no entries but the checkpoint of %(at)s has it up to "
+                         "%(head)s")) % {"end": current and current["number"], "at": written_at,
+                                         "head": head["number"]}
             yield Finding(TRUNCATED, values=[current["last"] if current else 0, head["last"]],
-                          message=f"the series {ends} but {anchored}", **where)
+                          message=message, **where)
             continue
         if current["last"] == head["last"]:
             found = current["hash"]
@@ -427,12 +443,13 @@ def truncated_findings(heads, scope, written_at):
                 company_id=head["company_id"], series=head["series"], period=head["period"],
                 value=head["last"]).values_list("entry_hash", flat=True).first()
         if found is None:
-            yield Finding(TRUNCATED, values=[head["last"]], message=f"{head['number']}, the "
-                          f"series' head at the checkpoint of {written_at}, is gone", **where)
+            yield Finding(TRUNCATED, values=[head["last"]], message=_(
+                "%(number)s, the series' head at the checkpoint of %(at)s, is gone") % {
+                    "number": head["number"], "at": written_at}, **where)
         elif found != head["hash"]:
-            yield Finding(TRUNCATED, values=[head["last"]], message=f"{head['number']} has "
-                          f"another hash than at the checkpoint of {written_at}: the chain up "
-                          f"to it was rewritten", **where)
+            yield Finding(TRUNCATED, values=[head["last"]], message=_(
+                "%(number)s has another hash than at the checkpoint of %(at)s: the chain up to "
+                "it was rewritten") % {"number": head["number"], "at": written_at}, **where)
 
 
 def history_heads():
@@ -457,15 +474,16 @@ def truncated_history_findings(heads, scope, written_at):
         found = current["hash"] if current and current["last"] == head["last"] else (
             StateEvent.objects.filter(company_id=head["company_id"], seq=head["last"])
             .values_list("event_hash", flat=True).first())
-        anchored = f"the checkpoint of {written_at} has it up to event {head['last']}"
         if found is None:
             yield Finding(TRUNCATED, company_id=head["company_id"], values=[head["last"]],
-                          message=f"the history ends before event {head['last']}, but "
-                                  f"{anchored}")
+                          message=_("the history ends before event %(last)s, but the "
+                                    "checkpoint of %(at)s has it up to event %(last)s") % {
+                              "last": head["last"], "at": written_at})
         elif found != head["hash"]:
             yield Finding(TRUNCATED, company_id=head["company_id"], values=[head["last"]],
-                          message=f"the history's event {head['last']} has another hash than "
-                                  f"at the checkpoint of {written_at}: it was rewritten")
+                          message=_("the history's event %(last)s has another hash than at the "
+                                    "checkpoint of %(at)s: it was rewritten") % {
+                              "last": head["last"], "at": written_at})
 
 
 def _duplicate_numbers(scope):
@@ -478,14 +496,16 @@ def _duplicate_numbers(scope):
            f"GROUP BY l.company_id, l.number HAVING COUNT(*) > 1")
     for company_id, number, count in _stream(sql, params):
         yield Finding(DUPLICATE, company_id=company_id, numbers=[number],
-                      message=f"number {number} recorded {count} times in the ledger")
+                      message=_("number %(number)s recorded %(count)s times in the ledger") % {
+                          "number": number, "count": count})
     where, params = scope.where("d", series_columns=False)
     sql = (f"SELECT d.company_id, d.number, COUNT(*) FROM ({_documents_sql()}) d "
            f"WHERE {where} AND d.number <> '' GROUP BY d.company_id, d.number "
            f"HAVING COUNT(*) > 1")
     for company_id, number, count in _stream(sql, params):
         yield Finding(DUPLICATE, company_id=company_id, numbers=[number],
-                      message=f"{count} documents carry the number {number}")
+                      message=_("%(count)s documents carry the number %(number)s") % {
+                          "count": count, "number": number})
 
 
 def _documents_sql():
@@ -533,44 +553,49 @@ def _document_findings(scope):
             yield Finding(LEDGER_MISMATCH, company_id=company_id, series=series, period=period,
                           values=[value], numbers=[l_number],
                           documents=[f"{l_kind} #{l_doc_id}"], date=_as_date(l_date),
-                          message=f"{l_number} is in the ledger but its {l_kind} #{l_doc_id} "
-                                  f"is gone")
+                          message=_("%(number)s is in the ledger but its %(document)s is "
+                                    "gone") % {"number": l_number,
+                                               "document": f"{l_kind} #{l_doc_id}"})
             continue
         document = f"{d_kind} #{d_id}"
         about_document = dict(company_id=d_company, documents=[document], document_kind=d_kind,
                               date=_as_date(d_date))
         if is_draft and d_number:
             yield Finding(NUMBERED_DRAFT, numbers=[d_number],
-                          message=f"draft {document} carries the number {d_number}",
+                          message=_("draft %(document)s carries the number %(number)s") % {
+                              "document": document, "number": d_number},
                           **about_document)
         elif not is_draft and not d_number:
-            yield Finding(UNNUMBERED_ISSUED, message=f"issued {document} has no number",
+            yield Finding(UNNUMBERED_ISSUED,
+                          message=_("issued %(document)s has no number") % {"document": document},
                           **about_document)
         if company_id is None:
             if not is_draft:
                 yield Finding(LEDGER_MISMATCH, numbers=[d_number] if d_number else [],
-                              message=f"issued {document} ({d_number or 'no number'}) has no "
-                                      f"ledger entry", **about_document)
+                              message=_("issued %(document)s (%(number)s) has no ledger entry")
+                              % {"document": document, "number": d_number or _("no number")},
+                              **about_document)
             continue
         in_ledger = dict(company_id=company_id, series=series, period=period, values=[value],
                          documents=[document], date=_as_date(l_date))
         if d_number and d_number != l_number:
             yield Finding(LEDGER_MISMATCH, numbers=[l_number, d_number],
-                          message=f"{document} carries {d_number} but the ledger issued it "
-                                  f"{l_number}", **in_ledger)
+                          message=_("%(document)s carries %(number)s but the ledger issued it "
+                                    "%(issued)s") % {"document": document, "number": d_number,
+                                                     "issued": l_number}, **in_ledger)
         changed = [
             f"{name} {was} -> {now}" for name, was, now in (
-                ("issue date", _as_date(l_date), _as_date(d_date)),
-                ("total", _as_money(l_total), _as_money(d_total)),
-                ("currency", l_currency, d_currency), ("company", company_id, d_company))
+                (_("issue date"), _as_date(l_date), _as_date(d_date)),
+                (_("total"), _as_money(l_total), _as_money(d_total)),
+                (_("currency"), l_currency, d_currency), (_("company"), company_id, d_company))
             if was != now
         ]
         if content_changed:
-            changed.append("its content (parties, lines or totals as issued)")
+            changed.append(_("its content (parties, lines or totals as issued)"))
         if changed:
             yield Finding(TAMPERED, numbers=[l_number],
-                          message=f"{l_number} was changed after it was issued: "
-                                  f"{', '.join(changed)}", **in_ledger)
+                          message=_("%(number)s was changed after it was issued: %(changes)s")
+                          % {"number": l_number, "changes": ", ".join(changed)}, **in_ledger)
 
 
 def _state_findings(scope):
@@ -594,8 +619,10 @@ def _state_findings(scope):
         yield Finding(
             STATE_MISMATCH, company_id=company_id, numbers=[number] if number else [],
             documents=[document], document_kind=kind, date=_as_date(issue_date),
-            message=f"{number or document} is {state!r} but its history "
-                    + (f"ends with {recorded!r}" if recorded else "is empty"))
+            message=(_("%(document)s is %(state)s but its history ends with %(recorded)s")
+                     if recorded else _("%(document)s is %(state)s but its history is empty"))
+            % {"document": number or document, "state": repr(state),
+               "recorded": repr(recorded)})
 
 
 def _keyed_event_mismatches(where, params, key):
@@ -639,14 +666,14 @@ def _history_findings(scope):
         for company_id, seq, kind, document_id in rows:
             yield Finding(TAMPERED, company_id=company_id,
                           documents=[f"{kind} #{document_id}"],
-                          message=f"the history breaks at event {seq}: an event before it is "
-                                  f"missing, or it was altered")
+                          message=_("the history breaks at event %(seq)s: an event before it "
+                                    "is missing, or it was altered") % {"seq": seq})
     where, params = scope.where("e", series_columns=False)
     sql = (f"SELECT DISTINCT e.company_id FROM {EVENTS} e WHERE {where} AND NOT EXISTS "
            f"(SELECT 1 FROM {EventChain._meta.db_table} h WHERE h.company_id = e.company_id)")
     for (company_id,) in _stream(sql, params):
         yield Finding(TAMPERED, company_id=company_id,
-                      message="the history has lost its head: its last event is unknown")
+                      message=_("the history has lost its head: its last event is unknown"))
     where, params = scope.where("h", series_columns=False)
     sql = f"""
         SELECT h.company_id, h.last FROM {EventChain._meta.db_table} h
@@ -658,8 +685,8 @@ def _history_findings(scope):
     """
     for company_id, last in _stream(sql, params):
         yield Finding(TAMPERED, company_id=company_id,
-                      message=f"the history does not end at its head, event {last}: its last "
-                              f"events are missing, altered or added past it")
+                      message=_("the history does not end at its head, event %(last)s: its last "
+                                "events are missing, altered or added past it") % {"last": last})
 
 
 def company_names(ids):

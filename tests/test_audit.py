@@ -304,3 +304,19 @@ def test_credit_notes_are_audited_like_invoices(books):
     sql("UPDATE counters_sequence SET last = 0 WHERE series = 'credit_note'")
     status, found, _ = findings("ledger_mismatch", "--series", "credit_note")
     assert status == 1 and found[0]["documents"] == [f"credit_note #{credit_note.pk}"]
+
+
+def test_findings_are_written_in_the_readers_language(books):
+    """The audit page shows findings in the language of whoever reads it."""
+    from django.utils import translation
+
+    from counters.audit import AuditScope, run_audit
+
+    invoices, _ = books
+    sql("DELETE FROM counters_issuednumber WHERE number = 'INV-2026-0002'")
+    delete_invoices(invoices[1])
+    with translation.override("fr"):
+        messages = sorted(f.message for f in run_audit(AuditScope()).findings)
+    assert "valeur 2 manquante (entre INV-2026-0001 et INV-2026-0003)" in messages
+    assert any(m.startswith("la chaîne d'empreintes est rompue avant INV-2026-0003") for m in
+               messages)
