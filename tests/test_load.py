@@ -19,3 +19,18 @@ def test_32_clients_sending_and_crediting_lose_nothing():
     assert "Load held: nothing lost, nothing issued twice." in report
     assert "0 5xx, 0 unclear answers" in report and "audit clean" in report
     assert not Company.objects.exists()  # its scratch data is gone
+
+
+def test_under_faults_every_answer_is_true_and_nothing_is_lost():
+    """Connections terminated every second and a worker SIGKILLed: no 5xx but the 503 'try
+    again' page, every reported outcome matches the database, the audit is clean."""
+    out = StringIO()
+    call_command("load_test", "--clients", "16", "--seconds", "6", "--drafts", "600",
+                 "--workers", "3", "--faults", stdout=out)
+    report = out.getvalue()
+    assert "Load held: nothing lost, nothing issued twice." in report
+    assert "0 5xx, 0 unclear answers" in report and "audit clean" in report
+    faults = next(line for line in report.splitlines() if line.startswith("Under faults"))
+    assert not faults.startswith("Under faults: 0 answered 503") or "0 got no answer" not in \
+        faults, "the faults never reached a request"
+    assert not Company.objects.exists()
