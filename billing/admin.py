@@ -41,15 +41,27 @@ class CompanyAdmin(CompanyScopedAdmin):
     company_path = "pk"
     write_action = Action.MANAGE_MEMBERS
 
-    list_display = ["name", "vat_id", "currency"]
+    list_display = ["name", "country", "vat_id", "currency", "einvoicing"]
     search_fields = ["name", "vat_id"]
     inlines = [MembershipInline]
+    fieldsets = [
+        (None, {"fields": ["name", "email", "locale", "currency", "payment_terms_days"]}),
+        (_("Address"), {"fields": ["street", "postal_code", "city", "country"]}),
+        (_("Identifiers"), {"fields": ["vat_id", "registration_id", "iban", "bic"]}),
+        (_("Electronic invoices"), {"fields": ["einvoicing", "endpoint_scheme", "endpoint_id"]}),
+    ]
 
 
 @admin.register(Client)
 class ClientAdmin(CompanyScopedAdmin):
-    list_display = ["name", "company", "email", "vat_id", "language"]
-    list_filter = ["company", "language"]
+    list_display = ["name", "company", "email", "country", "vat_id", "language"]
+    list_filter = ["company", "language", "country"]
+    fieldsets = [
+        (None, {"fields": ["company", "name", "email", "language", "reference"]}),
+        (_("Address"), {"fields": ["street", "postal_code", "city", "country"]}),
+        (_("Electronic invoices"), {"fields": ["vat_id", "endpoint_scheme", "endpoint_id",
+                                               "attach_ubl"]}),
+    ]
     search_fields = ["name", "email", "vat_id"]
     list_select_related = ["company"]
 
@@ -58,7 +70,8 @@ class LineInline(CompanyScopedInline, admin.TabularInline):
     formset = BoundedLinesFormSet  # amounts that fit the columns, as in the app
     max_num = MAX_LINES
     extra = 1
-    fields = ["position", "description", "quantity", "unit_price", "tax_rate"]
+    fields = ["position", "description", "quantity", "unit_code", "unit_price", "tax_category",
+              "tax_rate", "tax_exemption_reason", "tax_exemption_code"]
 
     def _editable(self, obj):
         return obj is None or obj.is_draft

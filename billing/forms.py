@@ -9,9 +9,11 @@ from django.utils.translation import gettext_lazy as _
 from counters.models import MAX_PADDING, NumberingSettings
 
 from . import formats, money
+from .einvoice.codes import CURRENCIES, TaxCategory, UnitCode
 from .models import (
     MAX_AMOUNT,
     Client,
+    Company,
     CreditNote,
     CreditNoteLine,
     DocumentState,
@@ -20,17 +22,34 @@ from .models import (
     Membership,
     UserPreferences,
 )
+from .services import CreditLine
 
 # The most lines a document may have: its page and its PDF stay quick to make.
 MAX_LINES = 200
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
+PARTY_FIELDS = ["name", "street", "postal_code", "city", "country", "vat_id",
+                "endpoint_scheme", "endpoint_id"]
+
+
 class ClientForm(forms.ModelForm):
     class Meta:
         model = Client
-        fields = ["name", "email", "language", "address", "vat_id"]
-        widgets = {"address": forms.Textarea(attrs={"rows": 3})}
+        fields = [*PARTY_FIELDS[:1], "email", "language", *PARTY_FIELDS[1:], "reference",
+                  "attach_ubl"]
+
+
+class CompanyForm(forms.ModelForm):
+    """The company's own details: what its documents and e-invoices say about the seller."""
+
+    class Meta:
+        model = Company
+        fields = [*PARTY_FIELDS, "registration_id", "email", "iban", "bic", "currency",
+                  "payment_terms_days", "locale", "einvoicing"]
+
+    def clean_currency(self):
+        return clean_currency_code(self.cleaned_data["currency"])
 
 
 class PreferencesForm(forms.ModelForm):
@@ -55,23 +74,27 @@ class DocumentForm(forms.ModelForm):
             self.initial.setdefault("currency", company.currency)
 
     def clean_currency(self):
-        currency = self.cleaned_data["currency"].strip().upper()
-        if len(currency) != 3 or not currency.isalpha():
-            raise forms.ValidationError(_("Use a three-letter currency code such as EUR."))
-        return currency
+        return clean_currency_code(self.cleaned_data["currency"])
+
+
+def clean_currency_code(value):
+    currency = value.strip().upper()
+    if currency not in CURRENCIES:
+        raise forms.ValidationError(_("Use a three-letter currency code such as EUR."))
+    return currency
 
 
 class InvoiceForm(DocumentForm):
     class Meta:
         model = Invoice
-        fields = ["client", "due_date", "currency", "notes"]
+        fields = ["client", "due_date", "currency", "buyer_reference", "notes"]
         widgets = {"due_date": DATE_INPUT, "notes": forms.Textarea(attrs={"rows": 3})}
 
 
 class CreditNoteForm(DocumentForm):
     class Meta:
         model = CreditNote
-        fields = ["client", "invoice", "reason", "currency", "notes"]
+        fields = ["client", "invoice", "reason", "currency", "buyer_reference", "notes"]
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args, company, **kwargs):
@@ -85,12 +108,33 @@ class CreditNoteForm(DocumentForm):
         self.fields["invoice"].label_from_instance = lambda inv: f"{inv.number} — {inv.client}"
 
 
-LINE_FIELDS = ["description", "quantity", "unit_price", "tax_rate"]
+LINE_FIELDS = ["description", "quantity", "unit_code", "unit_price", "tax_category", "tax_rate",
+               "tax_exemption_reason", "tax_exemption_code"]
 LINE_WIDGETS = {
     "quantity": forms.NumberInput(attrs={"step": "0.001", "min": "0.001"}),
     "unit_price": forms.NumberInput(attrs={"step": "0.01", "min": "0"}),
     "tax_rate": forms.NumberInput(attrs={"step": "0.01", "min": "0", "max": "100"}),
 }
+
+
+class LineForm(forms.ModelForm):
+    """A line of a draft. Its unit and tax category default to a unit at the standard rate
+    when the form leaves them out."""
+
+    DEFAULTS = {"unit_code": UnitCode.UNIT, "tax_category": TaxCategory.STANDARD}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.DEFAULTS:
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def clean(self):
+        data = super().clean()
+        for name, default in self.DEFAULTS.items():
+            if name in self.fields and not data.get(name):
+                data[name] = default
+        return data
 
 
 class BoundedLinesFormSet(forms.BaseInlineFormSet):
@@ -112,7 +156,8 @@ class BoundedLinesFormSet(forms.BaseInlineFormSet):
             if data.get("quantity") is None or data.get("unit_price") is None:
                 continue
             line = InvoiceLine(quantity=data["quantity"], unit_price=data["unit_price"],
-                               tax_rate=data.get("tax_rate") or 0)
+                               tax_rate=data.get("tax_rate") or 0,
+                               tax_category=data.get("tax_category") or "S")
             if abs(money.line_net(line.quantity, line.unit_price)) > MAX_AMOUNT:
                 form.add_error("unit_price", too_large())
                 return
@@ -140,7 +185,8 @@ class LineFormSetBase(BoundedLinesFormSet):
 
 def line_formset(model, line_model):
     return inlineformset_factory(
-        model, line_model, formset=LineFormSetBase, fields=LINE_FIELDS, widgets=LINE_WIDGETS,
+        model, line_model, form=LineForm, formset=LineFormSetBase, fields=LINE_FIELDS,
+        widgets=LINE_WIDGETS,
         extra=0, can_delete=True, can_order=True, min_num=0, max_num=MAX_LINES,
         validate_max=True,
     )
@@ -241,9 +287,18 @@ class CreditForm(forms.Form):
                 label=_("Quantity to credit"), required=False, initial=item.quantity,
                 min_value=Decimal("0.001"), max_value=item.quantity, decimal_places=3,
                 widget=forms.NumberInput(attrs={"step": "0.001"}))
-        rates = sorted({item.tax_rate for item in lines})
-        self.fields["rate"].choices = [(str(rate), formats.quantity(rate)) for rate in rates]
-        self.fields["rate"].initial = str(rates[-1]) if rates else None
+        # One choice per tax group of the invoice: its rate, and its category when that is
+        # not the standard rate (a 0 % line may be zero rated, exempt, reverse charge…).
+        self.groups = {}
+        for item in sorted(lines, key=lambda item: (item.tax_rate, item.tax_category)):
+            key = str(item.tax_rate) if item.tax_category == TaxCategory.STANDARD \
+                else f"{item.tax_category} {item.tax_rate}"
+            self.groups.setdefault(key, item)
+        self.fields["rate"].choices = [
+            (key, formats.quantity(item.tax_rate) if item.tax_category == TaxCategory.STANDARD
+             else f"{formats.quantity(item.tax_rate)} — {item.get_tax_category_display()}")
+            for key, item in self.groups.items()]
+        self.fields["rate"].initial = list(self.groups)[-1] if self.groups else None
 
     def quantity_field(self, item):
         return self[f"quantity_{item.pk}"]
@@ -259,8 +314,7 @@ class CreditForm(forms.Form):
         if what == self.LINES:
             chosen = set(data.get("line") or [])
             self.credit_lines = [
-                (item.description, data.get(f"quantity_{item.pk}") or item.quantity,
-                 item.unit_price, item.tax_rate)
+                CreditLine.of(item, quantity=data.get(f"quantity_{item.pk}") or item.quantity)
                 for item in self.lines if str(item.pk) in chosen]
             if not self.credit_lines:
                 raise forms.ValidationError(_("Choose at least one line to credit."),
@@ -272,15 +326,17 @@ class CreditForm(forms.Form):
             with translation.override(self.invoice.client.document_language):
                 description = str(_("Credit on invoice %(number)s") % {
                     "number": self.invoice.number})  # the client reads it
-            self.credit_lines = [(description, Decimal("1"), data["amount"],
-                                  Decimal(data["rate"]))]
+            self.credit_lines = [CreditLine.of(
+                self.groups[data["rate"]], description=description, quantity=Decimal("1"),
+                unit_price=data["amount"], unit_code="C62")]
         return data
 
 
 class PreviewLine:
     """A line the credit note would have, for its preview: what ``money.totals`` reads."""
 
-    def __init__(self, description, quantity, unit_price, tax_rate):
+    def __init__(self, description, quantity, unit_price, tax_rate, tax_category="S",
+                 *_rest):
         self.description, self.quantity = description, quantity
-        self.unit_price, self.tax_rate = unit_price, tax_rate
+        self.unit_price, self.tax_rate, self.tax_category = unit_price, tax_rate, tax_category
         self.net_amount = money.line_net(quantity, unit_price)

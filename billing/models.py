@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_countries.fields import CountryField
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 from stdnum import bic, iban
 
@@ -25,6 +26,7 @@ from counters.services import allocate_number
 
 from . import money
 from . import snapshot as snapshots
+from .einvoice.codes import ENDPOINT_SCHEME_CHOICES, TaxCategory, UnitCode
 
 
 def validate_iban(value):
@@ -37,7 +39,6 @@ def validate_bic(value):
         raise ValidationError(_("This is not a valid BIC."), code="invalid_bic")
 
 # Bounds of free text: a page, an e-mail and a PDF stay small whatever is typed.
-ADDRESS_MAX_LENGTH = 1000
 NOTES_MAX_LENGTH = 2000
 # The largest amount a document's columns hold (max_digits=14, decimal_places=2).
 MAX_AMOUNT = Decimal("999999999999.99")
@@ -51,10 +52,48 @@ def length_at_most(field, limit, name):
     )
 
 
-class Company(models.Model):
+class Party(models.Model):
+    """
+    What a seller (Company) and a buyer (Client) share: a name, a postal address, a VAT
+    number and an electronic address, named after EN 16931's fields.
+    """
+
     name = models.CharField(_("name"), max_length=200)
-    address = models.TextField(_("address"), blank=True, max_length=ADDRESS_MAX_LENGTH)
+    street = models.CharField(_("street"), max_length=200, blank=True)
+    city = models.CharField(_("city"), max_length=100, blank=True)
+    postal_code = models.CharField(_("postal code"), max_length=20, blank=True)
+    country = CountryField(_("country"), blank=True)
     vat_id = models.CharField(_("VAT number"), max_length=32, blank=True)
+    endpoint_scheme = models.CharField(
+        _("electronic address scheme"), max_length=4, blank=True,
+        choices=ENDPOINT_SCHEME_CHOICES,
+        help_text=_("The kind of identifier of the Peppol electronic address (EAS code)."))
+    endpoint_id = models.CharField(
+        _("electronic address"), max_length=100, blank=True,
+        help_text=_("Where e-invoices are delivered on the Peppol network, such as a "
+                    "company number."))
+
+    class Meta:
+        abstract = True
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def address_lines(self):
+        return snapshots.address_lines(self)
+
+    def clean(self):
+        # Stored as the norms write them: no spaces, capitals.
+        self.vat_id = "".join(self.vat_id.split()).upper()
+        self.endpoint_id = self.endpoint_id.strip()
+        if bool(self.endpoint_scheme) != bool(self.endpoint_id):
+            raise ValidationError({
+                "endpoint_id" if self.endpoint_scheme else "endpoint_scheme":
+                    _("Give both the scheme and the electronic address, or neither.")})
+
+
+class Company(Party):
     email = models.EmailField(_("e-mail"), blank=True)
     registration_id = models.CharField(
         _("registration number"), max_length=32, blank=True,
@@ -72,18 +111,18 @@ class Company(models.Model):
         settings.AUTH_USER_MODEL, through="Membership", related_name="companies"
     )
 
+    einvoicing = models.BooleanField(
+        _("electronic invoices"), default=True,
+        help_text=_("Check before sending that each document makes a valid e-invoice "
+                    "(EN 16931, Peppol), and attach it to the PDF (Factur-X)."))
+
     class Meta:
         verbose_name = _("company")
         verbose_name_plural = _("companies")
         ordering = ["name"]
-        constraints = [length_at_most("address", ADDRESS_MAX_LENGTH,
-                                      "billing_company_address_length")]
-
-    def __str__(self):
-        return self.name
 
     def clean(self):
-        # Stored as the norms write them: no spaces, capitals.
+        super().clean()
         self.iban, self.bic = iban.compact(self.iban), bic.compact(self.bic)
 
 
@@ -182,12 +221,16 @@ class UserPreferences(models.Model):
         return str(self.user)
 
 
-class Client(models.Model):
+class Client(Party):
     company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="clients")
-    name = models.CharField(_("name"), max_length=200)
     email = models.EmailField(_("e-mail"), blank=True)
-    address = models.TextField(_("address"), blank=True, max_length=ADDRESS_MAX_LENGTH)
-    vat_id = models.CharField(_("VAT number"), max_length=32, blank=True)
+    reference = models.CharField(
+        _("buyer reference"), max_length=100, blank=True,
+        help_text=_("The reference this client wants on its invoices (a purchase order, a "
+                    "cost centre, a Leitweg-ID)."))
+    attach_ubl = models.BooleanField(
+        _("e-mail the UBL too"), default=False,
+        help_text=_("Attach the Peppol UBL file to the e-mails, beside the PDF."))
     language = models.CharField(
         _("language"), max_length=10, choices=settings.LANGUAGES, blank=True,
         help_text=_("The language of this client's invoices, credit notes and e-mails. "
@@ -198,11 +241,6 @@ class Client(models.Model):
         verbose_name = _("client")
         ordering = ["name", "id"]
         indexes = [models.Index(fields=["company", "name"])]
-        constraints = [length_at_most("address", ADDRESS_MAX_LENGTH,
-                                      "billing_client_address_length")]
-
-    def __str__(self):
-        return self.name
 
     @property
     def document_language(self):
@@ -259,6 +297,9 @@ class Document(ConcurrentTransitionMixin, models.Model):
     due_date = models.DateField(_("due date"), null=True, blank=True)
     currency = models.CharField(_("currency"), max_length=3, default="EUR")
     notes = models.TextField(_("notes"), blank=True, max_length=NOTES_MAX_LENGTH)
+    buyer_reference = models.CharField(
+        _("buyer reference"), max_length=100, blank=True,
+        help_text=_("Empty: the client's reference, or else the document's number."))
     subtotal = models.DecimalField(
         _("subtotal"), max_digits=14, decimal_places=2, default=Decimal("0.00"), editable=False
     )
@@ -381,11 +422,22 @@ class Document(ConcurrentTransitionMixin, models.Model):
 
     def complete_for_issue(self):
         """Fill in what an issued document needs and the draft left open."""
+        self.buyer_reference = self.buyer_reference or self.client.reference
 
     def validate_for_issue(self, lines):
-        """Refuse to issue this document with ``lines``: what the law and Folio require."""
+        """
+        Refuse to issue this document with ``lines``: what the law and Folio require, and,
+        when its company makes e-invoices, what a valid e-invoice needs (it cannot be
+        corrected once issued).
+        """
         if not lines:
             raise ValidationError(_("Add at least one line before sending."), code="no_lines")
+        if self.company.einvoicing:
+            from .einvoice.checks import problems
+
+            found = problems(snapshots.read(snapshots.build(self, lines)))
+            if found:
+                raise ValidationError(found, code="einvoice")
 
     @transition(field="state", source=DRAFT, target=DocumentState.SENT)
     def send(self, lines, user=None):
@@ -429,12 +481,24 @@ class LineItem(models.Model):
         _("tax rate (%)"), max_digits=5, decimal_places=2, default=Decimal("20.00"),
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
     )
+    unit_code = models.CharField(_("unit"), max_length=3, choices=UnitCode.choices,
+                                 default=UnitCode.UNIT)
+    tax_category = models.CharField(_("tax category"), max_length=2,
+                                    choices=TaxCategory.choices, default=TaxCategory.STANDARD)
+    tax_exemption_reason = models.CharField(
+        _("exemption reason"), max_length=300, blank=True,
+        help_text=_("Why no VAT is charged, as printed on the document."))
+    tax_exemption_code = models.CharField(
+        _("exemption code"), max_length=30, blank=True,
+        help_text=_("The VATEX code of the exemption, such as VATEX-EU-132."))
     position = models.PositiveIntegerField(default=0)
 
     class Meta:
         abstract = True
         ordering = ["position", "id"]
         constraints = [
+            models.CheckConstraint(condition=Q(tax_category__in=TaxCategory.values),
+                                   name="%(app_label)s_%(class)s_tax_category_valid"),
             models.CheckConstraint(
                 condition=Q(quantity__gt=0), name="%(app_label)s_%(class)s_quantity_positive"
             ),
@@ -444,6 +508,11 @@ class LineItem(models.Model):
             models.CheckConstraint(
                 condition=Q(tax_rate__gte=0, tax_rate__lte=100),
                 name="%(app_label)s_%(class)s_tax_rate_range",
+            ),
+            # Only a standard-rate line is taxed (EN 16931 BR-Z-5, BR-E-5, BR-AE-5, …).
+            models.CheckConstraint(
+                condition=Q(tax_category=TaxCategory.STANDARD) | Q(tax_rate=0),
+                name="%(app_label)s_%(class)s_untaxed_category_rate_zero",
             ),
         ]
 
@@ -457,6 +526,21 @@ class LineItem(models.Model):
     def delete(self, *args, **kwargs):
         self.document._refuse_if_issued()
         return super().delete(*args, **kwargs)
+
+    def clean(self):
+        from .einvoice.checks import default_exemption, line_problems
+
+        self.tax_exemption_code = self.tax_exemption_code.strip().upper()
+        if not (self.tax_exemption_reason or self.tax_exemption_code):
+            self.tax_exemption_code, self.tax_exemption_reason = default_exemption(
+                self.tax_category)
+        document = getattr(self, "document", None)
+        company = getattr(document, "company", None) if document else None
+        problems = line_problems(self.tax_category, self.tax_rate, self.tax_exemption_reason,
+                                 self.tax_exemption_code,
+                                 einvoicing=company is None or company.einvoicing)
+        if problems:
+            raise ValidationError(problems)
 
     @property
     def net_amount(self):
@@ -477,6 +561,7 @@ class Invoice(Document):
                    models.Index(fields=["company", "state", "-created_at", "-id"])]
 
     def complete_for_issue(self):
+        super().complete_for_issue()
         if self.due_date is None:
             self.due_date = self.issue_date + timedelta(days=self.company.payment_terms_days)
 

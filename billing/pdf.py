@@ -10,16 +10,30 @@ def document_pdf(document) -> bytes:
     The PDF of ``document``, from what it says (``Document.content``: its snapshot once
     issued), in the language of its client (texts, dates and amounts): a draft's is marked
     DRAFT and carries no number.
+
+    An issued document whose content makes a valid e-invoice gets a Factur-X PDF: PDF/A-3b
+    with its CII XML embedded (``billing.einvoice.facturx``), which a person reads and a
+    program books. This is the PDF that is downloaded and e-mailed.
     """
-    from weasyprint import HTML  # imported here: loading Pango costs ~0.3 s
+    from .einvoice.checks import problems
+    from .einvoice.exports import export
 
     content = document.content  # as issued, once issued
+    if document.is_issued and not problems(content):
+        return export(document, "facturx").data
+    return render_pdf(document, content)
+
+
+def render_pdf(document, content, variant=None) -> bytes:
+    """The PDF of ``document`` saying ``content``, as WeasyPrint writes it."""
+    from weasyprint import HTML  # imported here: loading Pango costs ~0.3 s
+
     with translation.override(content.locale):
         html = render_to_string("billing/document_pdf.html", {
             "document": document, "content": content, "language": content.locale,
-            "lines": content.lines, "taxes": content.groups, "company": content.seller,
+            "lines": content.lines, "taxes": content.breakdown, "company": content.seller,
         })
-    return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf()
+    return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf(pdf_variant=variant)
 
 
 def pdf_filename(document) -> str:

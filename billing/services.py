@@ -8,6 +8,7 @@ half-changed by a rollback.
 """
 
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -26,6 +27,24 @@ from .models import (
     Invoice,
     Membership,
 )
+
+
+class CreditLine(NamedTuple):
+    """A line a credit note will contain: what it says and how it is taxed."""
+
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    tax_rate: Decimal
+    tax_category: str = "S"
+    unit_code: str = "C62"
+    tax_exemption_reason: str = ""
+    tax_exemption_code: str = ""
+
+    @classmethod
+    def of(cls, line, **changes):
+        """The credit line for (part of) ``line``, an invoice line."""
+        return cls(**{name: getattr(line, name) for name in cls._fields})._replace(**changes)
 
 
 class NotADraft(ValidationError):
@@ -154,18 +173,16 @@ def draft_credit_note(invoice: Invoice, *, reason="", amount_lines=None) -> Cred
         )
         credit_note.full_clean()
         credit_note.save()
-        for position, (description, quantity, unit_price, tax_rate) in enumerate(lines):
-            CreditNoteLine.objects.create(
-                document=credit_note, position=position, description=description,
-                quantity=quantity, unit_price=unit_price, tax_rate=tax_rate,
-            )
+        for position, line in enumerate(lines):
+            CreditNoteLine.objects.create(document=credit_note, position=position,
+                                          **CreditLine(*line)._asdict())
         credit_note.update_totals()
     return credit_note
 
 
-def open_lines(invoice):
-    """What a credit note for ``invoice``'s open amount contains: (description, quantity,
-    unit price, tax rate) per line. For the credit page's preview."""
+def open_lines(invoice) -> list[CreditLine]:
+    """What a credit note for ``invoice``'s open amount contains. For the credit page's
+    preview."""
     return _open_lines(invoice)
 
 
@@ -173,22 +190,29 @@ def _open_lines(invoice):
     credited = list(
         CreditNoteLine.objects.filter(document__invoice=invoice).exclude(document__state=DRAFT)
     )
+    invoice_lines = list(invoice.lines.all())
     if not credited:
-        return [(line.description, line.quantity, line.unit_price, line.tax_rate)
-                for line in invoice.lines.all()]
+        return [CreditLine.of(line) for line in invoice_lines]
     credited_net = {}
     for line in credited:
-        credited_net[line.tax_rate] = credited_net.get(line.tax_rate, 0) + line.net_amount
+        key = (line.tax_category, line.tax_rate)
+        credited_net[key] = credited_net.get(key, 0) + line.net_amount
+    # Each tax group keeps its exemption: that of its first line.
+    first_of_group = {}
+    for line in invoice_lines:
+        first_of_group.setdefault((line.tax_category, line.tax_rate), line)
     lines = []
-    for group in invoice.tax_breakdown():
-        rate = group.rate
-        left = money.to_cents(group.taxable - credited_net.get(rate, Decimal("0")))
+    for group in money.totals(invoice_lines).groups:
+        key = (group.category, group.rate)
+        left = money.to_cents(group.taxable - credited_net.get(key, Decimal("0")))
         if left > 0:
             # A line of the credit note: in the language of the client who will read it.
             with translation.override(invoice.client.document_language):
                 description = _("Balance of %(invoice)s at %(rate)s%%") % {
-                    "invoice": invoice.number, "rate": formats.quantity(rate)}
-            lines.append((description, Decimal("1"), left, rate))
+                    "invoice": invoice.number, "rate": formats.quantity(group.rate)}
+            lines.append(CreditLine.of(first_of_group[key], description=description,
+                                       quantity=Decimal("1"), unit_price=left,
+                                       unit_code="C62"))
     return lines
 
 

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "csp",
     "axes",
+    "django_countries",
     "counters",
     "billing",
 ]

@@ -20,9 +20,16 @@ from . import money
 
 # The party fields frozen at issue, as they are named on Company (the seller) and Client
 # (the buyer).
-SELLER_FIELDS = ("name", "address", "vat_id", "registration_id", "email", "iban", "bic")
-BUYER_FIELDS = ("name", "address", "vat_id", "email")
-LINE_FIELDS = ("description", "quantity", "unit_price", "tax_rate")
+ADDRESS_FIELDS = ("street", "postal_code", "city", "country")
+ENDPOINT_FIELDS = ("endpoint_scheme", "endpoint_id")
+SELLER_FIELDS = ("name", *ADDRESS_FIELDS, "vat_id", "registration_id", "email", "iban", "bic",
+                 *ENDPOINT_FIELDS)
+BUYER_FIELDS = ("name", *ADDRESS_FIELDS, "vat_id", "email", *ENDPOINT_FIELDS)
+LINE_FIELDS = ("description", "quantity", "unit_price", "tax_rate", "unit_code",
+               "tax_category", "tax_exemption_reason", "tax_exemption_code")
+# What a line of a snapshot taken before a field existed says.
+LINE_DEFAULTS = {"unit_code": "C62", "tax_category": "S", "tax_exemption_reason": "",
+                 "tax_exemption_code": ""}
 
 
 def build(document, lines, totals: money.Totals | None = None) -> dict:
@@ -33,8 +40,9 @@ def build(document, lines, totals: money.Totals | None = None) -> dict:
     totals = totals or money.totals(lines)
     data = {
         "kind": str(document.kind),
-        "seller": {name: getattr(document.company, name) for name in SELLER_FIELDS},
-        "buyer": {name: getattr(document.client, name) for name in BUYER_FIELDS},
+        "seller": {name: str(getattr(document.company, name)) for name in SELLER_FIELDS},
+        "buyer": {name: str(getattr(document.client, name)) for name in BUYER_FIELDS},
+        "buyer_reference": document.buyer_reference,
         "currency": document.currency,
         "locale": document.client.document_language,  # the language it is written in
         "issue_date": _day(document.issue_date),
@@ -86,6 +94,44 @@ class Line:
     unit_price: Decimal
     tax_rate: Decimal
     net_amount: Decimal
+    unit_code: str = "C62"
+    tax_category: str = "S"
+    tax_exemption_reason: str = ""
+    tax_exemption_code: str = ""
+
+
+class Party(SimpleNamespace):
+    """A seller or a buyer: the fields of ``SELLER_FIELDS`` or ``BUYER_FIELDS``."""
+
+    @property
+    def address_lines(self) -> list[str]:
+        if getattr(self, "address", ""):  # a snapshot taken when addresses were free text
+            return self.address.splitlines()
+        return address_lines(self)
+
+
+def address_lines(party) -> list[str]:
+    """
+    ``party``'s postal address as printed: street, postal code and city, the country's name
+    in the active language.
+    """
+    from django_countries import countries
+
+    place = " ".join(part for part in (party.postal_code, party.city) if part)
+    return [part for part in (party.street, place, countries.name(str(party.country)))
+            if part]
+
+
+@dataclass(frozen=True)
+class TaxBreakdown:
+    """A tax group (``money.TaxGroup``) with the exemption its lines give (EN 16931 BG-23)."""
+
+    category: str
+    rate: Decimal
+    taxable: Decimal
+    tax: Decimal
+    exemption_reason: str = ""
+    exemption_code: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,8 +145,8 @@ class Content:
     """What a document says, with amounts as ``Decimal`` and dates as ``date``."""
 
     kind: str
-    seller: SimpleNamespace  # SELLER_FIELDS as attributes
-    buyer: SimpleNamespace  # BUYER_FIELDS as attributes
+    seller: Party  # SELLER_FIELDS as attributes
+    buyer: Party  # BUYER_FIELDS as attributes
     currency: str
     locale: str
     issue_date: date | None
@@ -114,6 +160,20 @@ class Content:
     total: Decimal
     corrects: Corrected | None = None
     reason: str = ""
+    buyer_reference: str = ""
+
+    @property
+    def breakdown(self) -> tuple[TaxBreakdown, ...]:
+        """The tax groups, each with the exemption reason and code of its lines."""
+        exemptions = {}
+        for line in self.lines:
+            if line.tax_exemption_reason or line.tax_exemption_code:
+                exemptions.setdefault((line.tax_category, line.tax_rate),
+                                      (line.tax_exemption_reason, line.tax_exemption_code))
+        return tuple(
+            TaxBreakdown(group.category, group.rate, group.taxable, group.tax,
+                         *exemptions.get((group.category, group.rate), ("", "")))
+            for group in self.groups)
 
 
 def read(data: dict) -> Content:
@@ -130,7 +190,9 @@ def read(data: dict) -> Content:
         notes=data["notes"],
         lines=tuple(Line(description=line["description"],
                          **{name: Decimal(line[name]) for name in
-                            ("quantity", "unit_price", "tax_rate", "net_amount")})
+                            ("quantity", "unit_price", "tax_rate", "net_amount")},
+                         **{name: line.get(name, default)
+                            for name, default in LINE_DEFAULTS.items()})
                     for line in data["lines"]),
         groups=tuple(money.TaxGroup(group["category"], Decimal(group["rate"]),
                                     Decimal(group["taxable"]), Decimal(group["tax"]))
@@ -142,12 +204,15 @@ def read(data: dict) -> Content:
                            _parse_day(data["corrects"]["issue_date"]))
         if "corrects" in data else None,
         reason=data.get("reason", ""),
+        buyer_reference=data.get("buyer_reference", ""),
     )
 
 
-def _party(values: dict, fields) -> SimpleNamespace:
-    # A snapshot taken before a field existed shows it empty.
-    return SimpleNamespace(**{name: values.get(name, "") for name in fields})
+def _party(values: dict, fields) -> Party:
+    # A snapshot taken before a field existed shows it empty; one taken when addresses were
+    # free text keeps its address.
+    return Party(**{name: values.get(name, "") for name in fields},
+                 address=values.get("address", ""))
 
 
 def _parse_day(value: str | None) -> date | None:

@@ -19,6 +19,11 @@ def document_urls(kind, prefix):
         path(f"{prefix}/<int:pk>/delete/", views.document_delete, k, name=f"{kind}_delete"),
         path(f"{prefix}/<int:pk>/pdf/", views.document_pdf_view, k, name=f"{kind}_pdf"),
         path(f"{prefix}/<int:pk>/email/", views.document_email, k, name=f"{kind}_email"),
+        # E-invoices; the PDF of an issued document is its Factur-X.
+        path(f"{prefix}/<int:pk>/ubl/", views.document_einvoice, {**k, "syntax": "ubl"},
+             name=f"{kind}_ubl"),
+        path(f"{prefix}/<int:pk>/cii/", views.document_einvoice, {**k, "syntax": "cii"},
+             name=f"{kind}_cii"),
     ]
 
 
@@ -45,6 +50,7 @@ urlpatterns = [
     path("members/leave/", views.leave_company, name="leave_company"),
     path("invitations/accept/", views.invitation_accept, name="invitation_accept"),
     path("invitations/signup/", views.invitation_signup, name="invitation_signup"),
+    path("company/", views.company_settings, name="company_settings"),
     path("numbering/", views.numbering_settings, name="numbering_settings"),
     path("numbering/preview/", views.numbering_preview, name="numbering_preview"),
     path("audit/", views.audit, name="audit"),

@@ -29,7 +29,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from counters.audit import AuditScope, run_audit
 from counters.history import history_of
@@ -37,10 +37,12 @@ from counters.models import Kind, NumberingSettings, NumberingSettingsChange
 from counters.services import preview_number, preview_settings, save_numbering_settings
 
 from . import formats, invitations, money, once, services, throttle
+from .einvoice.exports import NotExportable, einvoice_problems, export
 from .emails import deliveries_of
 from .forms import (
     CancelForm,
     ClientForm,
+    CompanyForm,
     CreditForm,
     CreditNoteForm,
     CreditNoteLineFormSet,
@@ -429,12 +431,13 @@ def _totals(formset):
             data = line_form.cleaned_data if line_form.is_valid() else {}
         else:
             data = {f: getattr(line_form.instance, f) for f in ("quantity", "unit_price",
-                                                                  "tax_rate")}
+                                                                  "tax_rate", "tax_category")}
         if data.get("DELETE") or data.get("unit_price") is None:
             continue
         lines.append(InvoiceLine(quantity=data.get("quantity") or 0,
                                  unit_price=data["unit_price"],
-                                 tax_rate=data.get("tax_rate") or 0))
+                                 tax_rate=data.get("tax_rate") or 0,
+                                 tax_category=data.get("tax_category") or "S"))
     return money.totals(lines)
 
 
@@ -462,7 +465,7 @@ def document_detail(request, kind, pk):
     content = document.content  # as issued, once issued
     context = {
         "spec": spec, "document": document, "content": content, "lines": content.lines,
-        "taxes": content.groups, "today": timezone.localdate(),
+        "taxes": content.breakdown, "today": timezone.localdate(),
         "history": history_of(document.kind, document.pk).select_related("actor"),
         "deliveries": deliveries_of(document),
         "send_form": SendForm(initial={"email": bool(document.client.email)}),
@@ -470,6 +473,10 @@ def document_detail(request, kind, pk):
     }
     if document.is_draft:
         context["preview"] = preview_number(document)
+    # What keeps the document from having a valid e-invoice: a draft is refused on send
+    # when its company makes e-invoices; an issued one gets no e-invoice downloads.
+    if document.is_issued or document.company.einvoicing:
+        context["einvoice_problems"] = einvoice_problems(content)
     if kind == Kind.INVOICE and document.is_issued:
         context["credit_notes"] = document.credit_notes.all()
         context["open_amount"] = document.open_amount()
@@ -547,6 +554,22 @@ def document_pdf_view(request, kind, pk):
         scoped(request, spec.model).select_related("client__company", "company"), pk=pk)
     response = HttpResponse(document_pdf(document), content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{pdf_filename(document)}"'
+    return response
+
+
+@require_GET
+@company_required
+def document_einvoice(request, kind, pk, syntax):
+    """An issued document's e-invoice (UBL, CII or Factur-X PDF), as a download."""
+    spec = KINDS[kind]
+    document = get_object_or_404(scoped(request, spec.model), pk=pk)
+    try:
+        result = export(document, syntax)
+    except NotExportable as error:
+        messages.error(request, str(error))
+        return redirect(spec.url("detail", document))
+    response = HttpResponse(result.data, content_type=result.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{result.filename}"'
     return response
 
 
@@ -768,7 +791,20 @@ def invitation_signup(request):
                   {"form": form, "invitation": invitation, "token": token})
 
 
-# --- Numbering and audit -------------------------------------------------------------------
+# --- Company, numbering and audit ----------------------------------------------------------
+
+
+@company_required(post_action=Action.MANAGE_MEMBERS)
+def company_settings(request):
+    """The company's own details, as its documents and e-invoices state them. Owners edit."""
+    form = CompanyForm(request.POST or None, instance=request.company)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, _("Company details saved."))
+        return redirect("company_settings")
+    return render(request, "billing/company_settings.html", {
+        "form": form, "can_manage": can(request.membership, Action.MANAGE_MEMBERS)})
+
 
 
 @company_required(post_action=Action.MANAGE_NUMBERING)

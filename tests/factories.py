@@ -29,6 +29,17 @@ class CompanyFactory(factory.django.DjangoModelFactory):
         model = Company
 
     name = factory.Sequence(lambda n: f"Company {n}")
+    # What an e-invoice needs of its seller (EN 16931, Peppol BIS 3.0).
+    street = "3 place des Arts"
+    postal_code = "75001"
+    city = "Paris"
+    country = "FR"
+    vat_id = "FR44732829320"
+    registration_id = "732829320"
+    iban = "FR7630006000011234567890189"
+    bic = "BNPAFRPP"
+    endpoint_scheme = "0009"
+    endpoint_id = "73282932000017"
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):
@@ -46,6 +57,14 @@ class ClientFactory(factory.django.DjangoModelFactory):
     company = factory.SubFactory(CompanyFactory)
     name = factory.Sequence(lambda n: f"Client {n}")
     email = factory.LazyAttribute(lambda c: f"billing{c.name.split()[-1]}@client.example")
+    # What an e-invoice needs of its buyer.
+    street = "12 rue du Four"
+    postal_code = "69001"
+    city = "Lyon"
+    country = "FR"
+    vat_id = "FR03552081317"
+    endpoint_scheme = "0009"
+    endpoint_id = "55208131700018"
 
 
 class DocumentFactory(factory.django.DjangoModelFactory):

@@ -26,9 +26,11 @@ def lines(*rows, total=None):
     data = {"lines-TOTAL_FORMS": str(total if total is not None else len(rows)),
             "lines-INITIAL_FORMS": "0", "lines-MIN_NUM_FORMS": "0",
             "lines-MAX_NUM_FORMS": "1000"}
-    for i, (description, quantity, price, rate) in enumerate(rows):
+    for i, (description, quantity, price, rate, *category) in enumerate(rows):
         data.update({f"lines-{i}-description": description, f"lines-{i}-quantity": quantity,
                      f"lines-{i}-unit_price": price, f"lines-{i}-tax_rate": rate})
+        if category:
+            data[f"lines-{i}-tax_category"] = category[0]
     return data
 
 
@@ -332,11 +334,13 @@ HOSTILE = '<script>alert("x")</script> <img src=x onerror=alert(1)> שלום م�
 
 def test_html_and_right_to_left_text_are_kept_and_escaped(world):
     client = world["client"]
-    client.post(reverse("client_create"), {"name": HOSTILE, "email": "x@example.com"})
+    client.post(reverse("client_create"), {
+        "name": HOSTILE, "email": "x@example.com", "street": HOSTILE, "city": "Lyon",
+        "country": "FR", "endpoint_scheme": "0009", "endpoint_id": "55208131700018"})
     hostile = world["company"].clients.get(name=HOSTILE)
     client.post(reverse("invoice_create"), {
         "client": hostile.pk, "currency": "EUR", "notes": HOSTILE,
-        **lines((HOSTILE, "1", "10", "0"))})
+        **lines((HOSTILE, "1", "10", "0", "Z"))})
     document = hostile.invoices.get()
     assert document.notes == HOSTILE and document.lines.get().description == HOSTILE
     for url in (reverse("client_list"), reverse("invoice_list"),

@@ -4,12 +4,15 @@ server. Screenshots of every step land in the test's temporary folder (pytest pr
 failure) so that a failure can be looked at.
 """
 
+import io
 import os
 import re
+from pathlib import Path
 
 import pytest
 from django.core import mail
 from playwright.sync_api import expect, sync_playwright
+from pypdf import PdfReader
 
 from billing.models import CreditNote, Invoice, Membership
 from counters.models import IssuedNumber
@@ -72,7 +75,15 @@ def test_invoice_send_credit_note_cycle(page, owner):
     page.get_by_role("link", name="Clients", exact=True).click()
     page.get_by_role("link", name="New client").click()
     page.get_by_label("Name").fill("Boulangerie Martin")
-    page.get_by_label("E-mail").fill("compta@martin.example")
+    page.get_by_label("E-mail", exact=True).fill("compta@martin.example")
+    # What its e-invoices need (the company has e-invoicing on).
+    page.get_by_label("Street").fill("12 rue du Four")
+    page.get_by_label("Postal code").fill("69001")
+    page.get_by_label("City").fill("Lyon")
+    page.get_by_label("Country").select_option(label="France")
+    page.get_by_label("VAT number").fill("FR03552081317")
+    page.get_by_label("Electronic address scheme").select_option("0009")
+    page.get_by_label("Electronic address", exact=True).fill("55208131700018")
     page.get_by_role("button", name="Save client").click()
     expect(page.get_by_text("Client Boulangerie Martin saved.")).to_be_visible()
     page.shot("client")
@@ -126,10 +137,15 @@ def test_invoice_send_credit_note_cycle(page, owner):
     assert invoice.state == "sent" and invoice.total == 4420
     page.shot("sent")
 
-    # Its PDF.
+    # Its PDF, a Factur-X PDF, and its e-invoices.
+    expect(page.locator("[data-pdf]")).to_have_text("PDF (Factur-X)")
     pdf = page.request.get(page.locator("[data-pdf]").get_attribute("href"))
     assert pdf.ok and pdf.headers["content-type"] == "application/pdf"
-    assert pdf.body().startswith(b"%PDF")
+    assert "factur-x.xml" in PdfReader(io.BytesIO(pdf.body())).attachments
+    with page.expect_download() as download:
+        page.locator("[data-einvoice=ubl]").click()
+    assert download.value.suggested_filename == f"{invoice_number}-ubl.xml"
+    assert b"<cbc:InvoiceTypeCode>380<" in Path(download.value.path()).read_bytes()
 
     # A credit note from it, for the open amount, then sent.
     page.get_by_role("link", name="Create credit note").click()
@@ -380,7 +396,8 @@ def test_no_serious_accessibility_finding_on_any_page(page, owner):
              f"/clients/{client.pk}/edit/", "/invoices/", f"/invoices/{invoice.pk}/",
              f"/invoices/{draft.pk}/", "/invoices/new/", f"/invoices/{draft.pk}/edit/",
              f"/invoices/{invoice.pk}/credit/", "/credit-notes/",
-             f"/credit-notes/{credit_note.pk}/", "/credit-notes/new/", "/members/", "/numbering/",
+             f"/credit-notes/{credit_note.pk}/", "/credit-notes/new/", "/members/", "/company/",
+             "/numbering/",
              "/audit/",
              "/accounts/preferences/", "/invoices/999999/"]
     axe = Axe()
@@ -436,3 +453,28 @@ def test_moving_a_line_up_reorders_the_draft(page, owner):
     page.get_by_role("button", name="Save draft").click()
     expect(page.get_by_text("Draft saved.")).to_be_visible()
     assert [line.description for line in draft.lines.all()] == ["First", "Third", "Second"]
+
+
+def test_the_company_page_completes_what_an_e_invoice_needs(page, owner):
+    from .factories import ClientFactory, InvoiceFactory
+
+    company = owner.company
+    company.country = ""
+    company.save()
+    draft = InvoiceFactory(client=ClientFactory(company=company))
+    log_in(page)
+    page.goto(f"/invoices/{draft.pk}/")
+    problems = page.locator("[data-einvoice-problems]")
+    expect(problems).to_contain_text("Add your company's country (on the Company page).")
+    page.shot("draft-lacks")
+    page.get_by_role("link", name="Company", exact=True).click()
+    page.get_by_label("Country").select_option(label="France")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("Company details saved.")).to_be_visible()
+    page.shot("company")
+    page.goto(f"/invoices/{draft.pk}/")
+    expect(problems).to_have_count(0)
+    page.get_by_role("button", name="Send…").click()
+    page.get_by_role("dialog").get_by_role("button", name="Send and issue").click()
+    expect(page.locator("[data-number]")).to_have_text(re.compile(r"INV-\d{4}-0001"))
+    expect(page.locator("[data-einvoice=cii]")).to_be_visible()

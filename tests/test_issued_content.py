@@ -26,11 +26,13 @@ from .factories import ClientFactory, CompanyFactory, InvoiceFactory, Membership
 
 pytestmark = pytest.mark.django_db
 
-SELLER = dict(name="Atelier Lumière SARL", address="12 rue des Arts\n75011 Paris",
+SELLER = dict(name="Atelier Lumière SARL", street="12 rue des Arts", postal_code="75011",
+              city="Paris", country="FR",
               vat_id="FR40303265045", email="compta@atelier.example",
               registration_id="RCS Paris 303 265 045", iban="FR7630006000011234567890189",
               bic="AGRIFRPP")
-BUYER = dict(name="Brasserie du Nord", address="4 quai Nord\n59000 Lille",
+BUYER = dict(name="Brasserie du Nord", street="4 quai Nord", postal_code="59000",
+             city="Lille", country="BE", endpoint_scheme="0208", endpoint_id="0403019261",
              vat_id="FR23334175221", email="factures@brasserie.example")
 LINES = [{"description": "Website redesign", "quantity": Decimal("1.5"),
           "unit_price": Decimal("840.00"), "tax_rate": Decimal("20")},
@@ -41,9 +43,10 @@ LINES = [{"description": "Website redesign", "quantity": Decimal("1.5"),
 CONTENT = ["Website redesign", "Hosting, one year", "1,260.00", "96.00", "1,356.00", "252.00",
            "5.28", "1,613.28", "Thank you."]
 ON_THE_PAGE = [BUYER["name"], *CONTENT]
-IN_THE_PDF = [SELLER["name"], SELLER["address"], SELLER["vat_id"], SELLER["registration_id"],
-              SELLER["iban"], SELLER["bic"],
-              BUYER["name"], BUYER["address"], BUYER["vat_id"], *CONTENT]
+IN_THE_PDF = [SELLER["name"], SELLER["street"], "75011 Paris", "France", SELLER["vat_id"],
+              SELLER["registration_id"], SELLER["iban"], SELLER["bic"],
+              BUYER["name"], BUYER["street"], "59000 Lille", "Belgium", BUYER["vat_id"],
+              *CONTENT]
 
 
 def _text(value):
@@ -79,7 +82,8 @@ def test_editing_the_client_and_the_company_after_issue_changes_nothing_issued(c
     assert BUYER["name"] in message.body and SELLER["name"] in message.body
 
     company, buyer = issued.company, issued.client
-    for field, value in dict(name="Other Name SA", address="1 Hauptstraße\n10115 Berlin",
+    for field, value in dict(name="Other Name SA", street="1 Hauptstraße", city="Berlin",
+                             postal_code="10115", country="DE",
                              vat_id="DE123456789", email="new@other.example",
                              registration_id="HRB 1", iban="DE89370400440532013000",
                              bic="DEUTDEFF").items():
@@ -87,7 +91,9 @@ def test_editing_the_client_and_the_company_after_issue_changes_nothing_issued(c
     company.payment_terms_days, company.currency = 90, "USD"
     company.save()
     for field in BUYER:
-        setattr(buyer, field, f"other {field}@example.com")
+        setattr(buyer, field, f"other {field}@example.com"[:buyer._meta.get_field(field)
+                                                                .max_length])
+    buyer.country = "DE"
     buyer.save()
 
     page_after, pdf_after, message_after = _shown_everywhere(issued, client)

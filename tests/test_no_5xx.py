@@ -19,9 +19,7 @@ from hypothesis import strategies as st
 
 from billing.forms import MAX_LINES
 from billing.models import (
-    ADDRESS_MAX_LENGTH,
     NOTES_MAX_LENGTH,
-    Client,
     Company,
     Invoice,
     Membership,
@@ -72,7 +70,7 @@ def test_lines_that_each_fit_but_add_up_to_too_much_are_refused(owner):
 def test_the_largest_total_that_fits_is_accepted(owner):
     """The bound's baseline: a document at the largest amount is saved, not refused."""
     response = owner.post(reverse("invoice_create"), invoice_data(
-        owner, ("Max", "99.999", "9999999999.99", "0")))
+        owner, ("Max", "99.999", "9999999999.99", "0", "Z")))
     assert response.status_code == 302
     assert Invoice.objects.get().total == Decimal("999989999999.00")  # 99.999 x 9999999999.99
 
@@ -151,7 +149,7 @@ def test_nul_and_huge_text_straight_from_the_request(owner, name, method, target
 
 
 @pytest.mark.parametrize("url_name, field, limit", [
-    ("client_create", "address", ADDRESS_MAX_LENGTH),
+    ("client_create", "street", 200),
     ("invoice_create", "notes", NOTES_MAX_LENGTH),
     ("credit_note_create", "notes", NOTES_MAX_LENGTH),
 ])
@@ -175,16 +173,13 @@ def test_more_lines_than_the_bound_are_refused(owner):
 
 
 @pytest.mark.parametrize("make", [
-    lambda: Company.objects.create(name="A", address="x" * (ADDRESS_MAX_LENGTH + 1)),
-    lambda: Client.objects.create(company=Company.objects.create(name="B"), name="C",
-                                  address="x" * (ADDRESS_MAX_LENGTH + 1)),
     lambda: InvoiceFactory(notes="x" * (NOTES_MAX_LENGTH + 1)),
     lambda: InvoiceFactory(lines=[{"description": "x", "quantity": Decimal("999999999.999"),
                                    "unit_price": Decimal("9999999999.99")}]),
     lambda: NumberJump.objects.create(company=Company.objects.create(name="D"),
                                       series="invoice", first_value=1, last_value=2,
                                       reason="x" * (REASON_MAX_LENGTH + 1)),
-], ids=["company address", "client address", "notes", "total", "jump reason"])
+], ids=["notes", "total", "jump reason"])
 def test_the_database_refuses_what_bypasses_the_forms(make):
     # PostgreSQL: the column itself (DataError) or the check (IntegrityError); SQLite: the check.
     with pytest.raises((IntegrityError, DataError)), transaction.atomic():
@@ -223,7 +218,7 @@ def good_data(view, world, target):
         document["invoice"] = target.invoice_id
     sent = world["invoice"][1]
     return {
-        "client_form": {"name": "A", "email": "a@example.com", "address": "x", "vat_id": "1"},
+        "client_form": {"name": "A", "email": "a@example.com", "street": "x", "vat_id": "1"},
         "client_list": {"q": "A", "page": "1"},
         "document_list": {"q": "", "state": "sent", "client": own.pk, "date_from":
                           "2026-01-01", "date_to": "2026-12-31", "page": "1"},

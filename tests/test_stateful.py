@@ -128,7 +128,7 @@ class Books(RuleBasedStateMachine):
             return ("invoice", -1)
         lines = None
         if share == "part":
-            lines = [("Partial", Decimal("1"), invoice.total / 3, Decimal("0"))]
+            lines = [("Partial", Decimal("1"), invoice.total / 3, Decimal("0"), "Z")]
         try:
             credit_note = services.draft_credit_note(invoice, reason="r", amount_lines=lines)
         except services.NothingToCredit:

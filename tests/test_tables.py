@@ -23,7 +23,7 @@ from .factories import ClientFactory, CreditNoteFactory, InvoiceFactory, Members
 pytestmark = pytest.mark.django_db
 
 ONE_LINE_OF_1234_50 = [{"description": "x", "quantity": 1, "unit_price": Decimal("1234.50"),
-                        "tax_rate": 0}]
+                        "tax_rate": 0, "tax_category": "Z"}]
 
 
 @pytest.fixture

@@ -46,6 +46,8 @@ def lines_data(*lines, prefix="lines", initial=0):
     for i, (description, quantity, price, rate) in enumerate(lines):
         data.update({f"{prefix}-{i}-description": description, f"{prefix}-{i}-quantity": quantity,
                      f"{prefix}-{i}-unit_price": price, f"{prefix}-{i}-tax_rate": rate})
+        if str(rate) == "0":  # a line without tax is zero rated
+            data[f"{prefix}-{i}-tax_category"] = "Z"
     return data
 
 
@@ -510,7 +512,8 @@ def test_a_document_page_uses_a_constant_number_of_queries(
     def page_with(size):
         document = factory(client=ClientFactory(company=browser.company), lines=[
             {"description": f"line {i}", "quantity": 1, "unit_price": i + 1,
-             "tax_rate": (0, 5, 20)[i % 3]} for i in range(size)])
+             "tax_rate": (0, 5, 20)[i % 3], "tax_category": ("Z", "S", "S")[i % 3]}
+            for i in range(size)])
         if issued:
             document = send_document(document)
             for _ in range(size):
@@ -549,7 +552,7 @@ def test_amounts_and_dates_follow_the_company_locale(browser, issue_on):
     invoice = send_document(InvoiceFactory(
         client=ClientFactory(company=browser.company),
         lines=[{"description": "x", "quantity": 1, "unit_price": Decimal("1234.50"),
-                "tax_rate": 0}]))
+                "tax_rate": 0, "tax_category": "Z"}]))
     page = text_of(browser.get(reverse("invoice_detail", args=[invoice.pk])))
     # German: "." groups thousands, "," marks the decimals; dates read "j. F Y"; the labels
     # come from the German catalog.

@@ -11,10 +11,26 @@ DEMO_COMPANY = "Atelier Demo SARL"
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "folio-demo-2026"
 
+# Everything an e-invoice needs (EN 16931, Peppol BIS 3.0): the demo's documents are valid.
+SELLER = {
+    "street": "3 place des Arts", "postal_code": "75001", "city": "Paris", "country": "FR",
+    "vat_id": "FR44732829320", "registration_id": "732829320",
+    "iban": "FR7630006000011234567890189", "bic": "BNPAFRPP",
+    "endpoint_scheme": "0009", "endpoint_id": "73282932000017",
+    "email": "billing@atelier-demo.example",
+}
 CLIENTS = [
-    ("Boulangerie Martin", "compta@boulangerie-martin.example", "12 rue du Four, Lyon"),
-    ("Nordlicht GmbH", "rechnung@nordlicht.example", "Hafenstraße 3, Hamburg"),
-    ("Casa Verde S.L.", "facturas@casaverde.example", "Calle Mayor 8, Madrid"),
+    {"name": "Boulangerie Martin", "email": "compta@boulangerie-martin.example",
+     "street": "12 rue du Four", "postal_code": "69001", "city": "Lyon", "country": "FR",
+     "vat_id": "FR03552081317", "endpoint_scheme": "0009", "endpoint_id": "55208131700018",
+     "reference": "PO-2026-118"},
+    {"name": "Nordlicht GmbH", "email": "rechnung@nordlicht.example", "language": "de",
+     "street": "Hafenstraße 3", "postal_code": "20457", "city": "Hamburg", "country": "DE",
+     "vat_id": "DE136695976", "endpoint_scheme": "9930", "endpoint_id": "DE136695976",
+     "attach_ubl": True},
+    {"name": "Casa Verde S.L.", "email": "facturas@casaverde.example", "language": "es",
+     "street": "Calle Mayor 8", "postal_code": "28013", "city": "Madrid", "country": "ES",
+     "vat_id": "ESB58378431", "endpoint_scheme": "9920", "endpoint_id": "ESB58378431"},
 ]
 
 
@@ -25,8 +41,7 @@ class Command(BaseCommand):
         user = self.ensure_user()
         company, created = Company.objects.get_or_create(
             name=DEMO_COMPANY,
-            defaults={"address": "3 place des Arts, Paris", "vat_id": "FR12345678901",
-                      "email": "billing@atelier-demo.example"},
+            defaults=SELLER,
         )
         Membership.objects.get_or_create(
             user=user, company=company, defaults={"role": Membership.Role.OWNER}
@@ -51,34 +66,38 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def create_documents(self, company, user):
-        clients = [
-            Client.objects.create(company=company, name=name, email=email, address=address)
-            for name, email, address in CLIENTS
-        ]
+        clients = [Client.objects.create(company=company, **client) for client in CLIENTS]
         lines = [
-            ("Website redesign", "1", "2400.00", "20"),
-            ("Hosting, 12 months", "12", "15.00", "20"),
-            ("Training day", "2", "650.00", "10"),
+            ("Website redesign", "1", "2400.00", "20", "C62"),
+            ("Hosting, 12 months", "12", "15.00", "20", "MON"),
+            ("Training day", "2", "650.00", "10", "DAY"),
         ]
+        # Services to a business in another EU country: the buyer pays the VAT.
+        reverse_charge = {"tax_rate": "0", "tax_category": "AE"}
 
-        def draft(model, client, chosen, **extra):
-            document = model.objects.create(company=company, client=client, **extra)
-            for position, (description, quantity, price, rate) in enumerate(chosen):
-                document.lines.create(
-                    position=position, description=description, quantity=Decimal(quantity),
-                    unit_price=Decimal(price), tax_rate=Decimal(rate),
-                )
+        def draft(model, client, chosen, **taxed):
+            document = model.objects.create(company=company, client=client)
+            for position, (description, quantity, price, rate, unit) in enumerate(chosen):
+                line = document.lines.model(
+                    document=document, position=position, description=description,
+                    quantity=Decimal(quantity), unit_price=Decimal(price),
+                    tax_rate=Decimal(taxed.get("tax_rate", rate)), unit_code=unit,
+                    tax_category=taxed.get("tax_category", "S"))
+                line.full_clean()  # fills in the exemption a category implies
+                line.save()
             document.update_totals()
             return document
 
         sent = services.send_document(draft(Invoice, clients[0], lines[:2]), user=user)
-        paid = services.send_document(draft(Invoice, clients[1], lines[2:]), user=user)
+        paid = services.send_document(draft(Invoice, clients[1], lines[2:], **reverse_charge),
+                                      user=user)
         services.mark_paid(paid, user=user)
-        services.send_document(draft(Invoice, clients[2], lines[1:]), user=user)
+        services.send_document(draft(Invoice, clients[2], lines[1:], **reverse_charge),
+                               user=user)
+        hosting = sent.lines.get(description="Hosting, 12 months")
         credit = services.draft_credit_note(
-            sent, reason="Hosting not needed",
-            amount_lines=[("Hosting, 12 months", Decimal("12"), Decimal("15.00"), Decimal("20"))],
-        )
+            sent, reason="Hosting not needed", amount_lines=[services.CreditLine.of(hosting)])
         services.send_document(credit, user=user)
         draft(Invoice, clients[0], lines[2:])
-        draft(CreditNote, clients[1], [("Goodwill discount", "1", "50.00", "10")])
+        draft(CreditNote, clients[1], [("Goodwill discount", "1", "50.00", "0", "C62")],
+              **reverse_charge)
