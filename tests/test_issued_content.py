@@ -185,6 +185,17 @@ def test_removing_the_last_events_is_reported(issued):
     assert any("history does not end at its head, event 2" in m for m in messages), messages
 
 
+def test_events_added_past_the_head_are_reported(issued):
+    """The head rolled back onto an earlier event: the events after it are past the head."""
+    services.mark_paid(issued)
+    first = StateEvent.objects.get(company_id=issued.company_id, seq=1)
+    with guards_lifted(connection), connection.cursor() as cursor:
+        cursor.execute("UPDATE counters_eventchain SET last = 1, last_hash = %s "
+                       "WHERE company_id = %s", [first.event_hash, issued.company_id])
+    messages = [f.message for f in run_audit(AuditScope(company_id=issued.company_id)).findings]
+    assert any("history does not end at its head, event 1" in m for m in messages), messages
+
+
 # --- The state machine in the database -------------------------------------------------------
 
 
