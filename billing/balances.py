@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from django.db.models import (
     Case,
+    Count,
     DecimalField,
     F,
     OuterRef,
@@ -62,23 +63,31 @@ def open_amount_expression():
     )
 
 
+def by_currency(invoices, today):
+    """
+    The dashboard's figures per currency, in one query: drafts (count and total), open
+    (sent: count and what is left to pay), overdue (the same, past their due date), paid
+    (count of paid invoices) and the payments received on all of them.
+    """
+    sent = Q(state=DocumentState.SENT)
+    overdue = Q(state=DocumentState.SENT, due_date__lt=today)
+    rows = with_balances(invoices).values("currency").order_by("currency").annotate(
+        drafts=Count("id", filter=Q(state=DRAFT)),
+        drafts_total=Sum("total", filter=Q(state=DRAFT)),
+        open=Count("id", filter=sent),
+        open_total=Sum("open_amount_sql", filter=sent, output_field=SUM_FIELD),
+        overdue=Count("id", filter=overdue),
+        overdue_total=Sum("open_amount_sql", filter=overdue, output_field=SUM_FIELD),
+        paid=Count("id", filter=Q(state=DocumentState.PAID)),
+        paid_total=Sum("paid_amount", filter=~Q(state=DRAFT), output_field=SUM_FIELD),
+    )
+    return [{**row, **{name: row[name] or ZERO.value for name in AMOUNTS}} for row in rows]
+
+
+AMOUNTS = ("drafts_total", "open_total", "overdue_total", "paid_total")
+
+
 def totals_by_currency(invoices, today):
-    """
-    Per currency (a dict by code): the open amount of the sent invoices, of those overdue,
-    and the payments received (reversed ones left out), as the dashboard shows them.
-    """
-    rows = with_balances(invoices.filter(state=DocumentState.SENT)).values("currency") \
-        .order_by("currency").annotate(
-            open_total=Sum("open_amount_sql", output_field=SUM_FIELD),
-            overdue_total=Sum("open_amount_sql", filter=Q(due_date__lt=today),
-                              output_field=SUM_FIELD))
-    found = {row["currency"]: {"open_total": row["open_total"] or ZERO.value,
-                               "overdue_total": row["overdue_total"] or ZERO.value,
-                               "paid_total": ZERO.value} for row in rows}
-    received = (Payment.objects.filter(invoice__in=invoices.values("pk"), reversal__isnull=True)
-                .values("invoice__currency").order_by("invoice__currency")
-                .annotate(s=Sum("amount", output_field=SUM_FIELD)))
-    for row in received:
-        found.setdefault(row["invoice__currency"], {
-            "open_total": ZERO.value, "overdue_total": ZERO.value})["paid_total"] = row["s"]
-    return found
+    """{currency: {open_total, overdue_total, paid_total}}: ``by_currency``'s amounts."""
+    return {row["currency"]: {name: row[name] for name in AMOUNTS[1:]}
+            for row in by_currency(invoices, today)}

@@ -10,3 +10,10 @@ COLUMNS = ("number", "client__name", "issue_date", "due_date", "state", "total",
 def table_documents(documents):
     """``documents`` (one kind, filtered, ordered) with their clients, read in one query."""
     return documents.select_related("client").only(*COLUMNS)
+
+
+def table_invoices(invoices):
+    """Invoices for a table with an "Open" column: each with ``open_amount_sql``."""
+    from .balances import with_balances
+
+    return with_balances(table_documents(invoices))
