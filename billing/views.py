@@ -607,6 +607,11 @@ def invoice_payment(request, pk):
     """Record a payment against the invoice; a form with errors comes back as it was typed."""
     invoice = get_object_or_404(scoped(request, Invoice).select_related(
         "client__company", "company"), pk=pk)
+    if invoice.state != DocumentState.SENT:  # no payment form on its page to show errors in
+        messages.error(request, _("Only a sent invoice can receive a payment; %(invoice)s is "
+                                  "%(state)s.") % {"invoice": invoice,
+                                                   "state": invoice.get_state_display()})
+        return redirect("invoice_detail", pk=pk)
     form = PaymentForm(request.POST, invoice=invoice)
     if not form.is_valid():
         return _detail_again(request, invoice, payment_form=form)
@@ -615,9 +620,9 @@ def invoice_payment(request, pk):
         payment = services.record_payment(
             invoice, amount=data["amount"], date=data["date"], method=data["method"],
             reference=data["reference"], user=request.user)
-    except ValidationError as error:
-        form.add_error(None, error)
-        return _detail_again(request, invoice, payment_form=form)
+    except ValidationError as error:  # the invoice changed meanwhile (paid, cancelled…)
+        messages.error(request, _("Not recorded: %(reason)s") % {"reason": error_text(error)})
+        return redirect("invoice_detail", pk=pk)
     invoice = scoped(request, Invoice).get(pk=pk)  # as the payment left it
     if invoice.state == DocumentState.PAID:
         messages.success(request, _("Payment of %(amount)s recorded: %(invoice)s is paid.") % {
