@@ -481,6 +481,7 @@ def _detail_context(request, spec, document, *, payment_form=None, paid_form=Non
         context["paid_amount"] = paid
         context["payments"] = payments
         context["can_record_payment"] = (document.state == DocumentState.SENT
+                                         and open_amount > 0
                                          and can(request.membership, Action.RECORD_PAYMENT))
         context["can_reverse"] = can(request.membership, Action.RECORD_PAYMENT)
         context["payment_form"] = payment_form or PaymentForm(invoice=document,

@@ -387,3 +387,62 @@ def test_the_books_agree_however_they_are_added_up(books, client):
     for invoice in invoices.exclude(state="draft"):
         assert f'data-open="{invoice.pk}">{invoice.open_amount()}' in listing.replace(
             "\u00a0EUR", "").replace("\u00a0USD", "").replace(",", ""), invoice
+
+
+# --- Pages ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def accountant(client):
+    member = MembershipFactory(role="accountant")
+    client.force_login(member.user)
+    client.company = member.company
+    return client
+
+
+def test_a_form_with_errors_comes_back_with_what_was_typed(accountant):
+    invoice = services.send_document(InvoiceFactory(client=ClientFactory(
+        company=accountant.company), lines=CONSULTING))
+    response = accountant.post(reverse("invoice_payment", args=[invoice.pk]), {
+        "date": "2026-01-02", "amount": "250.00", "method": "cash", "reference": "Till 42"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "This is more than what is left to pay (240.00\xa0EUR): record at most that." in page
+    assert 'value="250.00"' in page and 'value="Till 42"' in page
+    assert 'value="2026-01-02"' in page and '<option value="cash" selected>' in page
+    assert not Payment.objects.exists()
+
+
+def test_the_invoice_page_records_payments_and_lists_them_with_their_reversal(accountant):
+    invoice = services.send_document(InvoiceFactory(client=ClientFactory(
+        company=accountant.company), lines=CONSULTING))
+    url = reverse("invoice_payment", args=[invoice.pk])
+    page = accountant.post(url, {"date": "2026-01-02", "amount": "100", "method": "card",
+                                 "reference": "POS"}, follow=True).content.decode()
+    assert "Payment of 100.00\xa0EUR recorded; 140.00\xa0EUR left to pay." in page
+    page = accountant.post(url, {"date": "2026-01-03", "amount": "140", "method":
+                                 "bank_transfer"}, follow=True).content.decode()
+    assert f"Payment of 140.00\xa0EUR recorded: {invoice.number} is paid." in page
+    assert "Record a payment" not in page  # nothing left to pay
+    first = Payment.objects.get(amount=100)
+    page = accountant.post(reverse("payment_reverse", args=[first.pk]),
+                           {"reason": "Card charged back"}, follow=True).content.decode()
+    assert "The payment of 100.00\xa0EUR on Jan. 2, 2026 is reversed." in page
+    assert "Card charged back" in page and "Record a payment" in page
+    assert fresh(invoice).state == "sent"
+
+
+def test_a_viewer_sees_payments_but_cannot_record_or_reverse_them(client, invoice):
+    payment = pay(invoice, "100.00")
+    viewer = MembershipFactory(role="viewer", company=invoice.company)
+    client.force_login(viewer.user)
+    page = client.get(reverse("invoice_detail", args=[invoice.pk])).content.decode()
+    assert "100.00\xa0EUR" in page and "Record a payment" not in page
+    assert "Reverse…" not in page and "Paid in full…" not in page
+    data = {"date": "2026-01-02", "amount": "1", "method": "cash"}
+    assert client.post(reverse("invoice_payment", args=[invoice.pk]), data).status_code == 403
+    assert client.post(reverse("invoice_mark_paid", args=[invoice.pk]),
+                       {"method": "cash"}).status_code == 403
+    assert client.post(reverse("payment_reverse", args=[payment.pk]),
+                       {"reason": "r"}).status_code == 403
+    assert Payment.objects.count() == 1 and not PaymentReversal.objects.exists()
