@@ -22,7 +22,6 @@ from counters.history import history_of
 
 from .factories import (
     ClientFactory,
-    CreditNoteFactory,
     InvoiceFactory,
     MembershipFactory,
     UserFactory,
