@@ -11,9 +11,3 @@ def table_documents(documents):
     """``documents`` (one kind, filtered, ordered) with their clients, read in one query."""
     return documents.select_related("client").only(*COLUMNS)
 
-
-def table_invoices(invoices):
-    """Invoices for a table with an "Open" column: each with ``open_amount_sql``."""
-    from .balances import with_balances
-
-    return with_balances(table_documents(invoices))

@@ -72,7 +72,7 @@ from .models import (
 )
 from .pdf import document_pdf, pdf_filename
 from .permissions import Action, can
-from .tables import table_documents, table_invoices
+from .tables import table_documents
 from .tenancy import SESSION_KEY, remember_company, scoped
 
 log = logging.getLogger(__name__)
@@ -321,7 +321,7 @@ def client_detail(request, pk):
     credit_notes = client.creditnotes.all()
     today = timezone.localdate()
     # The latest of each, not all: a client's whole history is a filter on the lists.
-    invoice_rows = list(table_invoices(invoices)[:PAGE_SIZE + 1])
+    invoice_rows = list(balances.with_balances(table_documents(invoices))[:PAGE_SIZE + 1])
     credit_note_rows = list(table_documents(credit_notes)[:PAGE_SIZE + 1])
     return render(request, "billing/client_detail.html", {
         "client": client, "balances": services.client_balances(client),
@@ -354,8 +354,8 @@ def document_list(request, kind):
         if data["date_to"]:
             documents = documents.filter(issue_date__lte=data["date_to"])
     open_column = spec.kind == Kind.INVOICE
-    page = Page(table_invoices(documents) if open_column else table_documents(documents),
-                request.GET.get("page"))
+    rows = table_documents(documents)
+    page = Page(balances.with_balances(rows) if open_column else rows, request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "billing/document_list.html", {

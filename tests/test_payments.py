@@ -221,6 +221,9 @@ def reopen_with_raw_sql(invoice):
     assert fresh(invoice).state == "paid"
 
 
+# Transactional: each service call commits, as in production (inside one test transaction,
+# PostgreSQL would rightly see every reversal as written in the current transaction).
+@pytest.mark.django_db(transaction=True)
 def test_the_database_reopens_a_paid_invoice_only_with_a_reversal_in_the_same_transaction(
         invoice):
     payment = pay(invoice, "240.00")
@@ -234,6 +237,7 @@ def test_the_database_reopens_a_paid_invoice_only_with_a_reversal_in_the_same_tr
 
 
 @pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
 def test_on_postgresql_a_reversal_committed_before_never_reopens(invoice):
     """PostgreSQL knows the transaction that wrote each reversal (SQLite: the last row)."""
     payment = pay(invoice, "240.00")
