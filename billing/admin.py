@@ -24,6 +24,8 @@ from .models import (
     Invoice,
     InvoiceLine,
     Membership,
+    Payment,
+    PaymentReversal,
 )
 from .permissions import Action
 
@@ -160,7 +162,9 @@ class DocumentAdmin(CompanyScopedAdmin):
             form.instance.update_totals()
 
 
-@company_action(Action.RECORD_PAYMENT, description=_("Mark the selected invoices paid"))
+@company_action(Action.RECORD_PAYMENT,
+                description=_("Mark the selected invoices paid in full (a payment of the open "
+                              "amount, today, method “Other”)"))
 def mark_paid_selected(modeladmin, request, queryset):
     _run_on_each(
         modeladmin, request, queryset, services.mark_paid,
@@ -219,3 +223,42 @@ class InvitationAdmin(CompanyScopedAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class ReadOnlyAdmin(CompanyScopedAdmin):
+    """Shown, never written here: payments are recorded and reversed on the invoice's page."""
+
+    write_action = Action.RECORD_PAYMENT
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdmin):
+    list_display = ["invoice", "company", "date", "amount", "method", "reference",
+                    "recorded_by", "is_reversed"]
+    list_filter = ["method", "company"]
+    search_fields = ["invoice__number", "reference"]
+    list_select_related = ["invoice", "company", "recorded_by", "reversal"]
+    date_hierarchy = "date"
+
+    @admin.display(boolean=True, description=_("reversed"))
+    def is_reversed(self, obj):
+        return obj.is_reversed
+
+
+@admin.register(PaymentReversal)
+class PaymentReversalAdmin(ReadOnlyAdmin):
+    list_display = ["payment", "company", "reason", "reversed_by", "reversed_at"]
+    list_filter = ["company"]
+    list_select_related = ["payment", "company", "reversed_by"]

@@ -3,7 +3,7 @@ from decimal import Decimal
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 from django.forms import inlineformset_factory
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from counters.models import MAX_PADDING, NumberingSettings
@@ -12,6 +12,8 @@ from . import formats, money
 from .einvoice.codes import CURRENCIES, TaxCategory, UnitCode
 from .models import (
     MAX_AMOUNT,
+    REASON_MAX_LENGTH,
+    REFERENCE_MAX_LENGTH,
     Client,
     Company,
     CreditNote,
@@ -20,6 +22,7 @@ from .models import (
     Invoice,
     InvoiceLine,
     Membership,
+    PaymentMethod,
     UserPreferences,
 )
 from .services import CreditLine
@@ -340,3 +343,55 @@ class PreviewLine:
         self.description, self.quantity = description, quantity
         self.unit_price, self.tax_rate, self.tax_category = unit_price, tax_rate, tax_category
         self.net_amount = money.line_net(quantity, unit_price)
+
+
+class PaidInFullForm(forms.Form):
+    """Paid in full today: how, and the bank's or the receipt's reference."""
+
+    method = forms.ChoiceField(label=_("Method"), choices=PaymentMethod.choices,
+                               initial=PaymentMethod.BANK_TRANSFER)
+    reference = forms.CharField(label=_("Reference"), required=False,
+                                max_length=REFERENCE_MAX_LENGTH)
+    id_prefix = "paid"
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", f"{self.id_prefix}_%s")  # two such forms on one page
+        super().__init__(*args, **kwargs)
+
+
+class PaymentForm(PaidInFullForm):
+    """A payment received against an invoice: some or all of what is left to pay."""
+
+    date = forms.DateField(label=_("Payment date"), widget=DATE_INPUT)
+    amount = forms.DecimalField(label=_("Amount"), max_digits=14, decimal_places=2,
+                                min_value=Decimal("0.01"), max_value=MAX_AMOUNT)
+    field_order = ["date", "amount", "method", "reference"]
+    id_prefix = "payment"
+
+    def __init__(self, *args, invoice, open_amount=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.invoice = invoice
+        self.open_amount = invoice.open_amount() if open_amount is None else open_amount
+        self.fields["date"].initial = timezone.localdate()
+        self.fields["amount"].initial = self.open_amount
+        self.fields["amount"].widget.attrs["step"] = "0.01"
+
+    def clean_date(self):
+        day = self.cleaned_data["date"]
+        if day > timezone.localdate():
+            raise forms.ValidationError(_("A payment cannot be dated in the future."))
+        return day
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        if amount > self.open_amount:
+            raise forms.ValidationError(
+                _("This is more than what is left to pay (%(open)s): record at most that.")
+                % {"open": formats.money(self.open_amount, self.invoice.currency)},
+                code="overpayment")
+        return amount
+
+
+class ReverseForm(forms.Form):
+    reason = forms.CharField(label=_("Why is this payment reversed?"),
+                             max_length=REASON_MAX_LENGTH)

@@ -578,15 +578,30 @@ class Invoice(Document):
         """
         return self.subtotal - self.credited()[0]
 
+    def paid(self) -> Decimal:
+        """What the invoice's payments add up to, reversed ones left out."""
+        paid = self.payments.filter(reversal__isnull=True).aggregate(s=models.Sum("amount"))
+        return money.to_cents(paid["s"] or 0)
+
     def open_amount(self) -> Decimal:
-        """What is left to credit, with tax: nothing once every net has been credited."""
+        """
+        What is left to pay: the total less the issued credit notes and the payments
+        (``billing.money.open_amount``); nothing once every net has been credited.
+        """
         net, total = self.credited()
-        return max(self.total - total, Decimal("0.00")) if net < self.subtotal \
-            else Decimal("0.00")
+        return money.open_amount(total=self.total, subtotal=self.subtotal, credited_net=net,
+                                 credited_total=total, paid=self.paid())
 
     @transition(field="state", source=DocumentState.SENT, target=DocumentState.PAID)
     def mark_paid(self):
-        """Record the payment. ``billing.services.mark_paid`` saves it."""
+        """Its payments cover it. ``billing.services.record_payment`` saves it."""
+
+    @transition(field="state", source=DocumentState.PAID, target=DocumentState.SENT)
+    def reopen(self):
+        """
+        A payment was reversed: the invoice is open again. ``billing.services.reverse_payment``
+        saves it, in the transaction that writes the reversal (the database insists).
+        """
 
     @transition(field="state", source=DocumentState.SENT, target=DocumentState.CANCELLED)
     def cancel(self):
@@ -700,3 +715,112 @@ class EmailDelivery(models.Model):
     def is_stale(self):
         return (self.status == self.Status.PENDING
                 and self.created_at < timezone.now() - self.STALE_AFTER)
+
+
+# --- Payments ------------------------------------------------------------------------------
+
+
+class PaymentMethod(models.TextChoices):
+    BANK_TRANSFER = "bank_transfer", _("Bank transfer")
+    CARD = "card", _("Card")
+    CASH = "cash", _("Cash")
+    OTHER = "other", _("Other")
+
+
+REFERENCE_MAX_LENGTH = 200
+REASON_MAX_LENGTH = 500
+
+
+class PaymentLocked(ValidationError):
+    """A payment or a reversal was about to be changed or deleted."""
+
+
+class AppendOnly(models.Model):
+    """Rows written once and never changed or deleted (the database refuses too)."""
+
+    locked_message = ""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PaymentLocked(self.locked_message, code="append_only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PaymentLocked(self.locked_message, code="append_only")
+
+
+class Payment(AppendOnly):
+    """
+    Money received against an issued invoice. Recorded by ``billing.services.record_payment``
+    and never changed or deleted: a mistaken one is reversed (``PaymentReversal``).
+    """
+
+    locked_message = _("A payment cannot be changed or deleted; reverse it instead.")
+
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="payments",
+                                verbose_name=_("company"))
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments",
+                                verbose_name=_("invoice"))
+    date = models.DateField(_("payment date"))
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+    method = models.CharField(_("method"), max_length=20, choices=PaymentMethod.choices)
+    reference = models.CharField(_("reference"), max_length=REFERENCE_MAX_LENGTH, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+", verbose_name=_("recorded by"))
+    recorded_at = models.DateTimeField(_("recorded"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("payment")
+        ordering = ["date", "id"]
+        indexes = [models.Index(fields=["company", "-date", "-id"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0, amount__lte=MAX_AMOUNT),
+                                   name="billing_payment_amount_positive"),
+            models.CheckConstraint(condition=Q(method__in=PaymentMethod.values),
+                                   name="billing_payment_method_valid"),
+            length_at_most("reference", REFERENCE_MAX_LENGTH,
+                           "billing_payment_reference_length"),
+        ]
+
+    def __str__(self):
+        return str(_("Payment #%(id)s") % {"id": self.pk})
+
+    @property
+    def is_reversed(self):
+        return hasattr(self, "reversal")
+
+
+class PaymentReversal(AppendOnly):
+    """
+    Cancels one payment (who, when, why): the payment no longer counts, and a paid invoice
+    is open again. At most one per payment; a reversal is itself never reversed (record the
+    payment again instead).
+    """
+
+    locked_message = _("A payment reversal cannot be changed or deleted.")
+
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="+",
+                                verbose_name=_("company"))
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, related_name="reversal",
+                                   verbose_name=_("payment"))
+    reason = models.CharField(_("reason"), max_length=REASON_MAX_LENGTH)
+    reversed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+", verbose_name=_("reversed by"))
+    reversed_at = models.DateTimeField(_("reversed"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("payment reversal")
+        constraints = [
+            models.CheckConstraint(condition=~Q(reason=""),
+                                   name="billing_paymentreversal_reason_given"),
+            length_at_most("reason", REASON_MAX_LENGTH,
+                           "billing_paymentreversal_reason_length"),
+        ]
+
+    def __str__(self):
+        return str(_("Reversal of payment #%(id)s") % {"id": self.payment_id})

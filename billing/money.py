@@ -74,3 +74,15 @@ def _exact(value) -> Decimal:
     if isinstance(value, float):
         raise TypeError(f"Money is never a float: got {value!r}; use Decimal.")
     return Decimal(value)
+
+
+def open_amount(*, total, subtotal, credited_net, credited_total, paid) -> Decimal:
+    """
+    What is left to pay of an invoice: its total less its issued credit notes and its
+    payments (reversed ones left out), never below zero. Nothing once credit notes cover its
+    whole net: credits are measured in nets, which add up exactly, where totals may differ by
+    the rounding of each document's tax. ``billing.balances`` computes the same in SQL.
+    """
+    if to_cents(credited_net) >= to_cents(subtotal):
+        return ZERO
+    return max(to_cents(total) - to_cents(credited_total) - to_cents(paid), ZERO)

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from counters.history import record_state_change
@@ -26,6 +26,9 @@ from .models import (
     DocumentState,
     Invoice,
     Membership,
+    Payment,
+    PaymentMethod,
+    PaymentReversal,
 )
 
 
@@ -59,6 +62,14 @@ class NothingToCredit(ValidationError):
     """Every line of the invoice has already been credited."""
 
 
+class Overpayment(ValidationError):
+    """The payment is more than what is left to pay of the invoice."""
+
+
+class AlreadyReversed(ValidationError):
+    """The payment has already been reversed (perhaps a moment ago, by someone else)."""
+
+
 def _lock(document):
     """
     A fresh copy of ``document`` with its company and client, the document's row (not
@@ -68,26 +79,39 @@ def _lock(document):
             .select_for_update(of=("self",)).get(pk=document.pk))
 
 
-def _check_credit(credit_note, net):
+def _check_credit(credit_note, totals):
     """
-    Refuse a credit note of ``net`` (before tax) that would take the invoice's credits past
-    its own net: the rule the database applies when an invoice is cancelled.
+    Refuse a credit note with ``totals`` that would take the invoice's credits past its own
+    net (the rule the database applies when an invoice is cancelled), or, once the invoice
+    has payments, past what is left to pay. Returns the invoice, locked, or None.
     """
     if credit_note.invoice_id is None:
-        return
-    # Locking the invoice serialises credit notes issued against it.
+        return None
+    # Locking the invoice serialises credit notes and payments against it.
     invoice = Invoice.objects.select_for_update().get(pk=credit_note.invoice_id)
     left = invoice.uncredited_net()
-    if net > left:
+    if totals.subtotal > left:
         raise CreditExceedsInvoice(
             _("This credit note (%(credit)s before tax) exceeds what is left to credit of "
               "%(invoice)s (%(open)s before tax).") % {
-                "credit": formats.money(net, invoice.currency),
+                "credit": formats.money(totals.subtotal, invoice.currency),
                 "open": formats.money(left, invoice.currency),
                 "invoice": invoice.number,
             },
             code="credit_exceeds_invoice",
         )
+    if invoice.paid() > 0 and totals.total > invoice.open_amount():
+        raise CreditExceedsInvoice(
+            _("This credit note (%(credit)s) exceeds what is left to pay of %(invoice)s "
+              "(%(open)s), which has received payments. Reverse a payment first, or credit "
+              "less.") % {
+                "credit": formats.money(totals.total, invoice.currency),
+                "open": formats.money(invoice.open_amount(), invoice.currency),
+                "invoice": invoice.number,
+            },
+            code="credit_exceeds_open_amount",
+        )
+    return invoice
 
 
 def send_document(document: Document, user=None, *, email=False) -> Document:
@@ -109,11 +133,14 @@ def send_document(document: Document, user=None, *, email=False) -> Document:
             )
         lines = list(locked.lines.all())
         locked.validate_for_issue(lines)
+        invoice = None
         if isinstance(locked, CreditNote):
-            _check_credit(locked, money.totals(lines).subtotal)
+            invoice = _check_credit(locked, money.totals(lines))
         locked.send(lines=lines, user=user)
         locked.save()
         _record(locked, DRAFT, user)
+        if invoice is not None:
+            _settle(invoice, user)  # its credit may leave nothing to pay after payments
         if email:
             transaction.on_commit(lambda: emails.deliver(locked, user=user))
     return locked
@@ -133,9 +160,85 @@ def retry_email(document: Document, user=None):
     return emails.deliver(document, user=user)
 
 
-def mark_paid(invoice: Invoice, user=None) -> Invoice:
+def _lock_invoice(invoice):
+    """The invoice, its row locked first: payments, credits and cancelling queue behind."""
+    return _lock(invoice if isinstance(invoice, Invoice) else Invoice(pk=invoice))
+
+
+def _settle(invoice, user):
+    """
+    A sent invoice whose payments leave nothing to pay becomes paid, in the transaction
+    that paid (or credited) it. ``invoice`` is locked.
+    """
+    if invoice.state == DocumentState.SENT and invoice.paid() > 0 \
+            and invoice.open_amount() == 0:
+        invoice.mark_paid()
+        invoice.save(update_fields=["state", "updated_at"])
+        _record(invoice, DocumentState.SENT, user)
+
+
+def _refuse_unless_payable(invoice):
+    if invoice.state != DocumentState.SENT:
+        raise ValidationError(
+            _("Only a sent invoice can receive a payment; %(invoice)s is %(state)s.") % {
+                "invoice": invoice, "state": invoice.get_state_display()},
+            code="not_sent",
+        )
+
+
+def _pay(invoice, *, amount, date, method, reference, user):
+    """Write a payment on the locked ``invoice``, then settle it. Checks first."""
+    if amount is None or amount != money.to_cents(amount) or amount <= 0:
+        raise ValidationError(_("A payment is an amount above zero, in cents."),
+                              code="bad_amount")
+    date = date or timezone.localdate()
+    if date > timezone.localdate():
+        raise ValidationError(_("A payment cannot be dated in the future."), code="future")
+    if method not in PaymentMethod.values:
+        raise ValidationError(_("Choose how the invoice was paid."), code="bad_method")
+    left = invoice.open_amount()
+    if amount > left:
+        raise Overpayment(
+            _("This payment (%(amount)s) is more than what is left to pay of %(invoice)s "
+              "(%(open)s). Record at most the open amount.") % {
+                "amount": formats.money(amount, invoice.currency),
+                "open": formats.money(left, invoice.currency), "invoice": invoice},
+            code="overpayment",
+        )
+    payment = Payment(
+        company_id=invoice.company_id, invoice=invoice, date=date, amount=amount,
+        method=method, reference=reference.strip(),
+        recorded_by=user if user is not None and user.is_authenticated else None,
+    )
+    payment.full_clean(exclude=["invoice", "company", "recorded_by"])
+    payment.save()
+    _settle(invoice, user)
+    return payment
+
+
+def record_payment(invoice: Invoice, *, amount, method, date=None, reference="",
+                   user=None) -> Payment:
+    """
+    Record a payment of ``amount`` received on ``date`` (today by default) against a sent
+    invoice, in one transaction: lock the invoice → check it is sent and the amount is no
+    more than what is left to pay → write the payment → when nothing is left to pay, the
+    invoice becomes paid (``mark_paid``) and the change is recorded in its history.
+    """
     with transaction.atomic():
-        locked = _lock(invoice)
+        locked = _lock_invoice(invoice)
+        _refuse_unless_payable(locked)
+        return _pay(locked, amount=amount, date=date, method=method, reference=reference,
+                    user=user)
+
+
+def mark_paid(invoice: Invoice, user=None, *, method=PaymentMethod.OTHER,
+              reference="") -> Invoice:
+    """
+    Paid in full: record a payment of the whole open amount, dated today. Returns the
+    invoice, now paid.
+    """
+    with transaction.atomic():
+        locked = _lock_invoice(invoice)
         if locked.state != DocumentState.SENT:
             raise ValidationError(
                 _("Only a sent invoice can be marked paid; %(invoice)s is %(state)s.") % {
@@ -143,10 +246,59 @@ def mark_paid(invoice: Invoice, user=None) -> Invoice:
                 },
                 code="not_sent",
             )
-        locked.mark_paid()
-        locked.save(update_fields=["state", "updated_at"])
-        _record(locked, DocumentState.SENT, user)
+        left = locked.open_amount()
+        if left <= 0:
+            raise ValidationError(
+                _("Nothing is left to pay of %(invoice)s: its credit notes cover it. Cancel "
+                  "it instead.") % {"invoice": locked},
+                code="nothing_to_pay",
+            )
+        _pay(locked, amount=left, date=None, method=method, reference=reference, user=user)
     return locked
+
+
+def reverse_payment(payment: Payment, *, reason, user=None) -> PaymentReversal:
+    """
+    Reverse a mistaken payment, in one transaction: lock its invoice → check the payment
+    has not been reversed yet → write the reversal (who, when, why) → a paid invoice is
+    open again (``reopen``), recorded in its history with the reason. Payments are never
+    changed or deleted; a reversal is never reversed (record the payment again instead).
+    """
+    if isinstance(payment, PaymentReversal):
+        raise ValidationError(
+            _("A reversal cannot be reversed: record the payment again instead."),
+            code="reversal_of_reversal")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError(_("Say why the payment is reversed."), code="no_reason")
+    with transaction.atomic():
+        locked = _lock_invoice(payment.invoice_id)
+        payment = Payment.objects.get(pk=payment.pk)
+        if PaymentReversal.objects.filter(payment_id=payment.pk).exists():
+            raise AlreadyReversed(
+                _("This payment of %(amount)s has already been reversed.") % {
+                    "amount": formats.money(payment.amount, locked.currency)},
+                code="already_reversed",
+            )
+        reversal = PaymentReversal(
+            company_id=payment.company_id, payment=payment, reason=reason,
+            reversed_by=user if user is not None and user.is_authenticated else None,
+        )
+        reversal.full_clean(exclude=["payment", "company", "reversed_by"])
+        # The database lets a paid invoice reopen only in the transaction that writes a
+        # reversal of one of its payments, right after it (SQLite: the last row inserted).
+        reversal.save()
+        if locked.state == DocumentState.PAID:
+            locked.reopen()
+            locked.save(update_fields=["state", "updated_at"])
+            _record(locked, DocumentState.PAID, user, reason)
+    return reversal
+
+
+def payments_of(invoice):
+    """An invoice's payments, oldest first, with their reversals and who recorded them."""
+    return (Payment.objects.filter(invoice=invoice)
+            .select_related("reversal__reversed_by", "recorded_by").order_by("date", "id"))
 
 
 def draft_credit_note(invoice: Invoice, *, reason="", amount_lines=None) -> CreditNote:
@@ -159,6 +311,14 @@ def draft_credit_note(invoice: Invoice, *, reason="", amount_lines=None) -> Cred
         if invoice.is_draft:
             raise ValidationError(
                 _("Only an issued invoice can be credited."), code="invoice_draft"
+            )
+        if amount_lines is None and invoice.paid() > 0:
+            raise ValidationError(
+                _("%(invoice)s has received payments: credit chosen lines or an amount, no "
+                  "more than what is left to pay (%(open)s).") % {
+                    "invoice": invoice.number,
+                    "open": formats.money(invoice.open_amount(), invoice.currency)},
+                code="paid_in_part",
             )
         lines = amount_lines if amount_lines is not None else _open_lines(invoice)
         if not lines:
@@ -229,6 +389,14 @@ def cancel_invoice(invoice: Invoice, user=None, *, reason="") -> CreditNote | No
                 % {"invoice": locked, "state": locked.get_state_display()},
                 code="not_sent",
             )
+        paid = locked.paid()
+        if paid > 0:
+            raise ValidationError(
+                _("%(invoice)s has received payments (%(paid)s): reverse them before "
+                  "cancelling it, or credit what is left to pay.") % {
+                    "invoice": locked, "paid": formats.money(paid, locked.currency)},
+                code="has_payments",
+            )
         if not reason:  # the credit note's reason: in the language of the client who reads it
             with translation.override(locked.client.document_language):
                 reason = _("Cancellation of %(invoice)s") % {"invoice": locked}
@@ -268,3 +436,14 @@ def _keep_an_owner(memberships, leaving):
     if not memberships.filter(role=Membership.Role.OWNER).exclude(pk=leaving.pk).exists():
         raise ValidationError(_("A company needs at least one owner: make someone else "
                                 "owner first."), code="last_owner")
+
+
+def client_balances(client) -> dict:
+    """What ``client`` has left to pay, per currency (``billing.balances``)."""
+    from .balances import with_balances
+
+    rows = with_balances(client.invoices.filter(state=DocumentState.SENT))
+    balances = {}
+    for currency, amount in rows.values_list("currency", "open_amount_sql"):
+        balances[currency] = balances.get(currency, Decimal("0.00")) + amount
+    return dict(sorted(balances.items()))

@@ -10,3 +10,4 @@ COLUMNS = ("number", "client__name", "issue_date", "due_date", "state", "total",
 def table_documents(documents):
     """``documents`` (one kind, filtered, ordered) with their clients, read in one query."""
     return documents.select_related("client").only(*COLUMNS)
+

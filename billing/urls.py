@@ -44,6 +44,8 @@ urlpatterns = [
     *document_urls(Kind.INVOICE, "invoices"),
     *document_urls(Kind.CREDIT_NOTE, "credit-notes"),
     path("invoices/<int:pk>/paid/", views.invoice_mark_paid, name="invoice_mark_paid"),
+    path("invoices/<int:pk>/payments/", views.invoice_payment, name="invoice_payment"),
+    path("payments/<int:pk>/reverse/", views.payment_reverse, name="payment_reverse"),
     path("invoices/<int:pk>/cancel/", views.invoice_cancel, name="invoice_cancel"),
     path("invoices/<int:pk>/credit/", views.invoice_credit, name="invoice_credit"),
     path("members/", views.members, name="members"),

@@ -22,7 +22,7 @@ from django.db import (
     connection,
     transaction,
 )
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -36,7 +36,7 @@ from counters.history import history_of
 from counters.models import Kind, NumberingSettings, NumberingSettingsChange
 from counters.services import preview_number, preview_settings, save_numbering_settings
 
-from . import formats, invitations, money, once, services, throttle
+from . import balances, formats, invitations, money, once, services, throttle
 from .einvoice.exports import NotExportable, einvoice_problems, export
 from .emails import deliveries_of
 from .forms import (
@@ -51,8 +51,11 @@ from .forms import (
     InvoiceForm,
     InvoiceLineFormSet,
     NumberingSettingsForm,
+    PaidInFullForm,
+    PaymentForm,
     PreferencesForm,
     PreviewLine,
+    ReverseForm,
     RoleForm,
     SendForm,
     SignUpForm,
@@ -66,6 +69,7 @@ from .models import (
     Invoice,
     InvoiceLine,
     Membership,
+    Payment,
     UserPreferences,
 )
 from .pdf import document_pdf, pdf_filename
@@ -170,20 +174,11 @@ def error_text(error: ValidationError) -> str:
 def dashboard(request):
     today = timezone.localdate()
     invoices = scoped(request, Invoice)
-    by_currency = (
-        invoices.values("currency").order_by("currency").annotate(
-            drafts=Count("id", filter=Q(state=DocumentState.DRAFT)),
-            drafts_total=Sum("total", filter=Q(state=DocumentState.DRAFT)),
-            open=Count("id", filter=Q(state=DocumentState.SENT)),
-            open_total=Sum("total", filter=Q(state=DocumentState.SENT)),
-            overdue=Count("id", filter=Q(state=DocumentState.SENT, due_date__lt=today)),
-            overdue_total=Sum("total", filter=Q(state=DocumentState.SENT, due_date__lt=today)),
-            paid=Count("id", filter=Q(state=DocumentState.PAID)),
-            paid_total=Sum("total", filter=Q(state=DocumentState.PAID)),
-        )
-    )
+    # Counts and amounts per currency, in one query: what is left to pay after credit notes
+    # and payments, and what was received.
+    by_currency = balances.by_currency(invoices, today)
     return render(request, "billing/dashboard.html", {
-        "by_currency": list(by_currency),
+        "by_currency": by_currency,
         "recent_invoices": table_documents(invoices)[:6],
         "recent_credit_notes": table_documents(scoped(request, CreditNote))[:6],
         "today": today,
@@ -328,14 +323,10 @@ def client_detail(request, pk):
     credit_notes = client.creditnotes.all()
     today = timezone.localdate()
     # The latest of each, not all: a client's whole history is a filter on the lists.
-    invoice_rows = list(table_documents(invoices)[:PAGE_SIZE + 1])
+    invoice_rows = list(balances.with_balances(table_documents(invoices))[:PAGE_SIZE + 1])
     credit_note_rows = list(table_documents(credit_notes)[:PAGE_SIZE + 1])
-    outstanding = invoices.filter(state=DocumentState.SENT).aggregate(s=Sum("total"))["s"] or 0
-    credited = credit_notes.filter(
-        invoice__state=DocumentState.SENT).exclude(state=DocumentState.DRAFT).aggregate(
-        s=Sum("total"))["s"] or 0
     return render(request, "billing/client_detail.html", {
-        "client": client, "balance": outstanding - credited,
+        "client": client, "balances": services.client_balances(client),
         "invoices": invoice_rows[:PAGE_SIZE], "more_invoices": len(invoice_rows) > PAGE_SIZE,
         "credit_notes": credit_note_rows[:PAGE_SIZE],
         "more_credit_notes": len(credit_note_rows) > PAGE_SIZE, "today": today,
@@ -364,11 +355,14 @@ def document_list(request, kind):
             documents = documents.filter(issue_date__gte=data["date_from"])
         if data["date_to"]:
             documents = documents.filter(issue_date__lte=data["date_to"])
-    page = Page(table_documents(documents), request.GET.get("page"))
+    open_column = spec.kind == Kind.INVOICE
+    rows = table_documents(documents)
+    page = Page(balances.with_balances(rows) if open_column else rows, request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "billing/document_list.html", {
         "spec": spec, "page": page, "filters": filters, "query": query.urlencode(),
+        "open_column": open_column,
         "today": timezone.localdate(),
     })
 
@@ -462,6 +456,11 @@ def document_detail(request, kind, pk):
     spec = KINDS[kind]
     document = get_object_or_404(
         scoped(request, spec.model).select_related("client__company", "company"), pk=pk)
+    return render(request, "billing/document_detail.html",
+                  _detail_context(request, spec, document))
+
+
+def _detail_context(request, spec, document, *, payment_form=None, paid_form=None):
     content = document.content  # as issued, once issued
     context = {
         "spec": spec, "document": document, "content": content, "lines": content.lines,
@@ -477,10 +476,26 @@ def document_detail(request, kind, pk):
     # when its company makes e-invoices; an issued one gets no e-invoice downloads.
     if document.is_issued or document.company.einvoicing:
         context["einvoice_problems"] = einvoice_problems(content)
-    if kind == Kind.INVOICE and document.is_issued:
+    if spec.kind == Kind.INVOICE and document.is_issued:
+        payments = list(services.payments_of(document))
+        paid = sum((p.amount for p in payments if not p.is_reversed), money.ZERO)
+        net, credited_total = document.credited()
+        open_amount = money.open_amount(total=document.total, subtotal=document.subtotal,
+                                        credited_net=net, credited_total=credited_total,
+                                        paid=paid)
         context["credit_notes"] = document.credit_notes.all()
-        context["open_amount"] = document.open_amount()
-    return render(request, "billing/document_detail.html", context)
+        context["open_amount"] = open_amount
+        context["paid_amount"] = paid
+        context["payments"] = payments
+        context["can_record_payment"] = (document.state == DocumentState.SENT
+                                         and open_amount > 0
+                                         and can(request.membership, Action.RECORD_PAYMENT))
+        context["can_reverse"] = can(request.membership, Action.RECORD_PAYMENT)
+        context["payment_form"] = payment_form or PaymentForm(invoice=document,
+                                                              open_amount=open_amount)
+        context["paid_form"] = paid_form or PaidInFullForm()
+        context["reverse_form"] = ReverseForm()
+    return context
 
 
 @require_POST
@@ -594,14 +609,79 @@ def document_email(request, kind, pk):
 @require_POST
 @company_required(action=Action.RECORD_PAYMENT)
 def invoice_mark_paid(request, pk):
-    invoice = get_object_or_404(scoped(request, Invoice), pk=pk)
+    """Paid in full: a payment of the whole open amount, today, by the method given."""
+    invoice = get_object_or_404(scoped(request, Invoice).select_related(
+        "client__company", "company"), pk=pk)
+    form = PaidInFullForm(request.POST)
+    if not form.is_valid():
+        return _detail_again(request, invoice, paid_form=form)
     try:
-        services.mark_paid(invoice, user=request.user)
+        services.mark_paid(invoice, user=request.user, method=form.cleaned_data["method"],
+                           reference=form.cleaned_data["reference"])
     except ValidationError as error:
         messages.error(request, error_text(error))
     else:
         messages.success(request, _("%(invoice)s marked paid.") % {"invoice": invoice})
     return redirect("invoice_detail", pk=pk)
+
+
+@require_POST
+@company_required(action=Action.RECORD_PAYMENT)
+def invoice_payment(request, pk):
+    """Record a payment against the invoice; a form with errors comes back as it was typed."""
+    invoice = get_object_or_404(scoped(request, Invoice).select_related(
+        "client__company", "company"), pk=pk)
+    if invoice.state != DocumentState.SENT:  # no payment form on its page to show errors in
+        messages.error(request, _("Only a sent invoice can receive a payment; %(invoice)s is "
+                                  "%(state)s.") % {"invoice": invoice,
+                                                   "state": invoice.get_state_display()})
+        return redirect("invoice_detail", pk=pk)
+    form = PaymentForm(request.POST, invoice=invoice)
+    if not form.is_valid():
+        return _detail_again(request, invoice, payment_form=form)
+    data = form.cleaned_data
+    try:
+        payment = services.record_payment(
+            invoice, amount=data["amount"], date=data["date"], method=data["method"],
+            reference=data["reference"], user=request.user)
+    except ValidationError as error:  # the invoice changed meanwhile (paid, cancelled…)
+        messages.error(request, _("Not recorded: %(reason)s") % {"reason": error_text(error)})
+        return redirect("invoice_detail", pk=pk)
+    invoice = scoped(request, Invoice).get(pk=pk)  # as the payment left it
+    if invoice.state == DocumentState.PAID:
+        messages.success(request, _("Payment of %(amount)s recorded: %(invoice)s is paid.") % {
+            "amount": formats.money(payment.amount, invoice.currency), "invoice": invoice})
+    else:
+        messages.success(request, _("Payment of %(amount)s recorded; %(open)s left to pay.") % {
+            "amount": formats.money(payment.amount, invoice.currency),
+            "open": formats.money(invoice.open_amount(), invoice.currency)})
+    return redirect("invoice_detail", pk=pk)
+
+
+def _detail_again(request, invoice, **forms):
+    """The invoice's page with a form as it was posted, its errors shown."""
+    context = _detail_context(request, KINDS[Kind.INVOICE], invoice, **forms)
+    return render(request, "billing/document_detail.html", context, status=200)
+
+
+@require_POST
+@company_required(action=Action.RECORD_PAYMENT)
+def payment_reverse(request, pk):
+    payment = get_object_or_404(scoped(request, Payment).select_related("invoice"), pk=pk)
+    form = ReverseForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Say why the payment is reversed."))
+        return redirect("invoice_detail", pk=payment.invoice_id)
+    try:
+        services.reverse_payment(payment, reason=form.cleaned_data["reason"],
+                                 user=request.user)
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+    else:
+        messages.success(request, _("The payment of %(amount)s on %(date)s is reversed.") % {
+            "amount": formats.money(payment.amount, payment.invoice.currency),
+            "date": formats.day(payment.date)})
+    return redirect("invoice_detail", pk=payment.invoice_id)
 
 
 @require_POST

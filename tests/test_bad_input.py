@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 
 from billing.models import Invoice, Membership
-from billing.services import mark_paid, send_document
+from billing.services import mark_paid, record_payment, reverse_payment, send_document
 from counters.models import NumberingSettings, Sequence
 
 from .factories import ClientFactory, InvoiceFactory, MembershipFactory, UserFactory
@@ -47,12 +47,22 @@ def world(client):
     other_client = ClientFactory(company=member.company)
     sent = send_document(InvoiceFactory(client=own))  # 240.00
     paid = mark_paid(send_document(InvoiceFactory(client=own)))
+    part_paid = send_document(InvoiceFactory(client=own))
+    payment = record_payment(part_paid, amount=Decimal("40.00"), method="cash")
+    reversed_payment = record_payment(part_paid, amount=Decimal("10.00"), method="cash")
+    reverse_payment(reversed_payment, reason="Mistake")
     draft = InvoiceFactory(client=own)
     foreign = send_document(InvoiceFactory())
     NumberingSettings.for_company(member.company_id)
     client.force_login(member.user)
     return {"client": client, "own": own, "other_client": other_client, "sent": sent,
-            "paid": paid, "draft": draft, "foreign": foreign, "company": member.company}
+            "paid": paid, "draft": draft, "foreign": foreign, "company": member.company,
+            "part_paid": part_paid, "payment": payment, "reversed_payment": reversed_payment}
+
+
+def payment(**fields):
+    return {"date": "2026-01-02", "amount": "10.00", "method": "bank_transfer",
+            "reference": "", **fields}
 
 
 def invoice(w, **fields):
@@ -130,10 +140,37 @@ CASES = [
      lambda w: invoice(w, notes="rewritten", **lines(GOOD_LINE)), "can no longer be edited"),
     ("delete: an issued invoice", ("invoice_delete", "sent"), lambda w: {},
      "can no longer be changed or deleted"),
-    ("mark paid: a draft", ("invoice_mark_paid", "draft"), lambda w: {},
+    ("mark paid: a draft", ("invoice_mark_paid", "draft"), lambda w: {"method": "cash"},
      "Only a sent invoice can be marked paid"),
-    ("mark paid: twice", ("invoice_mark_paid", "paid"), lambda w: {},
+    ("mark paid: twice", ("invoice_mark_paid", "paid"), lambda w: {"method": "cash"},
      "Only a sent invoice can be marked paid"),
+    ("mark paid: no method", ("invoice_mark_paid", "sent"), lambda w: {"method": ""},
+     "This field is required."),
+    # Payments
+    ("payment: more than is left", ("invoice_payment", "part_paid"),
+     lambda w: payment(amount="200.01"), "more than what is left to pay (200.00"),
+    ("payment: zero", ("invoice_payment", "part_paid"), lambda w: payment(amount="0"),
+     "greater than or equal to 0.01"),
+    ("payment: negative", ("invoice_payment", "part_paid"), lambda w: payment(amount="-5"),
+     "greater than or equal to 0.01"),
+    ("payment: over-precise", ("invoice_payment", "part_paid"),
+     lambda w: payment(amount="1.005"), "no more than 2 decimal places"),
+    ("payment: not a number", ("invoice_payment", "part_paid"),
+     lambda w: payment(amount="ten"), "Enter a number."),
+    ("payment: in the future", ("invoice_payment", "part_paid"),
+     lambda w: payment(date="2999-01-01"), "cannot be dated in the future"),
+    ("payment: unknown method", ("invoice_payment", "part_paid"),
+     lambda w: payment(method="barter"), "Select a valid choice."),
+    ("payment: reference too long", ("invoice_payment", "part_paid"),
+     lambda w: payment(reference="r" * 201), "at most 200 characters"),
+    ("payment: a draft", ("invoice_payment", "draft"), lambda w: payment(amount="1"),
+     "Only a sent invoice can receive a payment"),
+    ("payment: a paid invoice", ("invoice_payment", "paid"), lambda w: payment(amount="0.01"),
+     "Only a sent invoice can receive a payment; INV-2026-0002 is Paid."),
+    ("reverse: no reason", ("payment_reverse", "payment"), lambda w: {"reason": " "},
+     "Say why the payment is reversed."),
+    ("reverse: twice", ("payment_reverse", "reversed_payment"), lambda w: {"reason": "again"},
+     "has already been reversed"),
     ("cancel: no reason", ("invoice_cancel", "sent"), lambda w: {"reason": ""},
      "Say why the invoice is cancelled."),
     ("cancel: a paid invoice", ("invoice_cancel", "paid"), lambda w: {"reason": "r"},
@@ -212,7 +249,9 @@ BASELINES = [
     ("edit a draft", ("invoice_edit", "draft"),
      lambda w: invoice(w, notes="rewritten", **lines(GOOD_LINE))),
     ("delete a draft", ("invoice_delete", "draft"), lambda w: {}),
-    ("mark paid a sent invoice", ("invoice_mark_paid", "sent"), lambda w: {}),
+    ("mark paid a sent invoice", ("invoice_mark_paid", "sent"), lambda w: {"method": "cash"}),
+    ("record a payment", ("invoice_payment", "part_paid"), lambda w: payment(amount="200.00")),
+    ("reverse a payment", ("payment_reverse", "payment"), lambda w: {"reason": "Bounced"}),
     ("cancel a sent invoice", ("invoice_cancel", "sent"), lambda w: {"reason": "r"}),
     ("numbering settings", "numbering_settings",
      lambda w: {**SETTINGS, "padding": "12", "reset_period": "monthly",

@@ -392,7 +392,8 @@ def test_no_serious_accessibility_finding_on_any_page(page, owner):
     invoice = send_document(InvoiceFactory(client=client, lines=work))
     draft = InvoiceFactory(client=client, lines=work)
     credit_note = send_document(CreditNoteFactory(client=client, invoice=invoice, lines=work))
-    pages = ["/", "/clients/", f"/clients/{client.pk}/", "/clients/new/",
+    unpaid = send_document(InvoiceFactory(client=client, lines=work))
+    pages = ["/", "/clients/", f"/clients/{client.pk}/", "/clients/new/", f"/invoices/{unpaid.pk}/",
              f"/clients/{client.pk}/edit/", "/invoices/", f"/invoices/{invoice.pk}/",
              f"/invoices/{draft.pk}/", "/invoices/new/", f"/invoices/{draft.pk}/edit/",
              f"/invoices/{invoice.pk}/credit/", "/credit-notes/",
@@ -425,7 +426,8 @@ def test_no_serious_accessibility_finding_on_any_page(page, owner):
             if overflow > 0:
                 wider.append((url, width, overflow))
         for url, button in ((f"/invoices/{draft.pk}/", "Send…"),
-                            (f"/invoices/{invoice.pk}/", "Cancel invoice…")):
+                            (f"/invoices/{invoice.pk}/", "Cancel invoice…"),
+                            (f"/invoices/{unpaid.pk}/", "Paid in full…")):
             page.goto(url)
             page.get_by_role("button", name=button).click()
             expect(page.get_by_role("dialog")).to_be_visible()
@@ -478,3 +480,59 @@ def test_the_company_page_completes_what_an_e_invoice_needs(page, owner):
     page.get_by_role("dialog").get_by_role("button", name="Send and issue").click()
     expect(page.locator("[data-number]")).to_have_text(re.compile(r"INV-\d{4}-0001"))
     expect(page.locator("[data-einvoice=cii]")).to_be_visible()
+
+
+def test_record_a_partial_then_a_full_payment(page, owner):
+    from decimal import Decimal
+
+    from billing.services import send_document
+
+    from .factories import ClientFactory, InvoiceFactory
+
+    invoice = send_document(InvoiceFactory(
+        client=ClientFactory(company=owner.company, name="Boulangerie Martin"),
+        lines=[{"description": "Bread", "quantity": Decimal("10"),
+                "unit_price": Decimal("24.00"), "tax_rate": Decimal("0"),
+                "tax_category": "Z"}]))  # 240.00
+    log_in(page)
+    page.goto(f"/invoices/{invoice.pk}/")
+    form = page.locator("[data-record-payment]")
+    expect(form.get_by_label("Amount")).to_have_value("240.00")  # what is left, proposed
+
+    # Too much: refused, with what was typed kept.
+    form.get_by_label("Amount").fill("250")
+    form.get_by_label("Reference").fill("VIR 0412")
+    form.get_by_role("button", name="Record payment").click()
+    expect(page.get_by_text("This is more than what is left to pay (240.00\u00a0EUR)")) \
+        .to_be_visible()
+    expect(form.get_by_label("Reference")).to_have_value("VIR 0412")
+
+    # A partial payment.
+    form.get_by_label("Amount").fill("100")
+    form.get_by_label("Method").select_option(label="Bank transfer")
+    form.get_by_role("button", name="Record payment").click()
+    expect(page.get_by_text("Payment of 100.00\u00a0EUR recorded; 140.00\u00a0EUR left to pay.")) \
+        .to_be_visible()
+    expect(page.locator("[data-open-amount]")).to_have_text("140.00\u00a0EUR")
+    expect(page.locator("[data-payments] li")).to_have_count(1)
+    page.shot("partial-payment")
+
+    # The rest, by card: the invoice is paid.
+    expect(form.get_by_label("Amount")).to_have_value("140.00")
+    form.get_by_label("Method").select_option(label="Card")
+    form.get_by_role("button", name="Record payment").click()
+    expect(page.get_by_text(f"Payment of 140.00\u00a0EUR recorded: {invoice.number} is paid.")) \
+        .to_be_visible()
+    expect(page.locator("h1 .badge")).to_have_text("Paid")
+    expect(page.locator("[data-open-amount]")).to_have_text("0.00\u00a0EUR")
+    expect(page.locator("[data-record-payment]")).to_have_count(0)
+    page.shot("paid")
+
+    # The dashboard: nothing open, 240.00 received.
+    page.goto("/")
+    expect(page.locator("[data-amount=open]")).to_have_text("0.00\u00a0EUR")
+    expect(page.locator("[data-amount=paid]")).to_have_text("240.00\u00a0EUR received")
+    invoice.refresh_from_db()
+    assert invoice.state == "paid"
+    assert [(p.amount, p.method) for p in invoice.payments.order_by("id")] == [
+        (Decimal("100.00"), "bank_transfer"), (Decimal("140.00"), "card")]

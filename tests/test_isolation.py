@@ -7,6 +7,7 @@ object's own company must get through, so that the refusal is the company check'
 """
 
 import logging
+from decimal import Decimal
 
 import pytest
 from django.apps import apps
@@ -17,7 +18,7 @@ from django.test import RequestFactory, override_settings
 from django.urls import URLPattern, get_resolver, reverse
 
 from billing.models import Membership
-from billing.services import send_document
+from billing.services import record_payment, reverse_payment, send_document
 from billing.tenancy import SESSION_KEY
 
 from .factories import (
@@ -36,6 +37,9 @@ POST_DATA = {
     "send": {"email": "on"},
     "cancel": {"reason": "attack"},
     "credit": {"what": "open", "reason": "attack"},
+    "paid": {"method": "cash", "reference": "attack"},
+    "payment": {"date": "2026-01-02", "amount": "1.00", "method": "cash", "reference": "attack"},
+    "reverse": {"reason": "attack"},
     "edit": {"name": "Hacked", "currency": "EUR", "lines-TOTAL_FORMS": "1",
              "lines-INITIAL_FORMS": "0", "lines-0-description": "x", "lines-0-quantity": "1",
              "lines-0-unit_price": "1", "lines-0-tax_rate": "20"},
@@ -111,6 +115,9 @@ VIEW_POST_DATA = {
     "document_send": lambda target: POST_DATA["send"],
     "invoice_cancel": lambda target: POST_DATA["cancel"],
     "invoice_credit": lambda target: POST_DATA["credit"],
+    "invoice_mark_paid": lambda target: POST_DATA["paid"],
+    "invoice_payment": lambda target: POST_DATA["payment"],
+    "payment_reverse": lambda target: POST_DATA["reverse"],
 }
 
 
@@ -131,8 +138,15 @@ def company_with_documents():
     refund = [{"description": "r", "quantity": 1, "unit_price": 1, "tax_rate": 20}]
     credit_draft = CreditNoteFactory(client=client, invoice=sent, lines=refund)
     credit_sent = send_document(CreditNoteFactory(client=client, invoice=sent, lines=refund))
+    # Payments on an invoice of their own (one of them reversed), so that the sent one can
+    # still be cancelled and credited.
+    part_paid = send_document(InvoiceFactory(client=client))
+    payment = record_payment(part_paid, amount=Decimal("10.00"), method="card")
+    reversed_payment = record_payment(part_paid, amount=Decimal("5.00"), method="cash")
+    reverse_payment(reversed_payment, reason="Mistake")
     return {"client": [client], "invoice": [draft, sent], "credit_note": [credit_draft,
-                                                                          credit_sent]}
+                                                                          credit_sent],
+            "payment": [payment, reversed_payment]}
 
 
 @pytest.fixture
@@ -283,7 +297,7 @@ def staff_attacker(client):
 ADMIN_MODELS = [
     ("billing", "invoice"), ("billing", "creditnote"), ("billing", "client"),
     ("billing", "company"), ("counters", "issuednumber"), ("counters", "sequence"),
-    ("counters", "numberingsettings"),
+    ("counters", "numberingsettings"), ("billing", "payment"), ("billing", "paymentreversal"),
 ]
 
 
@@ -322,7 +336,9 @@ ROLE_ACTIONS = [
     ("invoice_edit", "draft", POST_DATA["edit"], {"owner", "accountant"}),
     ("invoice_send", "draft", {}, {"owner", "accountant"}),
     ("invoice_delete", "draft", {}, {"owner", "accountant"}),
-    ("invoice_mark_paid", "sent", {}, {"owner", "accountant"}),
+    ("invoice_mark_paid", "sent", POST_DATA["paid"], {"owner", "accountant"}),
+    ("invoice_payment", "sent", POST_DATA["payment"], {"owner", "accountant"}),
+    ("payment_reverse", "payment", POST_DATA["reverse"], {"owner", "accountant"}),
     ("invoice_cancel", "sent", {"reason": "r"}, {"owner", "accountant"}),
     ("invoice_credit", "sent", {"what": "open"}, {"owner", "accountant"}),
     ("invoice_email", "sent", {}, {"owner", "accountant"}),
@@ -342,6 +358,8 @@ def test_roles(client, role, name, target, data, allowed, django_capture_on_comm
     own = ClientFactory(company=membership.company)
     targets = {"client": own, "draft": InvoiceFactory(client=own),
                "sent": send_document(InvoiceFactory(client=own))}
+    targets["payment"] = record_payment(send_document(InvoiceFactory(client=own)),
+                                        amount=Decimal("1.00"), method="cash")
     client.force_login(membership.user)
     url = reverse(name, args=[targets[target].pk]) if target else reverse(name)
     data = {**data, "client": own.pk} if "lines-TOTAL_FORMS" in data else data

@@ -63,7 +63,9 @@ def test_the_bounds_migrations_keep_every_guard_both_ways():
     migrate([("billing", "0011_user_preferences"),
              ("counters", "0010_sequences_never_move_back")])
     try:
-        assert triggers() == before
+        # Only the payments' guards (billing 0015) come off, with their tables.
+        assert triggers() == [(table, name) for table, name in before
+                              if table not in ("billing_payment", "billing_paymentreversal")]
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
     assert triggers() == before
@@ -79,6 +81,21 @@ def test_the_snapshot_and_history_migrations_unapply_and_apply_again():
         names = {name for _table, name in triggers()}
         assert "billing_invoice_transitions" not in names
         assert "billing_invoice_frozen" in names  # the issued documents stay guarded
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    assert triggers() == before
+
+
+def test_the_payment_migrations_unapply_and_apply_again():
+    """billing 0016 puts billing 0008's state machine back when unapplied, and its own
+    guards again when reapplied; 0015 takes the payments' tables."""
+    before = triggers()
+    assert ("billing_payment", "billing_payment_no_update") in before
+    migrate([("billing", "0014_einvoice_data")])
+    try:
+        names = {name for _table, name in triggers()}
+        assert "billing_invoice_transitions" in names
+        assert not any(name.startswith("billing_payment") for name in names)
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
     assert triggers() == before

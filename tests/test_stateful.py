@@ -133,6 +133,9 @@ class Books(RuleBasedStateMachine):
             credit_note = services.draft_credit_note(invoice, reason="r", amount_lines=lines)
         except services.NothingToCredit:
             return ("invoice", -1)
+        except ValidationError as error:  # paid in part: only chosen lines or an amount
+            assert error.code == "paid_in_part"
+            return ("invoice", -1)
         with contextlib.suppress(services.CreditExceedsInvoice):
             services.send_document(credit_note)
         return ("credit_note", credit_note.pk)
@@ -141,13 +144,46 @@ class Books(RuleBasedStateMachine):
     def cancel(self, ref):
         invoice = self.get(ref)
         if isinstance(invoice, Invoice) and invoice.state == "sent":
+            if invoice.paid() > 0:
+                with pytest.raises(ValidationError, match="has received payments"):
+                    services.cancel_invoice(invoice, reason="r")
+                return
             services.cancel_invoice(invoice, reason="r")
 
     @rule(ref=documents)
     def mark_paid(self, ref):
         invoice = self.get(ref)
         if isinstance(invoice, Invoice) and invoice.state == "sent":
+            if invoice.open_amount() == 0:  # its credit notes cover it: nothing to pay
+                with pytest.raises(ValidationError, match="Nothing is left to pay"):
+                    services.mark_paid(invoice)
+                return
             services.mark_paid(invoice)
+
+    @rule(ref=documents, share=st.sampled_from(["third", "rest", "too much"]))
+    def pay(self, ref, share):
+        invoice = self.get(ref)
+        if not isinstance(invoice, Invoice) or invoice.state != "sent":
+            return
+        left = invoice.open_amount()
+        amount = {"third": money.to_cents(left / 3), "rest": left,
+                  "too much": left + Decimal("0.01")}[share]
+        if share == "too much" or amount <= 0:
+            with pytest.raises(ValidationError):
+                services.record_payment(invoice, amount=amount, method="card")
+            return
+        services.record_payment(invoice, amount=amount, method="card")
+        assert (self.get(ref).state == "paid") == (amount == left)
+
+    @rule(ref=documents)
+    def reverse_a_payment(self, ref):
+        invoice = self.get(ref)
+        if not isinstance(invoice, Invoice):
+            return
+        payment = invoice.payments.filter(reversal__isnull=True).order_by("?").first()
+        if payment is not None:
+            services.reverse_payment(payment, reason="bounced")
+            assert self.get(ref).state in ("sent", "cancelled")
 
     @rule()
     def switch_counters(self):
@@ -188,6 +224,13 @@ class Books(RuleBasedStateMachine):
                     (totals.subtotal, totals.tax, totals.total)
         for invoice in Invoice.objects.exclude(state=DRAFT):
             assert invoice.open_amount() >= 0
+            # Paid exactly when payments leave nothing to pay; credits + payments <= total.
+            net, credited = invoice.credited()
+            assert invoice.paid() + credited <= invoice.total or net >= invoice.subtotal
+            if invoice.state == "paid":
+                assert invoice.open_amount() == 0 and invoice.paid() > 0
+            if invoice.state == "cancelled":
+                assert invoice.paid() == 0
 
 
 def test_random_books_stay_whole():

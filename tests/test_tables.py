@@ -60,7 +60,8 @@ def test_an_issued_row_in_the_companys_locale(client, member, issue_on, locale, 
         f"<td>Epsilon</td>"
         f'<td class="hide-small">{issued}</td><td class="hide-small">{due}</td>'
         f'<td><span class="badge badge-sent">{sent}</span></td>'
-        f'<td class="num">{total}</td></tr>']
+        f'<td class="num">{total}</td><td class="num" data-open="{invoice.pk}">{total}</td>'
+        f'</tr>']
 
 
 def test_a_draft_links_to_its_page_by_its_id_and_escapes_its_clients_name(client, member):
@@ -71,7 +72,7 @@ def test_a_draft_links_to_its_page_by_its_id_and_escapes_its_clients_name(client
         "<td>&lt;i&gt;&quot;Epsilon&quot;&lt;/i&gt; &amp; Co</td>"
         '<td class="hide-small">—</td><td class="hide-small">Feb. 1, 2026</td>'
         '<td><span class="badge badge-draft">Draft</span></td>'
-        '<td class="num">240.00\xa0EUR</td></tr>']
+        f'<td class="num">240.00\xa0EUR</td><td class="num" data-open="{draft.pk}">—</td></tr>']
 
 
 def test_a_credit_note_links_to_the_credit_note_page(client, member):

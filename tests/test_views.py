@@ -212,10 +212,17 @@ def test_cancel_needs_a_reason(browser):
 
 
 def test_mark_paid(browser):
+    """Paid in full: a payment of the open amount today, by the method given."""
     invoice = send_document(InvoiceFactory(client=ClientFactory(company=browser.company)))
-    page = text_of(browser.post(reverse("invoice_mark_paid", args=[invoice.pk]), follow=True))
+    paid = {"method": "card", "reference": "POS 7"}
+    page = text_of(browser.post(reverse("invoice_mark_paid", args=[invoice.pk]), paid,
+                                follow=True))
     assert "marked paid" in page and Invoice.objects.get(pk=invoice.pk).state == "paid"
-    again = text_of(browser.post(reverse("invoice_mark_paid", args=[invoice.pk]), follow=True))
+    payment = invoice.payments.get()
+    assert (payment.amount, payment.method, payment.reference) == (invoice.total, "card",
+                                                                   "POS 7")
+    again = text_of(browser.post(reverse("invoice_mark_paid", args=[invoice.pk]), paid,
+                                 follow=True))
     assert "Only a sent invoice can be marked paid" in again
 
 

@@ -91,9 +91,16 @@ class Command(BaseCommand):
         sent = services.send_document(draft(Invoice, clients[0], lines[:2]), user=user)
         paid = services.send_document(draft(Invoice, clients[1], lines[2:], **reverse_charge),
                                       user=user)
-        services.mark_paid(paid, user=user)
-        services.send_document(draft(Invoice, clients[2], lines[1:], **reverse_charge),
-                               user=user)
+        services.record_payment(paid, amount=Decimal("500.00"), method="bank_transfer",
+                                reference="VIR NORDLICHT 0412", user=user)
+        services.mark_paid(paid, user=user, method="card", reference="Stripe ch_3Pq")
+        part_paid = services.send_document(
+            draft(Invoice, clients[2], lines[1:], **reverse_charge), user=user)
+        services.record_payment(part_paid, amount=Decimal("300.00"), method="bank_transfer",
+                                reference="TRF CASA VERDE", user=user)
+        mistaken = services.record_payment(part_paid, amount=Decimal("100.00"), method="cash",
+                                           user=user)
+        services.reverse_payment(mistaken, reason="Recorded on the wrong invoice", user=user)
         hosting = sent.lines.get(description="Hosting, 12 months")
         credit = services.draft_credit_note(
             sent, reason="Hosting not needed", amount_lines=[services.CreditLine.of(hosting)])
