@@ -1,5 +1,6 @@
 """A short load run in CI: 32 clients sending and crediting under gunicorn on PostgreSQL."""
 
+import re
 from io import StringIO
 
 import pytest
@@ -10,6 +11,11 @@ from billing.models import Company
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
+def issued(report):
+    """How many invoices the load test's report says it issued."""
+    return int(re.search(r"([\d,]+) invoices and", report).group(1).replace(",", ""))
+
+
 def test_32_clients_sending_and_crediting_lose_nothing():
     out = StringIO()
     # The command raises CommandError on any 5xx, unclear answer, double issue or finding.
@@ -18,6 +24,7 @@ def test_32_clients_sending_and_crediting_lose_nothing():
     report = out.getvalue()
     assert "Load held: nothing lost, nothing issued twice." in report
     assert "0 5xx, 0 unclear answers" in report and "audit clean" in report
+    assert issued(report) > 0  # the sends went through, not only their refusals
     assert not Company.objects.exists()  # its scratch data is gone
 
 
@@ -30,6 +37,7 @@ def test_under_faults_every_answer_is_true_and_nothing_is_lost():
     report = out.getvalue()
     assert "Load held: nothing lost, nothing issued twice." in report
     assert "0 5xx, 0 unclear answers" in report and "audit clean" in report
+    assert issued(report) > 0
     faults = next(line for line in report.splitlines() if line.startswith("Under faults"))
     assert not faults.startswith("Under faults: 0 answered 503") or "0 got no answer" not in \
         faults, "the faults never reached a request"

@@ -25,6 +25,8 @@ from billing.models import Client, Company, Invoice
 from counters.chain import GENESIS, ledger_key, record_hash
 from counters.models import EventChain, IssuedNumber, NumberingSettings, Sequence, StateEvent
 
+from ._parties import BUYER, SELLER
+
 CHUNK = 20_000
 
 
@@ -56,8 +58,9 @@ class Command(BaseCommand):
 
     def fill(self, count):
         with transaction.atomic():
-            company = Company.objects.create(name=f"Benchmark {timezone.now():%Y%m%d%H%M%S}")
-            client = Client.objects.create(company=company, name="Benchmark client")
+            company = Company.objects.create(name=f"Benchmark {timezone.now():%Y%m%d%H%M%S}",
+                                             **SELLER)
+            client = Client.objects.create(company=company, name="Benchmark client", **BUYER)
             NumberingSettings.objects.create(company=company, padding=7)
             first_id = (Invoice.objects.order_by("-id").values_list("id", flat=True).first()
                         or 0) + 1

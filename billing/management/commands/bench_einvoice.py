@@ -22,13 +22,8 @@ from billing.einvoice.ubl import ubl
 from billing.models import Client, Company, Invoice, InvoiceLine
 from billing.pdf import render_pdf
 
-SELLER = dict(name="Bench SARL", street="3 place des Arts", postal_code="75001", city="Paris",
-              country="FR", vat_id="FR44732829320", registration_id="732829320",
-              iban="FR7630006000011234567890189", bic="BNPAFRPP", endpoint_scheme="0009",
-              endpoint_id="73282932000017", email="bench@example.com")
-BUYER = dict(name="Client SA", street="12 rue du Four", postal_code="69001", city="Lyon",
-             country="FR", vat_id="FR03552081317", endpoint_scheme="0009",
-             endpoint_id="55208131700018", email="client@example.com")
+from ._parties import BUYER, SELLER
+
 RATES = [Decimal("20"), Decimal("10"), Decimal("5.5")]
 
 
@@ -42,8 +37,8 @@ class Command(BaseCommand):
         parser.add_argument("--pdfs", type=int, default=20)
 
     def handle(self, *args, count, lines, rounds, pdfs, **options):
-        company = Company(**SELLER)
-        client = Client(company=company, **BUYER)
+        company = Company(name="Bench SARL", email="bench@example.com", **SELLER)
+        client = Client(company=company, name="Client SA", email="client@example.com", **BUYER)
         documents = []
         for index in range(count):
             invoice = Invoice(company=company, client=client, state="sent",

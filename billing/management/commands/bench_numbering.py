@@ -43,6 +43,8 @@ from billing.services import send_document
 from counters.audit import AuditScope, run_audit
 from counters.models import IssuedNumber, NumberingSettings
 
+from ._parties import BUYER, SELLER
+
 SETTINGS = "billing.settings_bench"
 WORKERS = (1, 4, 8, 16)
 GOAL_WORKERS = 4
@@ -272,7 +274,8 @@ class Command(BaseCommand):
         self.peer_tables = True
 
     def company(self, label):
-        company = Company.objects.create(name=f"Bench {label} {timezone.now():%H%M%S%f}")
+        company = Company.objects.create(name=f"Bench {label} {timezone.now():%H%M%S%f}",
+                                         **SELLER)
         NumberingSettings.objects.create(company=company, shared_counter=True)
         self.companies.append(company)
         return company
@@ -281,7 +284,8 @@ class Command(BaseCommand):
         """``count`` drafts, interleaving the companies so that each worker's share spans
         all of them."""
         owners = [self.company(f"send{companies}") for _ in range(companies)]
-        clients = [Client.objects.create(company=c, name="Bench client") for c in owners]
+        clients = [Client.objects.create(company=c, name="Bench client", **BUYER)
+                   for c in owners]
         invoices = Invoice.objects.bulk_create([
             Invoice(company=owners[i % companies], client=clients[i % companies], **TOTALS)
             for i in range(count)

@@ -24,6 +24,8 @@ from billing.maintenance import purge_companies
 from billing.models import Client, Company, Invoice, InvoiceLine, Membership
 from counters.dbguards import guards_lifted
 
+from ._parties import BUYER, SELLER
+
 CHUNK = 10_000
 
 
@@ -69,11 +71,11 @@ class Command(BaseCommand):
         return elapsed
 
     def fill(self, count):
-        company = Company.objects.create(name=f"Bench pages {timezone.now():%H%M%S}")
+        company = Company.objects.create(name=f"Bench pages {timezone.now():%H%M%S}", **SELLER)
         user = get_user_model().objects.create_user(f"bench{time.time_ns()}")
         Membership.objects.create(user=user, company=company)
         clients = Client.objects.bulk_create(
-            [Client(company=company, name=f"Client {i}") for i in range(200)])
+            [Client(company=company, name=f"Client {i}", **BUYER) for i in range(200)])
         today = timezone.localdate()
         for start in range(0, count, CHUNK):
             invoices = []

@@ -7,23 +7,17 @@ from django.db import transaction
 from billing import services
 from billing.models import Client, Company, CreditNote, Invoice, Membership
 
+from . import _parties as parties
+
 DEMO_COMPANY = "Atelier Demo SARL"
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "folio-demo-2026"
 
 # Everything an e-invoice needs (EN 16931, Peppol BIS 3.0): the demo's documents are valid.
-SELLER = {
-    "street": "3 place des Arts", "postal_code": "75001", "city": "Paris", "country": "FR",
-    "vat_id": "FR44732829320", "registration_id": "732829320",
-    "iban": "FR7630006000011234567890189", "bic": "BNPAFRPP",
-    "endpoint_scheme": "0009", "endpoint_id": "73282932000017",
-    "email": "billing@atelier-demo.example",
-}
+SELLER = {**parties.SELLER, "email": "billing@atelier-demo.example"}
 CLIENTS = [
-    {"name": "Boulangerie Martin", "email": "compta@boulangerie-martin.example",
-     "street": "12 rue du Four", "postal_code": "69001", "city": "Lyon", "country": "FR",
-     "vat_id": "FR03552081317", "endpoint_scheme": "0009", "endpoint_id": "55208131700018",
-     "reference": "PO-2026-118"},
+    {**parties.BUYER, "name": "Boulangerie Martin",
+     "email": "compta@boulangerie-martin.example", "reference": "PO-2026-118"},
     {"name": "Nordlicht GmbH", "email": "rechnung@nordlicht.example", "language": "de",
      "street": "Hafenstraße 3", "postal_code": "20457", "city": "Hamburg", "country": "DE",
      "vat_id": "DE136695976", "endpoint_scheme": "9930", "endpoint_id": "DE136695976",

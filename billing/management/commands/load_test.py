@@ -42,6 +42,8 @@ from billing.models import Client, Company, CreditNote, Invoice, InvoiceLine, Me
 from counters.audit import AuditScope, run_audit
 from counters.models import IssuedNumber
 
+from ._parties import BUYER, SELLER
+
 PASSWORD = "load-test-passphrase-2026"
 ISSUED = re.compile(r"((?:INV|CN)-\d{4}-\d+) issued on|Issued as ((?:INV|CN)-\d{4}-\d+)")
 ALREADY = "has already been issued"
@@ -117,10 +119,10 @@ class Command(BaseCommand):
                 user.delete()
 
     def prepare(self, count):
-        company = Company.objects.create(name=f"Load {timezone.now():%Y%m%d%H%M%S}")
+        company = Company.objects.create(name=f"Load {timezone.now():%Y%m%d%H%M%S}", **SELLER)
         user = get_user_model().objects.create_user(f"load{time.time_ns()}", password=PASSWORD)
         Membership.objects.create(user=user, company=company)
-        client = Client.objects.create(company=company, name="Load client")
+        client = Client.objects.create(company=company, name="Load client", **BUYER)
         invoices = Invoice.objects.bulk_create([
             Invoice(company=company, client=client, subtotal=Decimal("100.00"),
                     tax_total=Decimal("20.00"), total=Decimal("120.00"))
