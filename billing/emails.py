@@ -8,7 +8,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from .einvoice.exports import einvoice_problems, export
+from .einvoice.exports import export, ubl_problems
 from .models import EmailDelivery
 from .pdf import document_pdf, pdf_filename
 
@@ -40,7 +40,7 @@ def deliver(document, user=None) -> EmailDelivery:
             to=[content.buyer.email],
         )
         message.attach(pdf_filename(document), document_pdf(document), "application/pdf")
-        if document.client.attach_ubl and not einvoice_problems(content):
+        if document.client.attach_ubl and not ubl_problems(content):
             ubl = export(document, "ubl")  # the client books it without opening the PDF
             message.attach(ubl.filename, ubl.data, ubl.content_type)
         message.send()

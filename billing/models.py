@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from django_countries.fields import CountryField
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
@@ -84,13 +84,23 @@ class Party(models.Model):
         return snapshots.address_lines(self)
 
     def clean(self):
+        from .einvoice.checks import compact_endpoint, endpoint_is_valid, vat_id_problem
+
         # Stored as the norms write them: no spaces, capitals.
         self.vat_id = "".join(self.vat_id.split()).upper()
-        self.endpoint_id = self.endpoint_id.strip()
+        self.endpoint_id = compact_endpoint(self.endpoint_scheme, self.endpoint_id)
+        errors = {}
+        if vat_id_problem(self.vat_id):
+            errors["vat_id"] = vat_id_problem(self.vat_id)
         if bool(self.endpoint_scheme) != bool(self.endpoint_id):
-            raise ValidationError({
-                "endpoint_id" if self.endpoint_scheme else "endpoint_scheme":
-                    _("Give both the scheme and the electronic address, or neither.")})
+            errors["endpoint_id" if self.endpoint_scheme else "endpoint_scheme"] = _(
+                "Give both the scheme and the electronic address, or neither.")
+        elif self.endpoint_id and not endpoint_is_valid(self.endpoint_scheme,
+                                                        self.endpoint_id):
+            errors["endpoint_id"] = _("This is not a valid %(scheme)s identifier.") % {
+                "scheme": self.get_endpoint_scheme_display()}
+        if errors:
+            raise ValidationError(errors)
 
 
 class Company(Party):
@@ -432,12 +442,17 @@ class Document(ConcurrentTransitionMixin, models.Model):
         """
         if not lines:
             raise ValidationError(_("Add at least one line before sending."), code="no_lines")
-        if self.company.einvoicing:
+        if self.company.einvoicing and self.needs_einvoice():
             from .einvoice.checks import problems
 
             found = problems(snapshots.read(snapshots.build(self, lines)))
             if found:
                 raise ValidationError(found, code="einvoice")
+
+    def needs_einvoice(self):
+        """Whether sending this document needs a valid e-invoice (when its company makes
+        them)."""
+        return True
 
     @transition(field="state", source=DRAFT, target=DocumentState.SENT)
     def send(self, lines, user=None):
@@ -528,14 +543,23 @@ class LineItem(models.Model):
         return super().delete(*args, **kwargs)
 
     def clean(self):
-        from .einvoice.checks import default_exemption, line_problems
+        from .einvoice.checks import line_problems
+        from .einvoice.codes import DEFAULT_EXEMPTION_CODES
 
-        self.tax_exemption_code = self.tax_exemption_code.strip().upper()
-        if not (self.tax_exemption_reason or self.tax_exemption_code):
-            self.tax_exemption_code, self.tax_exemption_reason = default_exemption(
-                self.tax_category)
         document = getattr(self, "document", None)
         company = getattr(document, "company", None) if document else None
+        client = getattr(document, "client", None) if document else None
+        self.tax_exemption_code = self.tax_exemption_code.strip().upper()
+        implied = DEFAULT_EXEMPTION_CODES.get(self.tax_category, "")
+        if (self.tax_exemption_code in DEFAULT_EXEMPTION_CODES.values()
+                and self.tax_exemption_code != implied):
+            # The exemption another category implied, left from before the category changed.
+            self.tax_exemption_code, self.tax_exemption_reason = "", ""
+        if implied and not (self.tax_exemption_reason or self.tax_exemption_code):
+            # The category says why there is no VAT; the reason is printed for the client.
+            with translation.override(client.document_language if client else None):
+                self.tax_exemption_code = implied
+                self.tax_exemption_reason = str(TaxCategory(self.tax_category).label)
         problems = line_problems(self.tax_category, self.tax_rate, self.tax_exemption_reason,
                                  self.tax_exemption_code,
                                  einvoicing=company is None or company.einvoicing)
@@ -649,6 +673,15 @@ class CreditNote(Document):
             self.invoice_number = self.invoice.number
             self.invoice_issue_date = self.invoice.issue_date
         super().save(*args, **kwargs)
+
+    def needs_einvoice(self):
+        # A credit note corrects its invoice as that invoice was issued: one issued without a
+        # valid e-invoice (before the company made them) is corrected all the same.
+        if self.invoice_id is not None:
+            from .einvoice.checks import problems
+
+            return not problems(self.invoice.content)
+        return True
 
     def clean(self):
         super().clean()

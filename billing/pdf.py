@@ -11,7 +11,8 @@ def document_pdf(document) -> bytes:
     issued), in the language of its client (texts, dates and amounts): a draft's is marked
     DRAFT and carries no number.
 
-    An issued document whose content makes a valid e-invoice gets a Factur-X PDF: PDF/A-3b
+    When its company makes e-invoices, an issued document whose content makes a valid one
+    gets a Factur-X PDF: PDF/A-3b
     with its CII XML embedded (``billing.einvoice.facturx``), which a person reads and a
     program books. This is the PDF that is downloaded and e-mailed.
     """
@@ -19,7 +20,7 @@ def document_pdf(document) -> bytes:
     from .einvoice.exports import export
 
     content = document.content  # as issued, once issued
-    if document.is_issued and not problems(content):
+    if document.is_issued and document.company.einvoicing and not problems(content):
         return export(document, "facturx").data
     return render_pdf(document, content)
 

@@ -330,6 +330,7 @@ def draft_credit_note(invoice: Invoice, *, reason="", amount_lines=None) -> Cred
         credit_note = CreditNote(
             company_id=invoice.company_id, client_id=invoice.client_id, invoice=invoice,
             currency=invoice.currency, reason=reason,
+            buyer_reference=invoice.buyer_reference,  # the buyer routes it as its invoice
         )
         credit_note.full_clean()
         credit_note.save()

@@ -37,7 +37,7 @@ from counters.models import Kind, NumberingSettings, NumberingSettingsChange
 from counters.services import preview_number, preview_settings, save_numbering_settings
 
 from . import balances, formats, invitations, money, once, services, throttle
-from .einvoice.exports import NotExportable, einvoice_problems, export
+from .einvoice.exports import NotExportable, einvoice_problems, export, ubl_problems
 from .emails import deliveries_of
 from .forms import (
     CancelForm,
@@ -472,10 +472,12 @@ def _detail_context(request, spec, document, *, payment_form=None, paid_form=Non
     }
     if document.is_draft:
         context["preview"] = preview_number(document)
-    # What keeps the document from having a valid e-invoice: a draft is refused on send
-    # when its company makes e-invoices; an issued one gets no e-invoice downloads.
-    if document.is_issued or document.company.einvoicing:
+    # What keeps the document from having a valid e-invoice, when its company makes them:
+    # a draft is refused on send; an issued one gets no e-invoice downloads. What only
+    # Peppol needs leaves out the UBL alone.
+    if document.company.einvoicing:
         context["einvoice_problems"] = einvoice_problems(content)
+        context["ubl_problems"] = ubl_problems(content)
     if spec.kind == Kind.INVOICE and document.is_issued:
         payments = list(services.payments_of(document))
         paid = sum((p.amount for p in payments if not p.is_reversed), money.ZERO)

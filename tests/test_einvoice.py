@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from billing import services, snapshot
 from billing.einvoice.checks import problems
 from billing.einvoice.cii import cii
-from billing.einvoice.exports import export
+from billing.einvoice.exports import NotExportable, export
 from billing.einvoice.ubl import ubl
 from billing.einvoice.validation import validator
 from billing.emails import deliver
@@ -88,6 +88,10 @@ SCENARIOS = {
               tax_exemption_code="VATEX-EU-O")], None, "EUR", {}),
     "another currency": ([line(price="1234.56"), line(rate="10")], None, "CHF", {}),
     "a seller without bank details": ([line()], None, "EUR", {"iban": "", "bic": ""}),
+    "a Dutch seller": ([line(rate="21")], None, "EUR", {
+        "street": "Damrak 1", "postal_code": "1012 LG", "city": "Amsterdam", "country": "NL",
+        "vat_id": "NL004495445B01", "registration_id": "12345678", "endpoint_scheme": "0106",
+        "endpoint_id": "12345678", "iban": "NL91ABNA0417164300", "bic": "ABNANL2A"}),
 }
 
 
@@ -200,14 +204,13 @@ def test_the_e_mail_carries_the_factur_x_pdf_and_the_ubl_when_the_client_wants_i
 
 @pytest.mark.parametrize("change, message", [
     (lambda c, b: setattr(b, "country", ""), "Add the client's country."),
-    (lambda c, b: setattr(b, "endpoint_id", ""),
-     "Add the client's electronic address for e-invoices (its Peppol ID)."),
     (lambda c, b: setattr(c, "vat_id", ""),
      "Add your company's VAT number (on the Company page)."),
-    (lambda c, b: setattr(c, "endpoint_id", "73282932000018"),
-     "Your company's electronic address is not a valid 0009 identifier."),
-    (lambda c, b: (setattr(c, "street", ""), setattr(c, "city", "")),
-     "Add your company's street and city (on the Company page)."),
+    (lambda c, b: setattr(c, "vat_id", "44732829320"),
+     "Your company's VAT number must begin with its country's code, such as FR (on the "
+     "Company page)."),
+    (lambda c, b: setattr(c, "postal_code", ""),
+     "Add your company's street, postal code and city (on the Company page)."),
 ])
 def test_a_draft_whose_e_invoice_would_be_invalid_is_refused_before_its_number(change,
                                                                                message):
@@ -262,7 +265,8 @@ def test_the_line_form_says_what_a_tax_category_needs(client):
     assert not Invoice.objects.exists()
     reverse_charge = {**data, "lines-0-tax_category": "AE", "lines-0-tax_rate": "20"}
     response = client.post(reverse("invoice_create"), reverse_charge)
-    assert "A line that is reverse charge has a tax rate of 0 %." in response.content.decode()
+    assert ("A line in the category “Reverse charge” has a tax rate of 0 %."
+            in response.content.decode())
     saved = client.post(reverse("invoice_create"), {**reverse_charge, "lines-0-tax_rate": "0"})
     assert saved.status_code == 302
     saved_line = Invoice.objects.get().lines.get()
@@ -386,6 +390,9 @@ def test_every_document_the_demo_issues_exports_valid():
     ("10 Downing St\nLondon SW1A 2AA\nUnited Kingdom",
      ("10 Downing St", "SW1A 2AA", "London", "GB")),
     ("Rue X 1, 1000 Bruxelles, BE", ("Rue X 1", "1000", "Bruxelles", "BE")),
+    ("Hafenstraße 3\n20457 Hamburg\nDeutschland", ("Hafenstraße 3", "20457", "Hamburg", "DE")),
+    ("Damrak 1\n1012 LG Amsterdam\nNetherlands", ("Damrak 1", "1012 LG", "Amsterdam", "NL")),
+    ("10 Downing St, London SW1A 2AA, UK", ("10 Downing St", "SW1A 2AA", "London", "GB")),
     ("Somewhere", ("Somewhere", "", "", "")),
     ("", ("", "", "", "")),
 ])
@@ -394,3 +401,87 @@ def test_free_text_addresses_are_moved_into_their_fields(text, parts):
 
     migration = import_module("billing.migrations.0014_einvoice_data")
     assert migration.split_address(text, migration.country_names()) == parts
+
+
+# --- What the review of the first version found -----------------------------------------------
+
+
+def test_a_client_outside_peppol_is_invoiced_with_cii_and_factur_x_but_no_ubl(client):
+    invoice = issue([line()], {"endpoint_scheme": "", "endpoint_id": ""})
+    assert invoice.number  # Peppol's electronic address does not stop a send
+    with pytest.raises(NotExportable, match="Add the client's electronic address"):
+        export(invoice, "ubl")
+    assert_valid(export(invoice, "cii").data)
+    assert facturx.get_xml_from_pdf(document_pdf(invoice), check_xsd=False)[1]
+    client.force_login(MembershipFactory(company=invoice.company).user)
+    page = client.get(reverse("invoice_detail", args=[invoice.pk])).content.decode()
+    assert reverse("invoice_ubl", args=[invoice.pk]) not in page
+    assert reverse("invoice_cii", args=[invoice.pk]) in page
+    assert "No Peppol UBL for this document" in page
+
+
+def test_characters_xml_cannot_carry_are_left_out_of_the_e_invoice():
+    invoice = issue([line("Pasted\x0cfrom a word processor\x0b")])
+    xml = export(invoice, "ubl").data
+    assert b"<cbc:Name>Pastedfrom a word processor</cbc:Name>" in xml
+    assert_valid(xml)
+    assert facturx.get_xml_from_pdf(document_pdf(invoice), check_xsd=False)[0]
+
+
+def test_an_invoice_issued_without_e_invoicing_can_be_cancelled_once_it_is_on():
+    invoice = issue([line(rate="0")], einvoicing=False)  # a standard-rate line at 0 %
+    Company.objects.filter(pk=invoice.company_id).update(einvoicing=True)
+    credit = services.cancel_invoice(Invoice.objects.get(pk=invoice.pk), reason="Duplicate")
+    assert credit.number and Invoice.objects.get(pk=invoice.pk).state == "cancelled"
+
+
+def test_a_credit_note_keeps_its_invoices_buyer_reference():
+    invoice = services.send_document(InvoiceFactory(buyer_reference="PO-4711"))
+    credit = services.send_document(services.draft_credit_note(invoice, reason="Returned"))
+    assert b"<cbc:BuyerReference>PO-4711<" in export(credit, "ubl").data
+
+
+def test_the_payment_terms_name_the_invoices_own_due_date():
+    draft = InvoiceFactory(due_date=date(2031, 5, 14))
+    invoice = services.send_document(draft)
+    assert b"Payment due by May 14, 2031." in export(invoice, "ubl").data
+
+
+@pytest.mark.parametrize("category, code, message", [
+    ("E", "VATEX-EU-999", "This is not a VATEX code"),
+    ("G", "VATEX-EU-D", "VATEX-EU-D is for lines in the category “Exempt from VAT”"),
+    ("Z", "", None),
+])
+def test_a_vatex_code_must_exist_and_suit_its_category(category, code, message):
+    draft = InvoiceFactory()
+    item = InvoiceLine(document=draft, description="x", quantity=1, unit_price=1,
+                       tax_rate=0, tax_category=category, tax_exemption_code=code,
+                       tax_exemption_reason="Why" if category == "E" else "")
+    if message is None:
+        item.full_clean()
+    else:
+        with pytest.raises(services.ValidationError, match=message):
+            item.full_clean()
+
+
+def test_a_changed_category_takes_its_own_exemption_in_the_clients_language():
+    draft = InvoiceFactory(client=ClientFactory(language="fr"))
+    item = InvoiceLine(document=draft, description="x", quantity=1, unit_price=1, tax_rate=0,
+                       tax_category="AE")
+    item.full_clean()
+    assert (item.tax_exemption_code, item.tax_exemption_reason) == ("VATEX-EU-AE",
+                                                                    "Autoliquidation")
+    item.tax_category = "G"
+    item.full_clean()
+    assert item.tax_exemption_code == "VATEX-EU-G"
+
+
+def test_the_forms_refuse_a_vat_number_without_its_country_and_a_bad_electronic_address():
+    party = ClientFactory.build(company=CompanyFactory(), vat_id="03552081317",
+                                endpoint_scheme="0009", endpoint_id="5520 8131 7000 19")
+    with pytest.raises(services.ValidationError) as refused:
+        party.full_clean()
+    assert set(refused.value.message_dict) == {"vat_id", "endpoint_id"}
+    party.vat_id, party.endpoint_id = "fr 03552081317", "552 081 317 00018"
+    party.full_clean()
+    assert (party.vat_id, party.endpoint_id) == ("FR03552081317", "55208131700018")

@@ -218,7 +218,7 @@ def good_data(view, world, target):
         document["invoice"] = target.invoice_id
     sent = world["invoice"][1]
     return {
-        "client_form": {"name": "A", "email": "a@example.com", "street": "x", "vat_id": "1"},
+        "client_form": {"name": "A", "email": "a@example.com", "street": "x", "vat_id": "FR1"},
         "client_list": {"q": "A", "page": "1"},
         "document_list": {"q": "", "state": "sent", "client": own.pk, "date_from":
                           "2026-01-01", "date_to": "2026-12-31", "page": "1"},

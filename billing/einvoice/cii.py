@@ -8,8 +8,8 @@ from lxml import etree
 from lxml.builder import ElementMaker
 
 from .codes import TaxCategory
-from .terms import document_notes, payment_terms
-from .ubl import _present, _quantity
+from .terms import XML_TEXT, document_notes, payment_terms
+from .ubl import _present, _quantity, _scheme
 
 EN16931 = "urn:cen.eu:en16931:2017"
 RSM_NS = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
@@ -21,10 +21,10 @@ CREDIT_TRANSFER = "30"
 
 # The namespaces are declared once, on the root; elements made without a map of their own
 # take the root's prefixes when they join it (and are made twice as fast).
-rsm = ElementMaker(namespace=RSM_NS, nsmap=NSMAP)  # the root's
-ram = ElementMaker(namespace=RAM_NS)
-udt = ElementMaker(namespace=UDT_NS)
-qdt = ElementMaker(namespace=QDT_NS)
+rsm = ElementMaker(namespace=RSM_NS, nsmap=NSMAP, typemap=XML_TEXT)  # the root's
+ram = ElementMaker(namespace=RAM_NS, typemap=XML_TEXT)
+udt = ElementMaker(namespace=UDT_NS, typemap=XML_TEXT)
+qdt = ElementMaker(namespace=QDT_NS, typemap=XML_TEXT)
 
 
 def cii(number: str, content) -> bytes:
@@ -118,7 +118,8 @@ def _party(tag, party, not_subject):
     registration_id = getattr(party, "registration_id", "")
     return ram(tag, *_present(
         ram.Name(party.name),
-        registration_id and ram.SpecifiedLegalOrganization(ram.ID(registration_id)),
+        registration_id and ram.SpecifiedLegalOrganization(
+            ram.ID(registration_id, **_scheme(party))),
         party.email and ram.DefinedTradeContact(
             ram.EmailURIUniversalCommunication(ram.URIID(party.email))),
         ram.PostalTradeAddress(*_present(

@@ -24,14 +24,38 @@ class TaxCategory(models.TextChoices):
 ZERO_RATE_CATEGORIES = frozenset(TaxCategory.values) - {TaxCategory.STANDARD}
 # Categories that need an exemption reason (BR-E-10, BR-AE-10, BR-IC-10, BR-G-10, BR-O-10).
 EXEMPTION_CATEGORIES = frozenset({"E", "AE", "K", "G", "O"})
-# The exemption a category implies: (VATEX code, reason as printed). The exempt category has
-# none: which exemption applies is the seller's to say.
-DEFAULT_EXEMPTIONS = {
-    "AE": ("VATEX-EU-AE", "Reverse charge"),
-    "K": ("VATEX-EU-IC", "Intra-Community supply"),
-    "G": ("VATEX-EU-G", "Export outside the EU"),
-    "O": ("VATEX-EU-O", "Not subject to VAT"),
-}
+# The exemption code a category implies (its reason is the category's name, in the client's
+# language). The exempt category has none: which exemption applies is the seller's to say.
+DEFAULT_EXEMPTION_CODES = {"AE": "VATEX-EU-AE", "K": "VATEX-EU-IC", "G": "VATEX-EU-G",
+                           "O": "VATEX-EU-O"}
+# The VAT exemption reason codes EN 16931 accepts (the VATEX list, BR-CL-22).
+VATEX_CODES = frozenset("""
+    VATEX-EU-79-C VATEX-EU-132 VATEX-EU-132-1A VATEX-EU-132-1B VATEX-EU-132-1C
+    VATEX-EU-132-1D VATEX-EU-132-1E VATEX-EU-132-1F VATEX-EU-132-1G VATEX-EU-132-1H
+    VATEX-EU-132-1I VATEX-EU-132-1J VATEX-EU-132-1K VATEX-EU-132-1L VATEX-EU-132-1M
+    VATEX-EU-132-1N VATEX-EU-132-1O VATEX-EU-132-1P VATEX-EU-132-1Q VATEX-EU-135-1
+    VATEX-EU-143 VATEX-EU-143-1A VATEX-EU-143-1B VATEX-EU-143-1C VATEX-EU-143-1D
+    VATEX-EU-143-1E VATEX-EU-143-1F VATEX-EU-143-1FA VATEX-EU-143-1G VATEX-EU-143-1H
+    VATEX-EU-143-1I VATEX-EU-143-1J VATEX-EU-143-1K VATEX-EU-143-1L VATEX-EU-144
+    VATEX-EU-146-1E VATEX-EU-159 VATEX-EU-309 VATEX-EU-148 VATEX-EU-148-A VATEX-EU-148-B
+    VATEX-EU-148-C VATEX-EU-148-D VATEX-EU-148-E VATEX-EU-148-F VATEX-EU-148-G VATEX-EU-151
+    VATEX-EU-151-1A VATEX-EU-151-1AA VATEX-EU-151-1B VATEX-EU-151-1C VATEX-EU-151-1D
+    VATEX-EU-151-1E VATEX-EU-G VATEX-EU-O VATEX-EU-IC VATEX-EU-AE VATEX-EU-D VATEX-EU-F
+    VATEX-EU-I VATEX-EU-J VATEX-FR-FRANCHISE VATEX-FR-CNWVAT VATEX-EU-153 VATEX-FR-CGI261-1
+    VATEX-FR-CGI261-2 VATEX-FR-CGI261-3 VATEX-FR-CGI261-4 VATEX-FR-CGI261-5
+    VATEX-FR-CGI261-7 VATEX-FR-CGI261-8 VATEX-FR-CGI261A VATEX-FR-CGI261B
+    VATEX-FR-CGI261C-1 VATEX-FR-CGI261C-2 VATEX-FR-CGI261C-3 VATEX-FR-CGI261D-1
+    VATEX-FR-CGI261D-1BIS VATEX-FR-CGI261D-2 VATEX-FR-CGI261D-3 VATEX-FR-CGI261D-4
+    VATEX-FR-CGI261E-1 VATEX-FR-CGI261E-2 VATEX-FR-CGI277A VATEX-FR-CGI275
+    VATEX-FR-298SEXDECIESA VATEX-FR-CGI295 VATEX-FR-AE
+""".split())  # noqa: SIM905 - a code list, as published
+# Codes that only one category may carry (Peppol's PEPPOL-EN16931-P0104 to P0111).
+VATEX_CATEGORY = {"VATEX-EU-G": "G", "VATEX-EU-O": "O", "VATEX-EU-IC": "K",
+                  "VATEX-EU-AE": "AE", "VATEX-FR-AE": "AE", "VATEX-EU-D": "E",
+                  "VATEX-EU-F": "E", "VATEX-EU-I": "E", "VATEX-EU-J": "E"}
+# The scheme of a seller's registration number (BT-30-1) in the countries whose Peppol rules
+# ask for it: the Dutch KvK, the Danish CVR, the Swedish, Norwegian and Icelandic numbers.
+REGISTRATION_SCHEMES = {"NL": "0106", "DK": "0184", "SE": "0007", "NO": "0192", "IS": "0196"}
 # Categories whose buyer must have a VAT number (BR-AE-2, BR-IC-2).
 BUYER_VAT_CATEGORIES = frozenset({"AE", "K"})
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
-from .checks import problems
+from .checks import peppol_problems, problems
 from .cii import cii
 from .ubl import ubl
 
@@ -37,7 +37,7 @@ def export(document, syntax: str) -> Export:
     if document.is_draft:
         raise NotExportable(_("A draft has no e-invoice: it gets one when it is sent."))
     content = document.content
-    found = problems(content)
+    found = problems(content) + (peppol_problems(content) if syntax == "ubl" else [])
     if found:
         raise NotExportable(_("This document cannot make a valid e-invoice: %(problems)s")
                             % {"problems": " ".join(found)})
@@ -54,3 +54,8 @@ def export(document, syntax: str) -> Export:
 def einvoice_problems(content) -> list[str]:
     """Why a document saying ``content`` has no valid e-invoice (empty when it has one)."""
     return problems(content)
+
+
+def ubl_problems(content) -> list[str]:
+    """Why a document saying ``content`` has no valid Peppol UBL (empty when it has one)."""
+    return problems(content) + peppol_problems(content)

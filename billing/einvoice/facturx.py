@@ -5,7 +5,10 @@ writes the PDF/A-3b; the ``factur-x`` package embeds the XML and checks it again
 Factur-X schema of its level (EN 16931).
 """
 
+import io
+
 import facturx
+import pypdf
 from django.utils import translation
 from django.utils.translation import gettext as _
 
@@ -18,8 +21,24 @@ def facturx_pdf(number: str, content, pdf: bytes) -> bytes:
     with translation.override(content.locale):
         title = (_("Invoice %(number)s") if content.kind == "invoice"
                  else _("Credit note %(number)s")) % {"number": number}
-    return facturx.generate_from_binary(
+    embedded = facturx.generate_from_binary(
         pdf, cii(number, content), flavor="factur-x", level="en16931", check_xsd=True,
         lang=content.locale,
-        pdf_metadata={"author": content.seller.name, "keywords": "Factur-X",
-                      "title": f"{content.seller.name}: {title}", "subject": title})
+        pdf_metadata={"author": content.seller.name, "title": f"{content.seller.name}: {title}",
+                      "subject": title})
+    return _info_as_xmp(embedded)
+
+
+def _info_as_xmp(pdf: bytes) -> bytes:
+    """
+    ``pdf`` with its document information saying what its XMP metadata says, as PDF/A
+    requires: factur-x writes the XMP (producer "pypdf", no keywords) but leaves
+    WeasyPrint's producer, and an empty keywords entry, in the information dictionary.
+    """
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(pdf)))
+    info = writer._info.get_object()
+    info[pypdf.generic.NameObject("/Producer")] = pypdf.generic.TextStringObject("pypdf")
+    info.pop("/Keywords", None)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

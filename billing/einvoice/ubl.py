@@ -9,8 +9,8 @@ refuses empty elements).
 from lxml import etree
 from lxml.builder import ElementMaker
 
-from .codes import TaxCategory
-from .terms import document_notes, payment_terms
+from .codes import REGISTRATION_SCHEMES, TaxCategory
+from .terms import XML_TEXT, document_notes, payment_terms
 
 CUSTOMIZATION = ("urn:cen.eu:en16931:2017#compliant#"
                  "urn:fdc:peppol.eu:2017:poacc:billing:3.0")
@@ -23,8 +23,8 @@ CREDIT_TRANSFER = "30"
 
 # The namespaces are declared once, on the root; elements made without a map of their own
 # take the root's prefixes when they join it (and are made twice as fast).
-cac = ElementMaker(namespace=CAC_NS)
-cbc = ElementMaker(namespace=CBC_NS)
+cac = ElementMaker(namespace=CAC_NS, typemap=XML_TEXT)
+cbc = ElementMaker(namespace=CBC_NS, typemap=XML_TEXT)
 
 
 def ubl(number: str, content) -> bytes:
@@ -36,7 +36,7 @@ def ubl(number: str, content) -> bytes:
     def amount(tag, value):
         return cbc(tag, f"{value:.2f}", currencyID=currency)
 
-    root = ElementMaker(namespace=ROOT_NS[content.kind],
+    root = ElementMaker(namespace=ROOT_NS[content.kind], typemap=XML_TEXT,
                         nsmap={None: ROOT_NS[content.kind], "cac": CAC_NS, "cbc": CBC_NS})
     children = [
         cbc.CustomizationID(CUSTOMIZATION),
@@ -119,9 +119,15 @@ def _party(party, not_subject, *, seller):
         vat_id and cac.PartyTaxScheme(cbc.CompanyID(vat_id), cac.TaxScheme(cbc.ID("VAT"))),
         cac.PartyLegalEntity(*_present(
             cbc.RegistrationName(party.name),
-            registration_id and cbc.CompanyID(registration_id))),
+            registration_id and cbc.CompanyID(registration_id, **_scheme(party)))),
         party.email and cac.Contact(cbc.ElectronicMail(party.email)),
     ))
+
+
+def _scheme(party) -> dict:
+    """The scheme of a seller's registration number, where its country's rules ask for it."""
+    scheme = REGISTRATION_SCHEMES.get(party.country)
+    return {"schemeID": scheme} if scheme else {}
 
 
 def _tax_category(tag, category, rate, exemption_code="", exemption_reason=""):

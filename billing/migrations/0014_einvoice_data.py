@@ -30,6 +30,8 @@ LIFT, RESTORE = sqlite_triggers_lifted()
 # "London SW1A 1AA", "Paris 75001".
 POSTCODE_FIRST = re.compile(r"^((?:[A-Z]{1,2}-)?\d[\dA-Z -]{2,9}\d)\s+(\D.*)$")
 POSTCODE_LAST = re.compile(r"^(\D.*?)\s+((?:[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})|\d{4,6})$")
+# A Dutch postal code: "1012 LG Amsterdam".
+POSTCODE_DUTCH = re.compile(r"^(\d{4} ?[A-Z]{2})\s+(\D.*)$")
 
 
 def split_address(text, country_names):
@@ -40,7 +42,8 @@ def split_address(text, country_names):
         country = country_names[parts.pop().casefold()]
     postal_code = city = ""
     for index in range(len(parts) - 1, 0, -1):
-        first, last = POSTCODE_FIRST.match(parts[index]), POSTCODE_LAST.match(parts[index])
+        first = POSTCODE_DUTCH.match(parts[index]) or POSTCODE_FIRST.match(parts[index])
+        last = POSTCODE_LAST.match(parts[index])
         if first or last:
             postal_code, city = (first.groups() if first else last.groups()[::-1])
             del parts[index]
@@ -52,11 +55,22 @@ def split_address(text, country_names):
     return street[:200], postal_code[:20], city[:100], country
 
 
+# What people write for a country that is not its name in any of Folio's languages.
+COUNTRY_ALIASES = {"uk": "GB", "great britain": "GB", "england": "GB", "usa": "US",
+                   "u.s.a.": "US", "united states of america": "US", "holland": "NL"}
+
+
 def country_names():
-    """Every country's English name and code, folded, with its code."""
+    """Every country's name in each of Folio's languages, and its code, folded, with its
+    code."""
+    from django.conf import settings
+    from django.utils import translation
     from django_countries import countries
 
-    names = {name.casefold(): code for code, name in countries}
+    names = dict(COUNTRY_ALIASES)
+    for language, _name in settings.LANGUAGES:
+        with translation.override(language):
+            names.update({str(name).casefold(): code for code, name in countries})
     names.update({code.casefold(): code for code, _name in countries})
     return names
 
@@ -74,11 +88,13 @@ def move_addresses(apps, schema_editor):
 
 
 def join_addresses(apps, schema_editor):
+    from django_countries import countries
+
     for model_name in ("Company", "Client"):
         for party in apps.get_model("billing", model_name).objects.all():
             place = " ".join(part for part in (party.postal_code, party.city) if part)
             party.address = "\n".join(
-                part for part in (party.street, place, party.country) if part)
+                part for part in (party.street, place, countries.name(party.country)) if part)
             party.save(update_fields=["address"])
 
 

@@ -59,6 +59,11 @@ document.addEventListener("change", (event) => {
     const lines = event.target.form.querySelector("#what-lines");
     if (lines) lines.checked = true;
   }
+  // A line without VAT (any category but the standard rate) is taxed at 0 %.
+  if (event.target.matches(".line-row [name$=tax_category]") && event.target.value !== "S") {
+    const rate = event.target.closest(".line-row").querySelector("[name$=tax_rate]");
+    if (rate) rate.value = "0";
+  }
   if (event.target.matches("#credit-form [name=amount], #credit-form [name=rate]")) {
     const amount = event.target.form.querySelector("#what-amount");
     if (amount) amount.checked = true;
