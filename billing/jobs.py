@@ -47,6 +47,18 @@ def worker(*, queue_names=("default",), worker_id="folio", batch=True) -> Worker
                   worker_id=worker_id, excluded_queue_names=[])
 
 
-def run_ready_jobs(worker_id="inline") -> None:
-    """Run every job that is due now, in this process (tests, scripts)."""
-    worker(worker_id=worker_id).run()
+def run_ready_jobs(worker_id="inline") -> int:
+    """
+    Run every job that is due now, in this process and on its connection (tests, scripts):
+    claimed and run as the worker does, without its connection upkeep, which would close a
+    connection that is inside a transaction. Returns how many ran.
+    """
+    runner, count = worker(worker_id=worker_id), 0
+    while True:
+        with transaction.atomic():
+            job = DBTaskResult.objects.ready().filter(backend_name="default").get_locked()
+            if job is None:
+                return count
+            job.claim(worker_id)
+        runner.run_task(job)
+        count += 1

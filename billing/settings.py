@@ -213,6 +213,8 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", (
     "django.core.mail.backends.smtp.EmailBackend" if os.environ.get("EMAIL_HOST")
     else "django.core.mail.backends.console.EmailBackend"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "folio@localhost")
+if os.environ.get("EMAIL_FILE_PATH"):  # with the file backend: one file per e-mail there
+    EMAIL_FILE_PATH = os.environ["EMAIL_FILE_PATH"]
 # A mail server that stops answering fails the attempt (which is retried) well within the
 # jobs' lease below, so that a live attempt is never taken for a dead one.
 EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "60"))
