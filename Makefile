@@ -20,11 +20,18 @@ browser:
 	  echo "Installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# The web server and one background worker (the e-mails); Ctrl-C (or either one ending)
+# stops both.
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py load_demo
-	$(VENV)/bin/gunicorn billing.wsgi --bind 127.0.0.1:8000 --workers 2 --access-logfile -
+	@$(PY) manage.py worker & worker=$$!; \
+	$(VENV)/bin/gunicorn billing.wsgi --bind 127.0.0.1:8000 --workers 2 --access-logfile - & \
+	web=$$!; \
+	trap 'kill $$web $$worker 2>/dev/null' INT TERM; \
+	while kill -0 $$web 2>/dev/null && kill -0 $$worker 2>/dev/null; do sleep 1; done; \
+	kill $$web $$worker 2>/dev/null; wait
 
 lint: install
 	$(VENV)/bin/ruff check .

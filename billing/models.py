@@ -709,8 +709,10 @@ class CreditNoteLine(LineItem):
 
 class EmailDelivery(models.Model):
     """
-    One attempt to e-mail an issued document, made after the transaction that issued it has
-    committed. A failure is recorded here and shown; it never un-issues the document.
+    An e-mail of an issued document, written in the transaction that asked for it together
+    with the job that sends it (``billing.tasks.deliver_email``). The job tries it up to
+    ``FOLIO_EMAIL_ATTEMPTS`` times with growing waits; it ends *sent* or *failed*. A failure
+    never un-issues the document.
     """
 
     class Status(models.TextChoices):
@@ -723,13 +725,18 @@ class EmailDelivery(models.Model):
     document_id = models.BigIntegerField()
     recipient = models.EmailField(_("to"))
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    error = models.TextField(blank=True)
+    error = models.TextField(blank=True)  # the last attempt's
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Set while an attempt runs: a claim older than FOLIO_JOB_LEASE is a dead worker's.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # When the pending job is due (now, or after a failed attempt's wait).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("e-mail delivery")
@@ -740,14 +747,15 @@ class EmailDelivery(models.Model):
     def __str__(self):
         return f"{self.kind} #{self.document_id} -> {self.recipient}: {self.status}"
 
-    # A delivery still pending after this long has no worker behind it any more (the worker
-    # died or the process restarted): the page says it may not have been sent.
+    # A delivery due this long ago and still pending has no worker running it: the page
+    # says so (`manage.py worker` is not running, or cannot reach the database).
     STALE_AFTER = timedelta(minutes=10)
 
     @property
     def is_stale(self):
-        return (self.status == self.Status.PENDING
-                and self.created_at < timezone.now() - self.STALE_AFTER)
+        due = self.next_attempt_at or self.created_at
+        return (self.status == self.Status.PENDING and self.claimed_at is None
+                and due < timezone.now() - self.STALE_AFTER)
 
 
 # --- Payments ------------------------------------------------------------------------------

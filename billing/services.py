@@ -120,9 +120,9 @@ def send_document(document: Document, user=None, *, email=False) -> Document:
 
     Lock the document → check it is still a draft → read its lines and validate → run the
     ``send`` transition, which freezes the content and allocates the number last → save and
-    record the change in the company's history. With ``email``, the PDF is
-    e-mailed to the client once the transaction has committed: a rolled-back send sends
-    nothing.
+    record the change in the company's history. With ``email``, the job that e-mails the PDF
+    to the client is written in the same transaction: a rolled-back send queues nothing, a
+    committed one is e-mailed by a worker even if this process dies the next instant.
     """
     with transaction.atomic():
         locked = _lock(document)
@@ -142,7 +142,7 @@ def send_document(document: Document, user=None, *, email=False) -> Document:
         if invoice is not None:
             _settle(invoice, user)  # its credit may leave nothing to pay after payments
         if email:
-            transaction.on_commit(lambda: emails.deliver(locked, user=user))
+            emails.queue(locked, user=user)
     return locked
 
 
@@ -153,11 +153,19 @@ def _record(document, from_state, user, reason=""):
                         to_state=document.state, user=user, reason=reason)
 
 
-def retry_email(document: Document, user=None):
-    """E-mail an issued document again (after a failed delivery, say)."""
+def retry_email(document: Document, user=None, *, delivery_id=None):
+    """
+    E-mail an issued document again: a new delivery, or with ``delivery_id`` that delivery
+    of this document tried again if it failed. A worker sends it.
+    """
     if document.is_draft:
         raise NotADraft(_("A draft cannot be e-mailed; send it first."), code="draft")
-    return emails.deliver(document, user=user)
+    if delivery_id is not None:
+        delivery = emails.deliveries_of(document).filter(pk=delivery_id).first()
+        if delivery is not None:  # retried already (a second click): left as it is
+            return emails.requeue(delivery)
+    with transaction.atomic():
+        return emails.queue(document, user=user)
 
 
 def _lock_invoice(invoice):

@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "django_countries",
+    "django_tasks",
+    "django_tasks_db",
     "counters",
     "billing",
 ]
@@ -206,14 +208,34 @@ STORAGES = {
     },
 }
 
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# SMTP when EMAIL_HOST is set, else the console (EMAIL_BACKEND overrides either).
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", (
+    "django.core.mail.backends.smtp.EmailBackend" if os.environ.get("EMAIL_HOST")
+    else "django.core.mail.backends.console.EmailBackend"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "folio@localhost")
+if os.environ.get("EMAIL_FILE_PATH"):  # with the file backend: one file per e-mail there
+    EMAIL_FILE_PATH = os.environ["EMAIL_FILE_PATH"]
+# A mail server that stops answering fails the attempt (which is retried) well within the
+# jobs' lease below, so that a live attempt is never taken for a dead one.
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "60"))
 if os.environ.get("EMAIL_HOST"):
     EMAIL_HOST = os.environ["EMAIL_HOST"]
     EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))
     EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
     EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
     EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+
+# --- Background jobs ------------------------------------------------------------------------
+# Jobs (e-mailing documents) are rows of django-tasks-db's table, written in the transaction
+# of the change that asks for them; `manage.py worker` runs them (README, "Background jobs").
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# A job claimed longer ago than this (seconds) by a worker that never finished it is taken
+# for abandoned (the worker died) and run again.
+FOLIO_JOB_LEASE = int(os.environ.get("FOLIO_JOB_LEASE", "600"))
+# An e-mail is tried this many times, waiting FOLIO_EMAIL_BACKOFF seconds after the first
+# failure, doubling each time (at most an hour), then marked failed.
+FOLIO_EMAIL_ATTEMPTS = int(os.environ.get("FOLIO_EMAIL_ATTEMPTS", "5"))
+FOLIO_EMAIL_BACKOFF = int(os.environ.get("FOLIO_EMAIL_BACKOFF", "60"))
 
 # --- Security -------------------------------------------------------------------------------
 # Production sets FOLIO_BEHIND_TLS=1 (the site is only served over HTTPS) and, when a proxy

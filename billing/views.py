@@ -595,16 +595,15 @@ def document_einvoice(request, kind, pk, syntax):
 def document_email(request, kind, pk):
     spec = KINDS[kind]
     document = get_object_or_404(scoped(request, spec.model).select_related("client"), pk=pk)
+    delivery_id = request.POST.get("delivery", "")  # "Retry" on a failed delivery
+    delivery_id = int(delivery_id) if delivery_id.isdigit() and len(delivery_id) < 18 else None
     try:
-        delivery = services.retry_email(document, user=request.user)
+        delivery = services.retry_email(document, user=request.user, delivery_id=delivery_id)
     except ValidationError as error:
         messages.error(request, error_text(error))
     else:
-        if delivery.status == delivery.Status.SENT:
-            messages.success(request, _("E-mailed to %(to)s.") % {"to": delivery.recipient})
-        else:
-            messages.error(request, _("The e-mail could not be sent: %(error)s") % {
-                "error": delivery.error})
+        messages.success(request, _("The e-mail to %(to)s is on its way: its state is "
+                                    "shown below.") % {"to": delivery.recipient or "—"})
     return redirect(spec.url("detail", document))
 
 

@@ -71,3 +71,12 @@ def empty_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def run_jobs():
+    """Run the background jobs that are due, in this process (what `manage.py worker`
+    does), for tests that are not about durability: ``run_jobs()``."""
+    from billing.jobs import run_ready_jobs
+
+    return run_ready_jobs

@@ -26,12 +26,12 @@ from billing.einvoice.cii import cii
 from billing.einvoice.exports import NotExportable, export
 from billing.einvoice.ubl import ubl
 from billing.einvoice.validation import validator
-from billing.emails import deliver
 from billing.models import Client, Company, CreditNote, Invoice, InvoiceLine
 from billing.pdf import document_pdf
 from counters.services import preview_number
 
 from .factories import ClientFactory, CompanyFactory, InvoiceFactory, MembershipFactory
+from .jobs import deliver
 
 pytestmark = pytest.mark.django_db
 

@@ -83,7 +83,7 @@ def test_when_the_database_cannot_be_asked_the_page_says_it_cannot_tell(member):
     assert "we cannot tell yet whether the document was issued" in page
 
 
-def test_an_e_mail_pending_without_end_is_shown_as_perhaps_not_sent(member):
+def test_an_e_mail_no_worker_took_is_shown_as_such(member):
     from datetime import timedelta
 
     from django.utils import timezone
@@ -94,7 +94,7 @@ def test_an_e_mail_pending_without_end_is_shown_as_perhaps_not_sent(member):
     fresh = EmailDelivery.objects.create(company=sent.company, kind="invoice",
                                          document_id=sent.pk, recipient="a@example.com")
     url = reverse("invoice_detail", args=[sent.pk])
-    assert "it may not have been sent" not in member.get(url).content.decode()
+    assert "No worker has taken this e-mail yet" not in member.get(url).content.decode()
     EmailDelivery.objects.filter(pk=fresh.pk).update(
         created_at=timezone.now() - EmailDelivery.STALE_AFTER - timedelta(minutes=1))
-    assert "it may not have been sent" in member.get(url).content.decode()
+    assert "No worker has taken this e-mail yet" in member.get(url).content.decode()

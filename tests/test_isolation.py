@@ -47,9 +47,9 @@ POST_DATA = {
 
 
 def snapshot():
-    """Every row of Folio's own tables, to compare before and after an attempt."""
+    """Every row of Folio's own tables and its jobs, to compare before and after an attempt."""
     rows = {}
-    for label in ("billing", "counters"):
+    for label in ("billing", "counters", "django_tasks_database"):
         for model in apps.get_app_config(label).get_models():
             rows[model._meta.label] = sorted(
                 (tuple(sorted(row.items())) for row in model.objects.values()), key=repr)

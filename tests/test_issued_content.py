@@ -14,7 +14,6 @@ from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
 from billing import services
-from billing.emails import deliver
 from billing.models import CreditNote, Invoice
 from billing.pdf import document_pdf
 from counters.audit import AuditScope, run_audit
@@ -23,6 +22,7 @@ from counters.history import history_of
 from counters.models import StateEvent
 
 from .factories import ClientFactory, CompanyFactory, InvoiceFactory, MembershipFactory
+from .jobs import deliver
 
 pytestmark = pytest.mark.django_db
 

@@ -5,9 +5,10 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django_tasks_db.models import DBTaskResult
 
 from billing import services
-from billing.models import DocumentLocked, Invoice, InvoiceLine, Payment
+from billing.models import DocumentLocked, EmailDelivery, Invoice, InvoiceLine, Payment
 from counters.models import IssuedNumber
 
 from .factories import ClientFactory, CreditNoteFactory, InvoiceFactory
@@ -39,27 +40,43 @@ def test_totals_round_each_line_to_cents_half_up():
         Decimal("11.06"), Decimal("0.55"), Decimal("11.61"))
 
 
-def test_send_works_on_a_fresh_copy_and_emails_only_after_commit(
-        django_capture_on_commit_callbacks, mailoutbox):
+def test_send_queues_the_email_job_in_its_own_transaction(mailoutbox, run_jobs):
     draft = InvoiceFactory()
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        sent = services.send_document(draft, email=True)
-    assert mailoutbox == []  # nothing leaves before the commit
-    for callback in callbacks:
-        callback()
+    sent = services.send_document(draft, email=True)
+    assert mailoutbox == []  # the worker sends it, not the request
+    job, = DBTaskResult.objects.all()
+    delivery, = EmailDelivery.objects.all()
+    assert job.task_path == "billing.tasks.deliver_email"
+    assert job.args_kwargs == {"args": [delivery.pk], "kwargs": {}}
+    assert (job.status, delivery.status, delivery.attempts) == ("READY", "pending", 0)
+    run_jobs()
     assert len(mailoutbox) == 1
     assert sent.number in mailoutbox[0].subject
     assert mailoutbox[0].attachments[0][0] == f"{sent.number}.pdf"
+    delivery.refresh_from_db(), job.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.error) == ("sent", 1, "")
+    assert delivery.finished_at is not None and job.status == "SUCCESSFUL"
     assert draft.is_draft  # the caller's instance is untouched
 
 
-def test_a_rolled_back_send_emails_nothing(django_capture_on_commit_callbacks, mailoutbox):
+def test_the_job_is_written_inside_the_send_transaction(django_capture_on_commit_callbacks):
     draft = InvoiceFactory()
-    with django_capture_on_commit_callbacks(execute=True) as callbacks, \
-            pytest.raises(RuntimeError), transaction.atomic():
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
         services.send_document(draft, email=True)
-        raise RuntimeError("rolled back")
-    assert callbacks == [] and mailoutbox == []
+        # Before the commit: the job is there, in the transaction, waiting for nothing else.
+        assert DBTaskResult.objects.filter(status="READY").count() == 1
+    assert callbacks == []
+
+
+def test_a_rolled_back_send_queues_nothing(mailoutbox, run_jobs):
+    draft = InvoiceFactory()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.send_document(draft, email=True)
+        assert DBTaskResult.objects.count() == EmailDelivery.objects.count() == 1
+        raise RuntimeError("rolled back")  # a failure after the enqueue, before the commit
+    assert DBTaskResult.objects.count() == EmailDelivery.objects.count() == 0
+    run_jobs()
+    assert mailoutbox == [] and Invoice.objects.get(pk=draft.pk).is_draft
 
 
 def test_mark_paid(invoice):

@@ -173,7 +173,7 @@ def test_draft_typing_issued_pdf_and_email_show_the_same_figures(client, lines):
         assert _written(amount) in cells  # a whole cell: "0.20 EUR" is not "10.20 EUR"
         assert _written(amount).replace("\xa0", " ") in pdf_amounts
     mail.outbox.clear()
-    from billing.emails import deliver
+    from .jobs import deliver
 
     deliver(issued)
     assert re.search(rf"(?<![\d.,]){re.escape(_written(total))}", mail.outbox[0].body)

@@ -2,7 +2,7 @@
 
 import io
 import re
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pypdf
@@ -11,6 +11,8 @@ from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from billing.models import Client, CreditNote, EmailDelivery, Invoice, Membership
 from billing.services import send_document
@@ -126,11 +128,11 @@ def test_live_totals_use_the_model_rounding(browser):
 
 
 def test_send_assigns_the_number_and_locks_the_document(
-        browser, mailoutbox, django_capture_on_commit_callbacks):
+        browser, mailoutbox, run_jobs):
     draft = InvoiceFactory(client=ClientFactory(company=browser.company))
     url = reverse("invoice_send", args=[draft.pk])
-    with django_capture_on_commit_callbacks(execute=True):
-        page = text_of(browser.post(url, {"email": "on"}, follow=True))
+    page = text_of(browser.post(url, {"email": "on"}, follow=True))
+    run_jobs()
     invoice = Invoice.objects.get(pk=draft.pk)
     assert invoice.number == "INV-" + invoice.issue_date.strftime("%Y") + "-0001"
     assert f"{invoice.number} issued on" in page and "can no longer be edited" in page
@@ -226,8 +228,9 @@ def test_mark_paid(browser):
     assert "Only a sent invoice can be marked paid" in again
 
 
-def test_an_email_failure_is_recorded_shown_and_retried(
-        browser, monkeypatch, django_capture_on_commit_callbacks):
+def test_an_email_failure_is_retried_with_backoff_then_failed_shown_and_retried(
+        browser, monkeypatch, run_jobs, settings):
+    settings.FOLIO_EMAIL_ATTEMPTS, settings.FOLIO_EMAIL_BACKOFF = 3, 60
     client = ClientFactory(company=browser.company)
     draft = InvoiceFactory(client=client)
 
@@ -235,17 +238,81 @@ def test_an_email_failure_is_recorded_shown_and_retried(
         raise ConnectionRefusedError("SMTP server refused the connection")
 
     monkeypatch.setattr("django.core.mail.EmailMessage.send", refuse)
-    with django_capture_on_commit_callbacks(execute=True):
-        browser.post(reverse("invoice_send", args=[draft.pk]), {"email": "on"})
+    browser.post(reverse("invoice_send", args=[draft.pk]), {"email": "on"})
     invoice = Invoice.objects.get(pk=draft.pk)
     assert invoice.state == "sent"  # a failed delivery never un-issues
+    waits = []
+    for attempt in (1, 2):
+        before = timezone.now()
+        run_jobs()
+        delivery = EmailDelivery.objects.get()
+        assert (delivery.status, delivery.attempts) == ("pending", attempt)
+        assert "refused" in delivery.error and delivery.claimed_at is None
+        job = DBTaskResult.objects.get(status="READY")  # the next attempt, deferred
+        assert job.run_after == delivery.next_attempt_at
+        waits.append(round((job.run_after - before).total_seconds() / 60))
+        run_jobs()  # not due yet: nothing runs
+        assert EmailDelivery.objects.get().attempts == attempt
+        DBTaskResult.objects.filter(pk=job.pk).update(run_after=timezone.now())  # time passes
+    assert waits == [1, 2]  # 60 s, then twice as long
+    run_jobs()
     delivery = EmailDelivery.objects.get()
-    assert delivery.status == "failed" and "refused" in delivery.error
+    assert (delivery.status, delivery.attempts) == ("failed", 3)
+    assert not DBTaskResult.objects.filter(status="READY").exists()  # it ended
     page = text_of(browser.get(reverse("invoice_detail", args=[draft.pk])))
     assert 'data-delivery="failed"' in page and "SMTP server refused" in page
+    assert "3 attempts" in page and f'data-retry-delivery="{delivery.pk}"' in page
     monkeypatch.undo()
-    retry = text_of(browser.post(reverse("invoice_email", args=[draft.pk]), follow=True))
-    assert f"E-mailed to {client.email}" in retry and len(mail.outbox) == 1
+    retry = text_of(browser.post(reverse("invoice_email", args=[draft.pk]),
+                                 {"delivery": delivery.pk}, follow=True))
+    assert f"The e-mail to {client.email} is on its way" in retry
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("pending", 0)  # the same one, re-queued
+    assert DBTaskResult.objects.filter(status="READY").count() == 1
+    run_jobs()
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.error) == ("sent", 1, "")
+    assert len(mail.outbox) == 1 and EmailDelivery.objects.count() == 1
+    page = text_of(browser.get(reverse("invoice_detail", args=[draft.pk])))
+    assert 'data-delivery="sent"' in page and "data-retry-delivery" not in page
+    # "E-mail again" is a new delivery.
+    browser.post(reverse("invoice_email", args=[draft.pk]))
+    run_jobs()
+    assert len(mail.outbox) == 2 and EmailDelivery.objects.filter(status="sent").count() == 2
+
+
+def test_a_client_without_an_address_fails_at_once(browser, run_jobs):
+    draft = InvoiceFactory(client=ClientFactory(company=browser.company, email=""))
+    browser.post(reverse("invoice_send", args=[draft.pk]), {"email": "on"})
+    run_jobs()
+    delivery = EmailDelivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert "no e-mail address" in delivery.error
+
+
+def test_a_viewer_cannot_retry_a_delivery(browser, member, run_jobs):
+    draft = InvoiceFactory(client=ClientFactory(company=browser.company, email=""))
+    browser.post(reverse("invoice_send", args=[draft.pk]), {"email": "on"})
+    run_jobs()
+    delivery = EmailDelivery.objects.get()
+    Membership.objects.filter(pk=member.pk).update(role="viewer")
+    page = text_of(browser.get(reverse("invoice_detail", args=[draft.pk])))
+    assert 'data-delivery="failed"' in page and "data-retry-delivery" not in page
+    response = browser.post(reverse("invoice_email", args=[draft.pk]),
+                            {"delivery": delivery.pk})
+    assert response.status_code == 403
+    assert DBTaskResult.objects.filter(status="READY").count() == 0
+    assert EmailDelivery.objects.get().status == "failed"
+
+
+def test_a_pending_email_without_a_worker_says_so(browser):
+    draft = InvoiceFactory(client=ClientFactory(company=browser.company))
+    browser.post(reverse("invoice_send", args=[draft.pk]), {"email": "on"})
+    page = text_of(browser.get(reverse("invoice_detail", args=[draft.pk])))
+    assert 'data-delivery="pending"' in page and "No worker has taken" not in page
+    EmailDelivery.objects.update(next_attempt_at=timezone.now() - timedelta(minutes=11))
+    page = text_of(browser.get(reverse("invoice_detail", args=[draft.pk])))
+    assert "No worker has taken this e-mail yet" in page
 
 
 def test_document_list_filters(browser):

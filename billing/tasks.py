@@ -1,0 +1,14 @@
+"""Background jobs (django-tasks; rows of django-tasks-db's table, run by `manage.py worker`).
+
+A job may run more than once (its worker died before recording the outcome): each must be
+idempotent, as ``deliver_email`` is through its delivery's state.
+"""
+
+from django_tasks import task
+
+from . import emails
+
+
+@task()
+def deliver_email(delivery_id: int) -> str:
+    return emails.attempt(delivery_id)
