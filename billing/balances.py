@@ -65,23 +65,44 @@ def open_amount_expression():
 
 def by_currency(invoices, today):
     """
-    The dashboard's figures per currency, in one query: drafts (count and total), open
-    (sent: count and what is left to pay), overdue (the same, past their due date), paid
-    (count of paid invoices) and the payments received on all of them.
+    The dashboard's figures per currency: drafts (count and total), open (sent: count and
+    what is left to pay), overdue (the same, past their due date), paid (count of paid
+    invoices) and the payments received on all of them.
+
+    Three queries whose cost follows the credit notes and payments, not the invoices: the
+    invoices' own counts and totals, then what the sent invoices that have a credit note or
+    a payment still owe (``with_balances`` on those alone: every other sent invoice owes
+    its total), then the payments.
     """
     sent = Q(state=DocumentState.SENT)
     overdue = Q(state=DocumentState.SENT, due_date__lt=today)
-    rows = with_balances(invoices).values("currency").order_by("currency").annotate(
+    rows = {row["currency"]: row for row in invoices.values("currency").order_by(
+        "currency").annotate(
         drafts=Count("id", filter=Q(state=DRAFT)),
         drafts_total=Sum("total", filter=Q(state=DRAFT)),
         open=Count("id", filter=sent),
-        open_total=Sum("open_amount_sql", filter=sent, output_field=SUM_FIELD),
+        open_total=Sum("total", filter=sent, output_field=SUM_FIELD),
         overdue=Count("id", filter=overdue),
-        overdue_total=Sum("open_amount_sql", filter=overdue, output_field=SUM_FIELD),
+        overdue_total=Sum("total", filter=overdue, output_field=SUM_FIELD),
         paid=Count("id", filter=Q(state=DocumentState.PAID)),
-        paid_total=Sum("paid_amount", filter=~Q(state=DRAFT), output_field=SUM_FIELD),
-    )
-    return [{**row, **{name: row[name] or ZERO.value for name in AMOUNTS}} for row in rows]
+    )}
+    settled = with_balances(invoices.filter(sent).filter(
+        Q(pk__in=CreditNote.objects.exclude(state=DRAFT).values("invoice"))
+        | Q(pk__in=Payment.objects.filter(reversal__isnull=True).values("invoice"))))
+    reduced = F("total") - F("open_amount_sql")  # what credits and payments took off
+    for row in settled.values("currency").order_by("currency").annotate(
+            open_less=Sum(reduced, output_field=SUM_FIELD),
+            overdue_less=Sum(reduced, filter=Q(due_date__lt=today), output_field=SUM_FIELD)):
+        totals = rows[row["currency"]]
+        totals["open_total"] -= row["open_less"] or 0
+        totals["overdue_total"] = (totals["overdue_total"] or 0) - (row["overdue_less"] or 0)
+    received = Payment.objects.filter(invoice__in=invoices.exclude(state=DRAFT),
+                                      reversal__isnull=True)
+    for row in received.values("invoice__currency").order_by().annotate(
+            paid_total=Sum("amount", output_field=SUM_FIELD)):
+        rows[row["invoice__currency"]]["paid_total"] = row["paid_total"]
+    return [{**row, **{name: row.get(name) or ZERO.value for name in AMOUNTS}}
+            for row in rows.values()]
 
 
 AMOUNTS = ("drafts_total", "open_total", "overdue_total", "paid_total")

@@ -121,6 +121,10 @@ if os.environ.get("DATABASE_URL"):
         options["server_side_binding"] = env_bool("DATABASE_SERVER_SIDE_BINDING", True)
         threshold = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5")
         options["prepare_threshold"] = int(threshold) if threshold else None
+        # No JIT: PostgreSQL compiles a query whose estimated cost is high (the dashboard's
+        # sums over every invoice) in far more time than the compiled code then saves on
+        # Folio's short queries.
+        options.setdefault("options", "-c jit=off")
 else:
     DATABASES = {"default": SQLITE_DEFAULT}
 
