@@ -335,16 +335,6 @@ class CreditForm(forms.Form):
         return data
 
 
-class PreviewLine:
-    """A line the credit note would have, for its preview: what ``money.totals`` reads."""
-
-    def __init__(self, description, quantity, unit_price, tax_rate, tax_category="S",
-                 *_rest):
-        self.description, self.quantity = description, quantity
-        self.unit_price, self.tax_rate, self.tax_category = unit_price, tax_rate, tax_category
-        self.net_amount = money.line_net(quantity, unit_price)
-
-
 class PaidInFullForm(forms.Form):
     """Paid in full today: how, and the bank's or the receipt's reference."""
 

@@ -607,14 +607,16 @@ class Invoice(Document):
         paid = self.payments.filter(reversal__isnull=True).aggregate(s=models.Sum("amount"))
         return money.to_cents(paid["s"] or 0)
 
-    def open_amount(self) -> Decimal:
+    def open_amount(self, paid: Decimal | None = None) -> Decimal:
         """
         What is left to pay: the total less the issued credit notes and the payments
-        (``billing.money.open_amount``); nothing once every net has been credited.
+        (``billing.money.open_amount``); nothing once every net has been credited. ``paid``:
+        ``self.paid()``, when the caller has it already.
         """
         net, total = self.credited()
         return money.open_amount(total=self.total, subtotal=self.subtotal, credited_net=net,
-                                 credited_total=total, paid=self.paid())
+                                 credited_total=total,
+                                 paid=self.paid() if paid is None else paid)
 
     @transition(field="state", source=DocumentState.SENT, target=DocumentState.PAID)
     def mark_paid(self):

@@ -44,6 +44,10 @@ class CreditLine(NamedTuple):
     tax_exemption_reason: str = ""
     tax_exemption_code: str = ""
 
+    @property
+    def net_amount(self):
+        return money.line_net(self.quantity, self.unit_price)
+
     @classmethod
     def of(cls, line, **changes):
         """The credit line for (part of) ``line``, an invoice line."""

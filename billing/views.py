@@ -54,7 +54,6 @@ from .forms import (
     PaidInFullForm,
     PaymentForm,
     PreferencesForm,
-    PreviewLine,
     ReverseForm,
     RoleForm,
     SendForm,
@@ -480,11 +479,8 @@ def _detail_context(request, spec, document, *, payment_form=None, paid_form=Non
         context["ubl_problems"] = ubl_problems(content)
     if spec.kind == Kind.INVOICE and document.is_issued:
         payments = list(services.payments_of(document))
-        paid = sum((p.amount for p in payments if not p.is_reversed), money.ZERO)
-        net, credited_total = document.credited()
-        open_amount = money.open_amount(total=document.total, subtotal=document.subtotal,
-                                        credited_net=net, credited_total=credited_total,
-                                        paid=paid)
+        paid = document.paid()
+        open_amount = document.open_amount(paid=paid)
         context["credit_notes"] = document.credit_notes.all()
         context["open_amount"] = open_amount
         context["paid_amount"] = paid
@@ -740,7 +736,7 @@ def _credit_preview(form, invoice):
     chosen = form.credit_lines if form.is_bound else None
     if chosen is None:
         chosen = services.open_lines(invoice)
-    lines = [PreviewLine(*line) for line in chosen]
+    lines = [services.CreditLine(*line) for line in chosen]
     return {"lines": lines, "totals": money.totals(lines)}
 
 
