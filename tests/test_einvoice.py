@@ -174,6 +174,9 @@ def test_the_pdf_of_an_issued_invoice_is_factur_x_with_its_valid_cii():
     assert "<pdfaid:conformance>B</pdfaid:conformance>" in metadata
     assert "EN 16931" in metadata and "factur-x.xml" in metadata
     assert "/AF" in reader.trailer["/Root"]  # the XML is an associated file (PDF/A-3)
+    # PDF/A: the information dictionary says what the XMP says.
+    assert f"<pdf:Producer>{reader.metadata['/Producer']}</pdf:Producer>" in metadata
+    assert "/Keywords" not in reader.metadata
     assert "Design" in reader.pages[0].extract_text()
 
 

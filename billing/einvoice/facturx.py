@@ -36,9 +36,8 @@ def _info_as_xmp(pdf: bytes) -> bytes:
     WeasyPrint's producer, and an empty keywords entry, in the information dictionary.
     """
     writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(pdf)))
-    info = writer._info.get_object()
-    info[pypdf.generic.NameObject("/Producer")] = pypdf.generic.TextStringObject("pypdf")
-    info.pop("/Keywords", None)
+    info = {name: value for name, value in writer.metadata.items() if name != "/Keywords"}
+    writer.metadata = {**info, "/Producer": "pypdf"}
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
