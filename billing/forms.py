@@ -260,7 +260,7 @@ class NumberingSettingsForm(forms.ModelForm):
     class Meta:
         model = NumberingSettings
         fields = ["shared_counter", "invoice_pattern", "credit_note_pattern", "padding",
-                  "reset_period"]
+                  "reset_period", "fiscal_year_start"]
 
 
 class CreditForm(forms.Form):

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
-from . import chain, registry
+from . import chain, patterns, registry
 from .models import SHARED_SERIES, EventChain, IssuedNumber, NumberJump, Sequence, StateEvent
 
 GAP = "gap"
@@ -115,7 +115,7 @@ class AuditScope:
         # A document-level finding has no series: match it by kind and date.
         if self.series and self.series not in (SHARED_SERIES, finding.document_kind):
             return False
-        return not (self.period and day and not day.isoformat().startswith(self.period))
+        return not (self.period and day and not patterns.period_contains(self.period, day))
 
 
 @dataclass

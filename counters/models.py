@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
+from django.utils.dates import MONTHS
 from django.utils.translation import gettext_lazy as _
 
 from . import patterns
@@ -69,6 +70,13 @@ class NumberingSettings(models.Model):
         choices=ResetPeriod.choices,
         default=ResetPeriod.YEARLY,
     )
+    fiscal_year_start = models.PositiveSmallIntegerField(
+        _("fiscal year starts in"),
+        choices=sorted(MONTHS.items()),
+        default=1,
+        help_text=_("Yearly restarts happen on the first day of this month; {FY} prints "
+                    "the fiscal year (2026-27, or 2026 when it starts in January)."),
+    )
 
     class Meta:
         verbose_name = _("numbering settings")
@@ -81,12 +89,18 @@ class NumberingSettings(models.Model):
                 condition=models.Q(reset_period__in=ResetPeriod.values),
                 name="counters_reset_period_valid",
             ),
+            models.CheckConstraint(
+                condition=models.Q(fiscal_year_start__gte=1, fiscal_year_start__lte=12),
+                name="counters_fiscal_year_start_month",
+            ),
         ]
 
-    # Fields whose change moves values between sequences (see save_numbering_settings).
-    LAYOUT_FIELDS = ("shared_counter", "reset_period")
+    # Fields whose change can move values between sequences (see layout_differs and
+    # save_numbering_settings).
+    LAYOUT_FIELDS = ("shared_counter", "reset_period", "fiscal_year_start")
     TRACKED_FIELDS = (
-        "shared_counter", "invoice_pattern", "credit_note_pattern", "padding", "reset_period"
+        "shared_counter", "invoice_pattern", "credit_note_pattern", "padding", "reset_period",
+        "fiscal_year_start",
     )
 
     def __str__(self):
@@ -107,7 +121,29 @@ class NumberingSettings(models.Model):
         return [SHARED_SERIES] if self.shared_counter else [Kind.INVOICE, Kind.CREDIT_NOTE]
 
     def format(self, kind, issue_date: date, value: int) -> str:
-        return patterns.format_number(self.pattern_for(kind), issue_date, value, self.padding)
+        return patterns.format_number(self.pattern_for(kind), issue_date, value, self.padding,
+                                      self.fiscal_start)
+
+    @property
+    def fiscal_start(self) -> int:
+        """The fiscal year's first month, 1 while the field holds something else (an
+        unsaved form's value that clean_fields refuses)."""
+        value = self.fiscal_year_start
+        return value if isinstance(value, int) and 1 <= value <= 12 else 1
+
+    def period_for(self, issue_date: date) -> str:
+        """The period a document issued on ``issue_date`` takes its value in."""
+        return patterns.period_key(self.reset_period, issue_date, self.fiscal_start)
+
+    def layout_differs(self, other) -> bool:
+        """
+        Whether ``other``'s counter layout (the sequences values are drawn from: shared or
+        separate, and the periods they restart in) differs from this one's. The fiscal year
+        only matters to yearly restarts.
+        """
+        if (self.shared_counter, self.reset_period) != (other.shared_counter, other.reset_period):
+            return True
+        return self.reset_period == ResetPeriod.YEARLY and self.fiscal_start != other.fiscal_start
 
     def as_dict(self):
         return {name: getattr(self, name) for name in self.TRACKED_FIELDS}
@@ -120,12 +156,14 @@ class NumberingSettings(models.Model):
         for field in ("invoice_pattern", "credit_note_pattern"):
             pattern = getattr(self, field)
             try:
-                patterns.validate_pattern(pattern, reset_period=self.reset_period)
+                patterns.validate_pattern(pattern, reset_period=self.reset_period,
+                                          fiscal_start=self.fiscal_start)
             except ValidationError as error:
                 errors[field] = error
                 continue
             longest = patterns.format_number(
-                pattern, date(2099, 12, 31), 0, max(self.padding or 0, COUNTER_DIGITS_RESERVED)
+                pattern, date(2099, 12, 31), 0, max(self.padding or 0, COUNTER_DIGITS_RESERVED),
+                self.fiscal_start,
             )
             if len(longest) > NUMBER_MAX_LENGTH:
                 errors[field] = ValidationError(
@@ -136,7 +174,7 @@ class NumberingSettings(models.Model):
         if errors:
             raise ValidationError(errors)
         if not self.shared_counter and patterns.patterns_may_collide(
-            self.invoice_pattern, self.credit_note_pattern
+            self.invoice_pattern, self.credit_note_pattern, self.fiscal_start
         ):
             raise ValidationError({
                 "credit_note_pattern": ValidationError(

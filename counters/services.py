@@ -49,7 +49,7 @@ def allocate_number(*, company_id, kind, document_id, issue_date, total, currenc
         NumberingSettings.objects.select_for_update().get_or_create(company_id=company_id)
     )
     series = numbering.series_for(kind)
-    period = patterns.period_key(numbering.reset_period, issue_date)
+    period = numbering.period_for(issue_date)
     value, previous_hash = take_next(Sequence, company_id=company_id, series=series,
                                      period=period)
     entry = IssuedNumber(
@@ -86,7 +86,7 @@ def take_next(model, **key) -> tuple[int, str]:
 
 def _next_value(numbering, kind, issue_date, *, layout_changed=False) -> int:
     series = numbering.series_for(kind)
-    period = patterns.period_key(numbering.reset_period, issue_date)
+    period = numbering.period_for(issue_date)
     rows = Sequence.objects.filter(company_id=numbering.company_id)
     if layout_changed:
         # The carry-over rule of save_numbering_settings.
@@ -115,9 +115,7 @@ def preview_settings(numbering: NumberingSettings, issue_date=None) -> dict:
     """
     issue_date = issue_date or timezone.localdate()
     stored = NumberingSettings.objects.filter(pk=numbering.pk).first() if numbering.pk else None
-    changed = stored is not None and any(
-        getattr(stored, f) != getattr(numbering, f) for f in NumberingSettings.LAYOUT_FIELDS
-    )
+    changed = stored is not None and stored.layout_differs(numbering)
     return {
         kind: numbering.format(kind, issue_date,
                                _next_value(numbering, kind, issue_date, layout_changed=changed))
@@ -169,11 +167,14 @@ def set_next_number(*, company_id, series, period, next_value, reason, user=None
 def save_numbering_settings(numbering: NumberingSettings, user=None) -> NumberingSettings:
     """
     Validate and save ``numbering``, record the change, and when the counter layout changed
-    (shared/separate counters, reset period) carry the current period's values over.
+    (shared/separate counters, reset period, the month a yearly restart happens in) carry
+    the current period's values over.
 
     The rule for a layout change: every series of the new layout starts the current period
     after the highest value any series has used in a period that overlaps it. Numbers so stay
-    unique and increasing; the values skipped are recorded as explained jumps.
+    unique and increasing; the values skipped are recorded as explained jumps. A new period
+    that begins later but overlaps a period already used (a fiscal year moved from April to
+    July shares April-June with the old one, and its {FY} label) starts after it too.
     """
     numbering.full_clean()
     before = (
@@ -191,25 +192,45 @@ def save_numbering_settings(numbering: NumberingSettings, user=None) -> Numberin
         old=old,
         new=new,
     )
-    if before and any(old[f] != new[f] for f in NumberingSettings.LAYOUT_FIELDS):
+    if before and before.layout_differs(numbering):
         _carry_values_over(numbering, user)
     return numbering
 
 
 def _carry_values_over(numbering, user):
-    period = patterns.period_key(numbering.reset_period, timezone.localdate())
+    today = timezone.localdate()
     sequences = list(
         Sequence.objects.select_for_update().filter(company_id=numbering.company_id)
     )
-    floor = max(
-        (s.last for s in sequences if patterns.periods_overlap(s.period, period)), default=0
-    )
-    reason = _("Counter layout changed (shared counter: %(shared)s, restart: %(reset)s).") % {
+    reason = _("Counter layout changed (shared counter: %(shared)s, restart: %(reset)s, "
+               "fiscal year from: %(month)s).") % {
         "shared": _("yes") if numbering.shared_counter else _("no"),
         "reset": numbering.get_reset_period_display(),
+        "month": numbering.get_fiscal_year_start_display(),
     }
-    for series in numbering.series_in_use():
-        sequence, _created = Sequence.objects.select_for_update().get_or_create(
-            company_id=numbering.company_id, series=series, period=period
-        )
-        _move_forward(sequence, floor + 1, reason, user)
+
+    def start_after(period, floor):
+        for series in numbering.series_in_use():
+            sequence, _created = Sequence.objects.select_for_update().get_or_create(
+                company_id=numbering.company_id, series=series, period=period
+            )
+            _move_forward(sequence, floor + 1, reason, user)
+
+    period = numbering.period_for(today)
+    start_after(period, max(
+        (s.last for s in sequences if patterns.periods_overlap(s.period, period)), default=0))
+    if numbering.reset_period != patterns.YEARLY:
+        return
+    # A later fiscal year that overlaps a year already used and starts in the same calendar
+    # year prints the same {FY} (a year from July 2026 and one from April 2026 are both
+    # 2026-27): it starts after that year's values as well.
+    used = [(s, patterns.period_span(s.period)) for s in sequences if s.last > 0 and s.period]
+    span = patterns.period_span(period)
+    while any(span[1] < used_span[1] for _s, used_span in used):
+        period = numbering.period_for(span[1])
+        span = patterns.period_span(period)
+        floor = max((s.last for s, used_span in used
+                     if used_span[0].year == span[0].year
+                     and patterns.periods_overlap(s.period, period)), default=0)
+        if floor:
+            start_after(period, floor)

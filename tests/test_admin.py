@@ -51,7 +51,8 @@ def test_settings_admin_validates_and_records_changes(admin_client):
     numbering = NumberingSettings.for_company(InvoiceFactory().company_id)
     url = reverse("admin:counters_numberingsettings_change", args=[numbering.pk])
     form = {"company": numbering.company_id, "invoice_pattern": "INV-{YYYY}-{countr}",
-            "credit_note_pattern": "CN-{YYYY}-{counter}", "padding": 4, "reset_period": "yearly"}
+            "credit_note_pattern": "CN-{YYYY}-{counter}", "padding": 4, "reset_period": "yearly",
+            "fiscal_year_start": 1}
     page = admin_client.post(url, form)
     assert "Unknown token {countr}" in page.content.decode()
     response = admin_client.post(url, {**form, "invoice_pattern": "FA-{YYYY}-{counter}"})

@@ -280,7 +280,7 @@ def test_scope_options_restrict_the_audit(books, issue_on):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--period", "2026-13"], "--period takes YYYY, YYYY-MM or 'none'"),
+    (["--period", "2026-13"], "--period takes YYYY, YYYY-MM, YYYY/MM"),
     (["--from", "yesterday"], "--from takes a date as YYYY-MM-DD"),
     (["--from", "2026-05-01", "--to", "2026-04-01"], "--from is after --to"),
     (["--company", "Nobody Ltd"], "No company 'Nobody Ltd'"),

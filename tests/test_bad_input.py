@@ -36,7 +36,8 @@ def lines(*rows, total=None):
 
 GOOD_LINE = ("Work", "1", "100", "20")
 SETTINGS = {"invoice_pattern": "INV-{YYYY}-{counter}", "credit_note_pattern":
-            "CN-{YYYY}-{counter}", "padding": "4", "reset_period": "yearly"}
+            "CN-{YYYY}-{counter}", "padding": "4", "reset_period": "yearly",
+            "fiscal_year_start": "1"}
 
 
 @pytest.fixture
@@ -202,7 +203,7 @@ CASES = [
     ("settings: monthly without {MM}", "numbering_settings",
      lambda w: {**SETTINGS, "reset_period": "monthly"}, "needs {MM}"),
     ("settings: yearly without a year", "numbering_settings",
-     lambda w: {**SETTINGS, "invoice_pattern": "INV-{counter}"}, "needs {YYYY} or {YY}"),
+     lambda w: {**SETTINGS, "invoice_pattern": "INV-{counter}"}, "needs {YYYY}, {YY} or {FY}"),
     ("settings: colliding patterns", "numbering_settings",
      lambda w: {**SETTINGS, "credit_note_pattern": "INV-{YYYY}-{counter}"},
      "would produce the same numbers"),
@@ -348,7 +349,7 @@ def test_saving_an_issued_invoice_in_the_admin_is_refused(world):
 # --- Commands ------------------------------------------------------------------------------
 
 COMMAND_CASES = [
-    ("audit_gaps", ["--period", "2026-13"], "--period takes YYYY, YYYY-MM or 'none'"),
+    ("audit_gaps", ["--period", "2026-13"], "--period takes YYYY, YYYY-MM, YYYY/MM"),
     ("audit_gaps", ["--from", "garbage"], "--from takes a date"),
     ("audit_gaps", ["--company", "No Such Ltd"], "No company 'No Such Ltd'"),
     ("audit_gaps", ["--from", "2026-05-02", "--to", "2026-05-01"], "--from is after --to"),

@@ -345,7 +345,8 @@ ROLE_ACTIONS = [
     ("members", None, {"email": "newcomer@example.com", "role": "viewer"}, {"owner"}),
     ("numbering_settings", None, {"invoice_pattern": "A-{YYYY}-{counter}",
                                   "credit_note_pattern": "B-{YYYY}-{counter}",
-                                  "padding": "3", "reset_period": "yearly"}, {"owner"}),
+                                  "padding": "3", "reset_period": "yearly",
+                                  "fiscal_year_start": "1"}, {"owner"}),
 ]
 
 

@@ -413,7 +413,7 @@ def test_the_navigation_marks_the_page_shown_and_the_companys_language(browser, 
 def test_numbering_settings_page_validates_previews_and_records(browser):
     url = reverse("numbering_settings")
     form = {"invoice_pattern": "INV-{YYYY}-{counter}", "credit_note_pattern": "CN-{YYY}",
-            "padding": "4", "reset_period": "yearly"}
+            "padding": "4", "reset_period": "yearly", "fiscal_year_start": "1"}
     page = text_of(browser.post(url, form))
     assert "Unknown token {YYY}" in page
     preview = text_of(browser.post(reverse("numbering_preview"),
@@ -438,7 +438,7 @@ def test_only_owners_change_numbering_settings(client):
     client.force_login(accountant.user)
     response = client.post(reverse("numbering_settings"), {
         "invoice_pattern": "X-{counter}", "credit_note_pattern": "Y-{counter}", "padding": 1,
-        "reset_period": "never"})
+        "reset_period": "never", "fiscal_year_start": 1})
     assert response.status_code == 403
     assert not NumberingSettingsChange.objects.exists()
 

@@ -6,10 +6,14 @@ from django.db import transaction
 
 from billing import services
 from billing.models import Client, Company, CreditNote, Invoice, Membership
+from counters.models import NumberingSettings
+from counters.services import save_numbering_settings
 
 from . import _parties as parties
 
 DEMO_COMPANY = "Atelier Demo SARL"
+# A second company of the demo user's, whose fiscal year starts in July.
+FISCAL_COMPANY = "Atelier Demo Export SAS"
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "folio-demo-2026"
 
@@ -42,10 +46,31 @@ class Command(BaseCommand):
         )
         if created:
             self.create_documents(company, user)
+        self.ensure_fiscal_company(user)
         self.stdout.write(self.style.SUCCESS(
             f"Demo data ready. Open http://127.0.0.1:8000/ and log in as "
             f"{DEMO_USERNAME} / {DEMO_PASSWORD}"
         ))
+
+    @transaction.atomic
+    def ensure_fiscal_company(self, user):
+        company, created = Company.objects.get_or_create(name=FISCAL_COMPANY, defaults=SELLER)
+        Membership.objects.get_or_create(
+            user=user, company=company, defaults={"role": Membership.Role.OWNER})
+        if not created:
+            return
+        numbering = NumberingSettings.for_company(company.pk)
+        numbering.fiscal_year_start = 7
+        numbering.invoice_pattern = "EX-{FY}-{counter}"
+        numbering.credit_note_pattern = "EXA-{FY}-{counter}"
+        save_numbering_settings(numbering, user=user)
+        client = Client.objects.create(company=company, **CLIENTS[0])
+        invoice = Invoice.objects.create(company=company, client=client)
+        invoice.lines.create(position=0, description="Export consulting", quantity=Decimal("1"),
+                             unit_price=Decimal("900.00"), tax_rate=Decimal("20"),
+                             unit_code="C62")
+        invoice.update_totals()
+        services.send_document(invoice, user=user)
 
     def ensure_user(self):
         user, created = get_user_model().objects.get_or_create(

@@ -7,7 +7,6 @@ for a checkpoint that cannot be read or verified, or a checkpoint to write witho
 
 import json
 import os
-import re
 import sys
 from datetime import date
 from pathlib import Path
@@ -16,11 +15,9 @@ from django.apps import apps
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from counters import chain, checkpoint
+from counters import chain, checkpoint, patterns
 from counters.audit import AuditScope, company_names, run_audit
 from counters.models import SERIES_CHOICES
-
-PERIOD_RE = re.compile(r"^(none|\d{4}(-(0[1-9]|1[0-2]))?)$")
 
 
 def bad_argument(message):
@@ -51,7 +48,8 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--period",
-            help="Only this period: 2026, 2026-03, or 'none' for series that never restart.",
+            help="Only this period: 2026, 2026-03, 2026/04 (the fiscal year from April 2026), "
+                 "or 'none' for series that never restart.",
         )
         parser.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD",
                             help="Only findings dated on or after this day.")
@@ -137,8 +135,10 @@ class Command(BaseCommand):
             scope.company_id = self.company_id(options["company"])
         period = options["period"]
         if period is not None:
-            if not PERIOD_RE.match(period):
-                raise bad_argument(f"--period takes YYYY, YYYY-MM or 'none', not {period!r}.")
+            if period == "" or not (period == "none" or patterns.is_period(period)):
+                raise bad_argument(
+                    f"--period takes YYYY, YYYY-MM, YYYY/MM (the fiscal year starting that "
+                    f"month) or 'none', not {period!r}.")
             scope.period = "" if period == "none" else period
         if options["date_from"]:
             scope.date_from = parse_date(options["date_from"], "--from")
