@@ -250,6 +250,21 @@ def test_numbering_settings_show_a_live_example(page, owner):
         "Invoice pattern: INV-{YYYY}-{counter} → FA-{YYYY}-{counter}")
 
 
+def test_the_fiscal_year_shows_in_the_live_example(page, owner):
+    log_in(page)
+    page.get_by_role("link", name="Numbering").click()
+    page.get_by_label("Fiscal year starts in").select_option(label="April")
+    expect(page.locator("#examples")).to_contain_text("needs {FY}")
+    page.get_by_label("Invoice pattern").fill("INV-{FY}-{counter}")
+    page.get_by_label("Credit note pattern").fill("CN-{FY}-{counter}")
+    expect(page.locator("[data-example=invoice]")).to_have_text(
+        re.compile(r"INV-\d{4}-\d\d-0001"))
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_text("Numbering settings saved.")).to_be_visible()
+    expect(page.locator("[data-changes]").first).to_contain_text(
+        "Fiscal year starts in: January → April")
+
+
 def test_log_out_and_reset_a_password(page, owner):
     log_in(page)
     page.get_by_role("button", name="Log out").click()
