@@ -1,0 +1,259 @@
+"""
+Recurring invoices: a schedule makes one invoice per period (monthly, quarterly, yearly, on a
+day of the month, from its start to its end), catches up on the periods it missed, and never
+makes two for one period, however often it runs and however many workers race (the
+database's unique constraint). In the "create and send" mode each is sent through
+send_document; a send that fails leaves the draft and says why on the schedule.
+"""
+
+import threading
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.db import IntegrityError, connections, transaction
+
+from billing import recurring, scheduling
+from billing.models import (
+    LAST_DAY,
+    DocumentState,
+    EmailDelivery,
+    Frequency,
+    Invoice,
+    Membership,
+    RecurringInvoice,
+    RecurringMode,
+)
+from billing.recurring import period_dates
+
+from .factories import ClientFactory, MembershipFactory
+
+D = Decimal
+
+
+def schedule_of(client=None, *, lines=None, owner=None, **fields):
+    """A saved schedule with template lines (one line of 2 × 100.00 at 20 % by default)."""
+    client = client or ClientFactory()
+    fields = {"name": "Hosting", "start_date": date(2026, 1, 1), **fields}
+    schedule = RecurringInvoice.objects.create(company=client.company, client=client,
+                                               owner=owner, **fields)
+    for position, spec in enumerate(lines or [
+            {"description": "Hosting", "quantity": D("2"), "unit_price": D("100.00"),
+             "tax_rate": D("20")}]):
+        schedule.lines.create(position=position, **spec)
+    return schedule
+
+
+def unsaved(**fields):
+    return RecurringInvoice(**{"start_date": date(2026, 1, 1), "day_of_month": 1,
+                               "frequency": Frequency.MONTHLY, **fields})
+
+
+# --- Periods --------------------------------------------------------------------------------
+
+
+def test_monthly_periods_fall_on_the_day_from_the_first_one_on_or_after_the_start():
+    schedule = unsaved(start_date=date(2026, 1, 10), day_of_month=5)
+    assert period_dates(schedule, date(2026, 4, 30)) == [
+        date(2026, 2, 5), date(2026, 3, 5), date(2026, 4, 5)]
+
+
+def test_a_start_on_the_day_itself_is_the_first_period():
+    schedule = unsaved(start_date=date(2026, 3, 15), day_of_month=15)
+    assert period_dates(schedule, date(2026, 3, 15)) == [date(2026, 3, 15)]
+    assert period_dates(schedule, date(2026, 3, 14)) == []
+
+
+def test_the_last_day_of_the_month_follows_each_months_length():
+    schedule = unsaved(start_date=date(2028, 1, 1), day_of_month=LAST_DAY)
+    assert period_dates(schedule, date(2028, 5, 31)) == [
+        date(2028, 1, 31), date(2028, 2, 29), date(2028, 3, 31), date(2028, 4, 30),
+        date(2028, 5, 31)]
+
+
+def test_quarterly_and_yearly_periods():
+    quarterly = unsaved(start_date=date(2026, 11, 20), day_of_month=1,
+                        frequency=Frequency.QUARTERLY)
+    assert period_dates(quarterly, date(2027, 12, 31)) == [
+        date(2026, 12, 1), date(2027, 3, 1), date(2027, 6, 1), date(2027, 9, 1),
+        date(2027, 12, 1)]
+    yearly = unsaved(start_date=date(2026, 2, 28), day_of_month=LAST_DAY,
+                     frequency=Frequency.YEARLY)
+    assert period_dates(yearly, date(2029, 3, 1)) == [
+        date(2026, 2, 28), date(2027, 2, 28), date(2028, 2, 29), date(2029, 2, 28)]
+
+
+def test_periods_stop_at_the_end_date_and_skip_those_already_made():
+    schedule = unsaved(start_date=date(2026, 1, 1), end_date=date(2026, 3, 31))
+    assert period_dates(schedule, date(2027, 1, 1)) == [
+        date(2026, 1, 1), date(2026, 2, 1), date(2026, 3, 1)]
+    assert period_dates(schedule, date(2027, 1, 1), after=date(2026, 2, 1)) == [
+        date(2026, 3, 1)]
+    assert schedule.next_period(after=date(2026, 3, 1)) is None
+    assert schedule.next_period() == date(2026, 1, 1)
+
+
+# --- Running --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_run_makes_one_draft_per_missed_period_with_the_templates_lines():
+    schedule = schedule_of(notes="Thank you", currency="EUR", lines=[
+        {"description": "Hosting", "quantity": D("1"), "unit_price": D("49.90"),
+         "tax_rate": D("20")},
+        {"description": "Support", "quantity": D("3"), "unit_price": D("15.00"),
+         "tax_rate": D("20")}])
+    result = recurring.run_schedule(schedule, date(2026, 3, 15))
+    invoices = list(schedule.invoices.order_by("recurring_period"))
+    assert [i.recurring_period for i in invoices] == [
+        date(2026, 1, 1), date(2026, 2, 1), date(2026, 3, 1)]  # caught up, each its own
+    assert result.created == sorted(result.created, key=lambda i: i.recurring_period)
+    for invoice in invoices:
+        assert invoice.state == DocumentState.DRAFT and invoice.number == ""
+        assert invoice.client == schedule.client and invoice.notes == "Thank you"
+        assert [(line.description, line.quantity, line.unit_price)
+                for line in invoice.lines.all()] == [
+            ("Hosting", D("1.000"), D("49.90")), ("Support", D("3.000"), D("15.00"))]
+        assert (invoice.subtotal, invoice.tax_total, invoice.total) == (
+            D("94.90"), D("18.98"), D("113.88"))
+    schedule.refresh_from_db()
+    assert schedule.last_period == date(2026, 3, 1)
+    assert schedule.next_period() == date(2026, 4, 1)
+
+
+@pytest.mark.django_db
+def test_running_twice_makes_nothing_new():
+    schedule = schedule_of()
+    recurring.run_schedule(schedule, date(2026, 2, 10))
+    again = recurring.run_schedule(schedule, date(2026, 2, 10))
+    assert again.created == []
+    assert schedule.invoices.count() == 2
+
+
+@pytest.mark.django_db
+def test_the_database_refuses_a_second_invoice_for_a_period():
+    schedule = schedule_of()
+    [invoice] = recurring.run_schedule(schedule, date(2026, 1, 1)).created
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Invoice.objects.create(company=invoice.company, client=invoice.client,
+                               recurring=schedule, recurring_period=date(2026, 1, 1))
+    # A run that did not know the period was made (a racing worker) makes nothing.
+    assert recurring.make_invoice(schedule, date(2026, 1, 1)) is None
+    assert schedule.invoices.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_deleted_draft_is_not_made_again():
+    schedule = schedule_of()
+    [invoice] = recurring.run_schedule(schedule, date(2026, 1, 20)).created
+    invoice.delete()
+    assert recurring.run_schedule(schedule, date(2026, 1, 20)).created == []
+
+
+@pytest.mark.django_db
+def test_a_paused_schedule_makes_nothing_and_an_ended_one_stops():
+    paused = schedule_of(active=False)
+    ended = schedule_of(end_date=date(2026, 2, 15))
+    outcome = scheduling.run(date(2026, 6, 1))
+    assert paused.invoices.count() == 0
+    assert sorted(i.recurring_period for i in ended.invoices.all()) == [
+        date(2026, 1, 1), date(2026, 2, 1)]
+    assert len(outcome.invoices) == 2
+    assert scheduling.run(date(2026, 7, 1)).invoices == []
+
+
+@pytest.mark.django_db
+def test_the_command_runs_as_of_a_date(capsys):
+    schedule = schedule_of()
+    call_command("run_schedules", "--date", "2026-02-01")
+    assert "2 recurring invoice(s) made" in capsys.readouterr().out
+    assert schedule.invoices.count() == 2
+
+
+def test_the_command_refuses_a_bad_date():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        call_command("run_schedules", "--date", "31/12/2026")
+
+
+# --- Create and send ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sender():
+    return MembershipFactory(role=Membership.Role.ACCOUNTANT)
+
+
+@pytest.mark.django_db
+def test_create_and_send_issues_numbers_through_send_document_and_emails(
+        sender, issue_on, run_jobs, mailoutbox):
+    issue_on(date(2026, 3, 2))
+    client = ClientFactory(company=sender.company)
+    schedule = schedule_of(client, mode=RecurringMode.SEND, email=True, owner=sender.user)
+    result = recurring.run_schedule(schedule, date(2026, 3, 2))
+    assert len(result.sent) == 3 and result.failed == []
+    invoices = list(schedule.invoices.order_by("recurring_period"))
+    assert [i.state for i in invoices] == [DocumentState.SENT] * 3
+    assert [i.number for i in invoices] == [f"INV-2026-000{n}" for n in (1, 2, 3)]
+    assert {i.issue_date for i in invoices} == {date(2026, 3, 2)}  # issued when sent
+    # Each e-mail is a durable job, written with its send and delivered by a worker.
+    assert EmailDelivery.objects.filter(status="pending").count() == 3
+    run_jobs()
+    assert len(mailoutbox) == 3 and mailoutbox[0].to == [client.email]
+
+
+@pytest.mark.django_db
+def test_a_send_that_fails_keeps_the_draft_and_says_why(sender, issue_on):
+    issue_on(date(2026, 1, 5))
+    client = ClientFactory(company=sender.company, vat_id="", endpoint_scheme="",
+                           endpoint_id="", street="", city="", postal_code="")
+    schedule = schedule_of(client, mode=RecurringMode.SEND, owner=sender.user)
+    result = recurring.run_schedule(schedule, date(2026, 1, 5))
+    [(invoice, reason)] = result.failed
+    invoice.refresh_from_db()
+    assert invoice.state == DocumentState.DRAFT
+    schedule.refresh_from_db()
+    assert schedule.last_error == reason and str(invoice) in reason
+    assert schedule.last_error_at is not None
+
+
+@pytest.mark.django_db
+def test_an_owner_who_may_no_longer_send_keeps_the_drafts(sender, issue_on):
+    issue_on(date(2026, 1, 5))
+    client = ClientFactory(company=sender.company)
+    schedule = schedule_of(client, mode=RecurringMode.SEND, owner=sender.user)
+    Membership.objects.filter(pk=sender.pk).update(role=Membership.Role.VIEWER)
+    [(invoice, reason)] = recurring.run_schedule(schedule, date(2026, 1, 5)).failed
+    assert invoice.state == DocumentState.DRAFT
+    assert "may no longer send" in reason
+
+
+# --- Two workers at once (PostgreSQL) -------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_running_one_schedule_at_once_make_one_invoice_per_period():
+    schedule = schedule_of()
+    barrier, errors, results = threading.Barrier(2), [], []
+
+    def run():
+        try:
+            barrier.wait(timeout=30)
+            results.append(recurring.run_schedule(schedule, date(2026, 6, 30)))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    periods = list(schedule.invoices.values_list("recurring_period", flat=True))
+    assert sorted(periods) == [date(2026, m, 1) for m in range(1, 7)]
+    assert sum(len(r.created) for r in results) == 6  # together, each period once
