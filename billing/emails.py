@@ -166,4 +166,5 @@ def _send(delivery):
 
 
 def deliveries_of(document):
-    return EmailDelivery.objects.filter(kind=document.kind, document_id=document.pk)
+    return EmailDelivery.objects.filter(kind=document.kind, document_id=document.pk
+                                        ).select_related("reminder")

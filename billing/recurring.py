@@ -27,6 +27,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from . import money
 from .models import FREQUENCY_MONTHS, LAST_DAY, Invoice, InvoiceLine, RecurringInvoice
 from .permissions import Action, user_can
 
@@ -209,3 +210,38 @@ def send(schedule, invoice) -> str:
         return reason
     RecurringInvoice.objects.filter(pk=schedule.pk).update(last_error="", last_error_at=None)
     return ""
+
+
+def save_schedule(form, formset, user) -> RecurringInvoice:
+    """
+    Save a schedule and its template lines (valid ``RecurringInvoiceForm`` and line
+    formset), in one transaction; whoever saves it becomes its owner.
+    """
+    with transaction.atomic():
+        schedule = form.save(commit=False)
+        schedule.owner = user
+        schedule.save()
+        formset.instance = schedule
+        formset.save(commit=False)
+        for line in formset.deleted_objects:
+            line.delete()
+        for position, line_form in enumerate(formset.ordered_forms):
+            line = line_form.instance
+            if line.pk is None or line_form.has_changed() or line.position != position:
+                line.position = position
+                line.save()
+    return schedule
+
+
+def set_active(schedule, active: bool) -> RecurringInvoice:
+    """Pause or resume. A resumed schedule catches up on the periods it missed while
+    paused, unless its start or last period is moved (edit it)."""
+    RecurringInvoice.objects.filter(pk=schedule.pk).update(active=active,
+                                                           updated_at=timezone.now())
+    schedule.refresh_from_db()
+    return schedule
+
+
+def template_totals(lines):
+    """The totals each invoice of the schedule will have (``billing.money``)."""
+    return money.totals(lines)

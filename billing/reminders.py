@@ -34,13 +34,17 @@ def due_steps(steps, due_date, today) -> list[int]:
     return [step for step in steps if due_date + timedelta(days=step) <= today]
 
 
-def next_reminder(invoice, today=None):
-    """(step, date) of the invoice's next reminder, or None (none left, or not open)."""
-    today = today or timezone.localdate()
-    if invoice.state != DocumentState.SENT or invoice.due_date is None \
-            or invoice.open_amount() <= 0:
+def next_reminder(invoice, *, done=None, open_amount=None):
+    """
+    (step, date) of the invoice's next reminder, or None (none left, or nothing to pay).
+    ``done``: its reminders, ``open_amount``: what is left to pay, when the caller has them.
+    """
+    if invoice.state != DocumentState.SENT or invoice.due_date is None:
         return None
-    latest_done = max(invoice.reminders.values_list("step", flat=True), default=0)
+    if (invoice.open_amount() if open_amount is None else open_amount) <= 0:
+        return None
+    done = invoice.reminders.all() if done is None else done
+    latest_done = max((reminder.step for reminder in done), default=0)
     for step in invoice.company.reminder_steps:
         if step > latest_done:
             return step, invoice.due_date + timedelta(days=step)

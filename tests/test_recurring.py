@@ -257,3 +257,138 @@ def test_two_workers_running_one_schedule_at_once_make_one_invoice_per_period():
     periods = list(schedule.invoices.values_list("recurring_period", flat=True))
     assert sorted(periods) == [date(2026, m, 1) for m in range(1, 7)]
     assert sum(len(r.created) for r in results) == 6  # together, each period once
+
+
+# --- Pages ----------------------------------------------------------------------------------
+
+
+def form_data(client, **fields):
+    from .test_views import lines_data
+
+    return {"name": "Maintenance", "client": client.pk, "frequency": "monthly",
+            "day_of_month": "31", "start_date": "2026-01-15", "end_date": "", "mode": "draft",
+            "currency": "EUR", "buyer_reference": "", "notes": "Monthly",
+            **lines_data(("Maintenance", "1", "180.00", "20")), **fields}
+
+
+@pytest.fixture
+def owner():
+    return MembershipFactory(role=Membership.Role.OWNER)
+
+
+@pytest.fixture
+def signed_in(client, owner):
+    client.force_login(owner.user)
+    return client
+
+
+@pytest.mark.django_db
+def test_a_schedule_is_created_with_its_lines_run_now_and_listed(signed_in, owner, issue_on):
+    from django.urls import reverse
+
+    issue_on(date(2026, 3, 5))
+    buyer = ClientFactory(company=owner.company)
+    response = signed_in.post(reverse("recurring_create"), form_data(buyer))
+    schedule = RecurringInvoice.objects.get(company=owner.company)
+    assert response.status_code == 302 and response.url == reverse("recurring_detail",
+                                                                    args=[schedule.pk])
+    assert schedule.owner == owner.user and schedule.day_of_month == LAST_DAY
+    assert [line.unit_price for line in schedule.lines.all()] == [D("180.00")]
+    page = signed_in.get(response.url)
+    assert page.context["upcoming"] == [date(2026, 1, 31), date(2026, 2, 28),
+                                        date(2026, 3, 31)]  # the next periods, shown
+    signed_in.post(reverse("recurring_run", args=[schedule.pk]))
+    assert sorted(schedule.invoices.values_list("recurring_period", flat=True)) == [
+        date(2026, 1, 31), date(2026, 2, 28)]
+    page = signed_in.get(reverse("recurring_detail", args=[schedule.pk])).content.decode()
+    for invoice in schedule.invoices.all():  # its invoices, listed
+        assert reverse("invoice_detail", args=[invoice.pk]) in page
+    invoice = schedule.invoices.first()
+    page = signed_in.get(reverse("invoice_detail", args=[invoice.pk])).content.decode()
+    assert reverse("recurring_detail", args=[schedule.pk]) in page  # the invoice's schedule
+    listing = signed_in.get(reverse("recurring_list")).content.decode()
+    assert "Maintenance" in listing
+
+
+@pytest.mark.django_db
+def test_bad_input_gets_messages_not_errors(signed_in, owner):
+    from django.urls import reverse
+
+    buyer = ClientFactory(company=owner.company)
+    response = signed_in.post(reverse("recurring_create"), form_data(
+        buyer, day_of_month="30", start_date="2026-05-01", end_date="2026-04-01",
+        currency="EURO", **{"lines-TOTAL_FORMS": 0}))
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert set(errors) == {"day_of_month", "end_date", "currency"}
+    assert response.context["formset"].non_form_errors()
+    assert not RecurringInvoice.objects.exists()
+    other = ClientFactory()  # another company's client
+    response = signed_in.post(reverse("recurring_create"), form_data(other))
+    assert "client" in response.context["form"].errors
+
+
+@pytest.mark.django_db
+def test_only_roles_that_may_send_choose_create_and_send(client):
+    from django.urls import reverse
+
+    from billing import permissions
+
+    member = MembershipFactory(role=Membership.Role.ACCOUNTANT)
+    buyer = ClientFactory(company=member.company)
+    client.force_login(member.user)
+    rules = dict(permissions.RULES)
+    try:  # a role that edits drafts but may not send
+        permissions.RULES["accountant"] = rules["accountant"] - {permissions.Action.SEND}
+        response = client.post(reverse("recurring_create"), form_data(buyer, mode="send"))
+    finally:
+        permissions.RULES.update(rules)
+    assert "mode" in response.context["form"].errors
+    viewer = MembershipFactory(role=Membership.Role.VIEWER, company=member.company)
+    client.force_login(viewer.user)
+    assert client.post(reverse("recurring_create"), form_data(buyer)).status_code == 403
+    assert client.get(reverse("recurring_list")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_pause_resume_and_delete(signed_in, owner):
+    from django.urls import reverse
+
+    schedule = schedule_of(ClientFactory(company=owner.company))
+    signed_in.post(reverse("recurring_pause", args=[schedule.pk]), {"active": "0"})
+    schedule.refresh_from_db()
+    assert not schedule.active
+    signed_in.post(reverse("recurring_run", args=[schedule.pk]))
+    assert schedule.invoices.count() == 0  # paused: nothing made
+    signed_in.post(reverse("recurring_pause", args=[schedule.pk]), {"active": "1"})
+    schedule.refresh_from_db()
+    assert schedule.active
+    signed_in.post(reverse("recurring_run", args=[schedule.pk]))
+    response = signed_in.post(reverse("recurring_delete", args=[schedule.pk]))
+    assert RecurringInvoice.objects.filter(pk=schedule.pk).exists()  # it has invoices
+    unused = schedule_of(ClientFactory(company=owner.company), start_date=date(2099, 1, 1))
+    signed_in.post(reverse("recurring_delete", args=[unused.pk]))
+    assert not RecurringInvoice.objects.filter(pk=unused.pk).exists()
+    assert response.status_code == 302
+
+
+@pytest.mark.django_db
+def test_another_companys_schedule_is_not_found(signed_in):
+    from django.urls import reverse
+
+    theirs = schedule_of()
+    for name in ("recurring_detail", "recurring_edit"):
+        assert signed_in.get(reverse(name, args=[theirs.pk])).status_code == 404
+    assert signed_in.post(reverse("recurring_run", args=[theirs.pk])).status_code == 404
+    assert theirs.invoices.count() == 0
+
+
+@pytest.mark.django_db
+def test_the_live_totals_follow_the_template_lines(signed_in, owner):
+    from django.urls import reverse
+
+    from .test_views import lines_data
+
+    response = signed_in.post(reverse("recurring_totals"), {
+        "currency": "EUR", **lines_data(("A", "2", "10.00", "20"))})
+    assert "24.00" in response.content.decode()

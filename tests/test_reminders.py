@@ -66,7 +66,7 @@ def test_the_company_stores_its_steps_as_typed_cleanly():
 
 def test_nothing_before_the_first_step(invoice):
     assert reminders.run_due(date(2026, 4, 2)) == []
-    assert reminders.next_reminder(invoice, date(2026, 4, 2)) == (3, date(2026, 4, 3))
+    assert reminders.next_reminder(invoice) == (3, date(2026, 4, 3))
 
 
 def test_each_step_is_sent_once_when_it_is_due(invoice, run_jobs, mailoutbox):
@@ -77,7 +77,7 @@ def test_each_step_is_sent_once_when_it_is_due(invoice, run_jobs, mailoutbox):
     [second] = reminders.run_due(date(2026, 4, 14))
     assert second.step == 14
     assert steps_of(invoice) == [(3, False), (14, False)]
-    assert reminders.next_reminder(invoice, date(2026, 4, 14)) == (30, date(2026, 4, 30))
+    assert reminders.next_reminder(invoice) == (30, date(2026, 4, 30))
     run_jobs()
     assert len(mailoutbox) == 2
     assert mailoutbox[0].subject == f"Reminder: invoice {invoice.number} from {invoice.company}"
@@ -90,7 +90,7 @@ def test_steps_due_together_send_the_latest_and_record_the_others_skipped(invoic
     assert reminder.step == 30
     assert steps_of(invoice) == [(3, True), (14, True), (30, False)]
     assert EmailDelivery.objects.filter(reminder__isnull=False).count() == 1
-    assert reminders.next_reminder(invoice, date(2026, 5, 10)) is None
+    assert reminders.next_reminder(invoice) is None
 
 
 def test_the_database_refuses_a_second_reminder_for_a_step(invoice):
@@ -110,14 +110,14 @@ def test_payment_stops_reminders(invoice):
                             date=ISSUED)
     assert reminders.run_due(date(2026, 4, 30)) == []
     invoice.refresh_from_db()
-    assert reminders.next_reminder(invoice, date(2026, 4, 30)) is None
+    assert reminders.next_reminder(invoice) is None
 
 
 def test_a_credit_note_for_the_open_amount_stops_reminders(invoice):
     services.send_document(services.draft_credit_note(invoice))
     assert reminders.run_due(date(2026, 4, 30)) == []
     assert invoice.reminders.count() == 0
-    assert reminders.next_reminder(invoice, date(2026, 4, 30)) is None
+    assert reminders.next_reminder(invoice) is None
 
 
 def test_a_reminder_queued_before_the_payment_is_not_sent(invoice, run_jobs, mailoutbox):
@@ -165,3 +165,44 @@ def test_the_worker_tick_is_one_durable_job_that_runs_everything(invoice, run_jo
     assert steps_of(invoice) == [(3, False)] and len(mailoutbox) == 1
     assert run_schedules.module_path.endswith("run_schedules")
     assert scheduling.enqueue_tick() is True  # the last one ran: the next tick may come
+
+
+# --- Pages ----------------------------------------------------------------------------------
+
+
+def test_the_invoice_page_shows_its_reminders_and_the_next(invoice, client, issue_on):
+    from django.urls import reverse
+
+    from billing.models import Membership
+
+    from .factories import MembershipFactory
+
+    member = MembershipFactory(company=invoice.company, role=Membership.Role.OWNER)
+    client.force_login(member.user)
+    reminders.run_due(date(2026, 4, 20))  # 3 skipped, 14 e-mailed
+    issue_on(date(2026, 4, 20))
+    response = client.get(reverse("invoice_detail", args=[invoice.pk]))
+    page = response.content.decode()
+    assert 'data-reminder="3" data-skipped' in page and 'data-reminder="14">' in page
+    assert response.context["next_reminder"] == (30, date(2026, 4, 30))
+    assert "Next reminder on" in page
+
+
+def test_owners_set_the_steps_on_the_company_page(client):
+    from django.urls import reverse
+
+    from billing.models import Membership
+
+    from .factories import MembershipFactory
+
+    member = MembershipFactory(role=Membership.Role.OWNER)
+    client.force_login(member.user)
+    page = client.get(reverse("company_settings"))
+    data = {k: v for k, v in page.context["form"].initial.items() if v is not None}
+    data.update(reminder_days="30, 7", einvoicing="on" if data.get("einvoicing") else "")
+    response = client.post(reverse("company_settings"), data)
+    assert response.status_code == 302, response.context["form"].errors
+    member.company.refresh_from_db()
+    assert member.company.reminder_days == "7, 30"
+    response = client.post(reverse("company_settings"), {**data, "reminder_days": "7, x"})
+    assert "reminder_days" in response.context["form"].errors
