@@ -20,6 +20,7 @@ import logging
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from . import emails
@@ -67,8 +68,14 @@ def run_due(today=None) -> list[Reminder]:
         if not steps:
             continue
         first = today - timedelta(days=steps[0])
-        for invoice_id in overdue(company, today).filter(due_date__lte=first).values_list(
-                "pk", flat=True):
+        latest = Reminder.objects.filter(invoice=OuterRef("pk")).order_by("-step")
+        candidates = (overdue(company, today).filter(due_date__lte=first)
+                      .annotate(latest_step=Subquery(latest.values("step")[:1]))
+                      .values_list("pk", "due_date", "latest_step"))
+        for invoice_id, due_date, latest_step in candidates:
+            if not [step for step in due_steps(steps, due_date, today)
+                    if step > (latest_step or 0)]:
+                continue  # its due steps are recorded: nothing to lock or send
             try:
                 reminder = remind(invoice_id, steps, today)
             except Exception:  # noqa: BLE001 - logged; the next run tries this invoice again
