@@ -31,15 +31,15 @@ def _schedules(request):
 
 
 @company_required
-def recurring_list(request):
+def recurring_invoice_list(request):
     schedules = _schedules(request).annotate(invoice_count=Count("invoices")).order_by(
         "name", "id")
     page = Page(schedules, request.GET.get("page"))
-    return render(request, "billing/recurring_list.html", {"page": page})
+    return render(request, "billing/recurring_invoice_list.html", {"page": page})
 
 
 @company_required(action=Action.CREATE)
-def recurring_form(request, pk=None):
+def recurring_invoice_form(request, pk=None):
     schedule = get_object_or_404(_schedules(request), pk=pk) if pk else RecurringInvoice(
         company=request.company)
     may_send = can(request.membership, Action.SEND)
@@ -50,18 +50,18 @@ def recurring_form(request, pk=None):
         schedule = recurring.save_schedule(form, formset, request.user)
         messages.success(request, _("Recurring invoice %(name)s saved.") % {
             "name": schedule.name})
-        return redirect("recurring_detail", pk=schedule.pk)
+        return redirect("recurring_invoice_detail", pk=schedule.pk)
     if request.method == "GET" and not schedule.pk:
         formset = RecurringLineFormSet(instance=schedule, prefix="lines",
                                        initial=[{"quantity": 1, "tax_rate": 20}])
         formset.extra = 1
-    return render(request, "billing/recurring_form.html", {
+    return render(request, "billing/recurring_invoice_form.html", {
         "form": form, "formset": formset, "schedule": schedule, "totals": _totals(formset)})
 
 
 @require_POST
 @company_required
-def recurring_totals(request):
+def recurring_invoice_totals(request):
     """htmx: the totals block for the template lines being edited."""
     pk = request.GET.get("pk", "")
     schedule = get_object_or_404(_schedules(request), pk=pk) if pk.isdigit() \
@@ -74,14 +74,14 @@ def recurring_totals(request):
 
 
 @company_required
-def recurring_detail(request, pk):
+def recurring_invoice_detail(request, pk):
     schedule = get_object_or_404(_schedules(request).select_related("owner"), pk=pk)
     upcoming = recurring.period_dates(schedule, date.max.replace(year=9000),
                                       after=schedule.last_period, limit=UPCOMING)
     invoices = list(schedule.invoices.select_related("client").order_by(
         "-recurring_period", "-id")[:PAGE_SIZE])
     lines = list(schedule.lines.all())
-    return render(request, "billing/recurring_detail.html", {
+    return render(request, "billing/recurring_invoice_detail.html", {
         "schedule": schedule, "lines": lines, "upcoming": upcoming, "invoices": invoices,
         "totals": recurring.template_totals(lines), "today": timezone.localdate(),
         "may_run": _may_run(request, schedule),
@@ -95,27 +95,27 @@ def _may_run(request, schedule):
 
 @require_POST
 @company_required(action=Action.CREATE)
-def recurring_pause(request, pk):
+def recurring_invoice_pause(request, pk):
     schedule = get_object_or_404(_schedules(request), pk=pk)
     active = request.POST.get("active") == "1"
     recurring.set_active(schedule, active)
     messages.success(request, _("The schedule is running again.") if active
                      else _("The schedule is paused: it makes no invoice until resumed."))
-    return redirect("recurring_detail", pk=pk)
+    return redirect("recurring_invoice_detail", pk=pk)
 
 
 @require_POST
 @company_required(action=Action.CREATE)
-def recurring_run(request, pk):
+def recurring_invoice_run(request, pk):
     """Make the periods due by today now, rather than at the worker's next tick."""
     schedule = get_object_or_404(_schedules(request), pk=pk)
     if not _may_run(request, schedule):
         messages.error(request, _("This schedule sends its invoices, which your role does "
                                   "not allow."))
-        return redirect("recurring_detail", pk=pk)
+        return redirect("recurring_invoice_detail", pk=pk)
     if not schedule.active:
         messages.error(request, _("The schedule is paused: resume it first."))
-        return redirect("recurring_detail", pk=pk)
+        return redirect("recurring_invoice_detail", pk=pk)
     result = recurring.run_schedule(schedule)
     if not result.created:
         messages.info(request, _("No period is due: nothing was made."))
@@ -124,19 +124,19 @@ def recurring_run(request, pk):
             "%(count)s invoice made (%(sent)s sent).",
             "%(count)s invoices made (%(sent)s sent).", len(result.created)) % {
             "count": len(result.created), "sent": len(result.sent)})
-    for _invoice, reason in result.failed:
-        messages.error(request, reason)
-    return redirect("recurring_detail", pk=pk)
+    for _invoice, reason in result.failed:  # made, kept as drafts: a warning, not a refusal
+        messages.warning(request, reason)
+    return redirect("recurring_invoice_detail", pk=pk)
 
 
 @require_POST
 @company_required(action=Action.CREATE)
-def recurring_delete(request, pk):
+def recurring_invoice_delete(request, pk):
     schedule = get_object_or_404(_schedules(request), pk=pk)
     if schedule.invoices.exists():
         messages.error(request, _("This schedule has made invoices, which keep their link "
                                   "to it: pause it instead."))
-        return redirect("recurring_detail", pk=pk)
+        return redirect("recurring_invoice_detail", pk=pk)
     schedule.delete()
     messages.success(request, _("Recurring invoice deleted."))
-    return redirect("recurring_list")
+    return redirect("recurring_invoice_list")

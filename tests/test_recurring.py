@@ -288,25 +288,25 @@ def test_a_schedule_is_created_with_its_lines_run_now_and_listed(signed_in, owne
 
     issue_on(date(2026, 3, 5))
     buyer = ClientFactory(company=owner.company)
-    response = signed_in.post(reverse("recurring_create"), form_data(buyer))
+    response = signed_in.post(reverse("recurring_invoice_create"), form_data(buyer))
     schedule = RecurringInvoice.objects.get(company=owner.company)
-    assert response.status_code == 302 and response.url == reverse("recurring_detail",
+    assert response.status_code == 302 and response.url == reverse("recurring_invoice_detail",
                                                                     args=[schedule.pk])
     assert schedule.owner == owner.user and schedule.day_of_month == LAST_DAY
     assert [line.unit_price for line in schedule.lines.all()] == [D("180.00")]
     page = signed_in.get(response.url)
     assert page.context["upcoming"] == [date(2026, 1, 31), date(2026, 2, 28),
                                         date(2026, 3, 31)]  # the next periods, shown
-    signed_in.post(reverse("recurring_run", args=[schedule.pk]))
+    signed_in.post(reverse("recurring_invoice_run", args=[schedule.pk]))
     assert sorted(schedule.invoices.values_list("recurring_period", flat=True)) == [
         date(2026, 1, 31), date(2026, 2, 28)]
-    page = signed_in.get(reverse("recurring_detail", args=[schedule.pk])).content.decode()
+    page = signed_in.get(reverse("recurring_invoice_detail", args=[schedule.pk])).content.decode()
     for invoice in schedule.invoices.all():  # its invoices, listed
         assert reverse("invoice_detail", args=[invoice.pk]) in page
     invoice = schedule.invoices.first()
     page = signed_in.get(reverse("invoice_detail", args=[invoice.pk])).content.decode()
-    assert reverse("recurring_detail", args=[schedule.pk]) in page  # the invoice's schedule
-    listing = signed_in.get(reverse("recurring_list")).content.decode()
+    assert reverse("recurring_invoice_detail", args=[schedule.pk]) in page  # the invoice's schedule
+    listing = signed_in.get(reverse("recurring_invoice_list")).content.decode()
     assert "Maintenance" in listing
 
 
@@ -315,7 +315,7 @@ def test_bad_input_gets_messages_not_errors(signed_in, owner):
     from django.urls import reverse
 
     buyer = ClientFactory(company=owner.company)
-    response = signed_in.post(reverse("recurring_create"), form_data(
+    response = signed_in.post(reverse("recurring_invoice_create"), form_data(
         buyer, day_of_month="30", start_date="2026-05-01", end_date="2026-04-01",
         currency="EURO", **{"lines-TOTAL_FORMS": 0}))
     assert response.status_code == 200
@@ -324,7 +324,7 @@ def test_bad_input_gets_messages_not_errors(signed_in, owner):
     assert response.context["formset"].non_form_errors()
     assert not RecurringInvoice.objects.exists()
     other = ClientFactory()  # another company's client
-    response = signed_in.post(reverse("recurring_create"), form_data(other))
+    response = signed_in.post(reverse("recurring_invoice_create"), form_data(other))
     assert "client" in response.context["form"].errors
 
 
@@ -340,14 +340,14 @@ def test_only_roles_that_may_send_choose_create_and_send(client):
     rules = dict(permissions.RULES)
     try:  # a role that edits drafts but may not send
         permissions.RULES["accountant"] = rules["accountant"] - {permissions.Action.SEND}
-        response = client.post(reverse("recurring_create"), form_data(buyer, mode="send"))
+        response = client.post(reverse("recurring_invoice_create"), form_data(buyer, mode="send"))
     finally:
         permissions.RULES.update(rules)
     assert "mode" in response.context["form"].errors
     viewer = MembershipFactory(role=Membership.Role.VIEWER, company=member.company)
     client.force_login(viewer.user)
-    assert client.post(reverse("recurring_create"), form_data(buyer)).status_code == 403
-    assert client.get(reverse("recurring_list")).status_code == 200
+    assert client.post(reverse("recurring_invoice_create"), form_data(buyer)).status_code == 403
+    assert client.get(reverse("recurring_invoice_list")).status_code == 200
 
 
 @pytest.mark.django_db
@@ -355,19 +355,19 @@ def test_pause_resume_and_delete(signed_in, owner):
     from django.urls import reverse
 
     schedule = schedule_of(ClientFactory(company=owner.company))
-    signed_in.post(reverse("recurring_pause", args=[schedule.pk]), {"active": "0"})
+    signed_in.post(reverse("recurring_invoice_pause", args=[schedule.pk]), {"active": "0"})
     schedule.refresh_from_db()
     assert not schedule.active
-    signed_in.post(reverse("recurring_run", args=[schedule.pk]))
+    signed_in.post(reverse("recurring_invoice_run", args=[schedule.pk]))
     assert schedule.invoices.count() == 0  # paused: nothing made
-    signed_in.post(reverse("recurring_pause", args=[schedule.pk]), {"active": "1"})
+    signed_in.post(reverse("recurring_invoice_pause", args=[schedule.pk]), {"active": "1"})
     schedule.refresh_from_db()
     assert schedule.active
-    signed_in.post(reverse("recurring_run", args=[schedule.pk]))
-    response = signed_in.post(reverse("recurring_delete", args=[schedule.pk]))
+    signed_in.post(reverse("recurring_invoice_run", args=[schedule.pk]))
+    response = signed_in.post(reverse("recurring_invoice_delete", args=[schedule.pk]))
     assert RecurringInvoice.objects.filter(pk=schedule.pk).exists()  # it has invoices
     unused = schedule_of(ClientFactory(company=owner.company), start_date=date(2099, 1, 1))
-    signed_in.post(reverse("recurring_delete", args=[unused.pk]))
+    signed_in.post(reverse("recurring_invoice_delete", args=[unused.pk]))
     assert not RecurringInvoice.objects.filter(pk=unused.pk).exists()
     assert response.status_code == 302
 
@@ -377,9 +377,9 @@ def test_another_companys_schedule_is_not_found(signed_in):
     from django.urls import reverse
 
     theirs = schedule_of()
-    for name in ("recurring_detail", "recurring_edit"):
+    for name in ("recurring_invoice_detail", "recurring_invoice_edit"):
         assert signed_in.get(reverse(name, args=[theirs.pk])).status_code == 404
-    assert signed_in.post(reverse("recurring_run", args=[theirs.pk])).status_code == 404
+    assert signed_in.post(reverse("recurring_invoice_run", args=[theirs.pk])).status_code == 404
     assert theirs.invoices.count() == 0
 
 
@@ -389,6 +389,6 @@ def test_the_live_totals_follow_the_template_lines(signed_in, owner):
 
     from .test_views import lines_data
 
-    response = signed_in.post(reverse("recurring_totals"), {
+    response = signed_in.post(reverse("recurring_invoice_totals"), {
         "currency": "EUR", **lines_data(("A", "2", "10.00", "20"))})
     assert "24.00" in response.content.decode()
