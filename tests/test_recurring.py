@@ -233,27 +233,44 @@ def test_an_owner_who_may_no_longer_send_keeps_the_drafts(sender, issue_on):
 # --- Two workers at once (PostgreSQL) -------------------------------------------------------
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_two_workers_running_one_schedule_at_once_make_one_invoice_per_period():
-    schedule = schedule_of()
-    barrier, errors, results = threading.Barrier(2), [], []
+def in_threads(count, work):
+    """Run ``work()`` in ``count`` threads (a connection each), released together."""
+    barrier, errors, results = threading.Barrier(count), [], []
 
     def run():
         try:
             barrier.wait(timeout=30)
-            results.append(recurring.run_schedule(schedule, date(2026, 6, 30)))
+            results.append(work())
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
+    threads = [threading.Thread(target=run) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    assert not errors
+    assert not any(thread.is_alive() for thread in threads), "a worker hung"
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_racing_workers_on_one_period_the_constraint_lets_one_through():
+    schedule = schedule_of()
+    made = in_threads(4, lambda: recurring.make_invoice(schedule, date(2026, 1, 1)))
+    assert len([invoice for invoice in made if invoice is not None]) == 1
+    assert schedule.invoices.count() == 1
+    assert schedule.invoices.get().lines.count() == 1  # the winner's, whole
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_running_one_schedule_at_once_make_one_invoice_per_period():
+    schedule = schedule_of()
+    results = in_threads(2, lambda: recurring.run_schedule(schedule, date(2026, 6, 30)))
     periods = list(schedule.invoices.values_list("recurring_period", flat=True))
     assert sorted(periods) == [date(2026, m, 1) for m in range(1, 7)]
     assert sum(len(r.created) for r in results) == 6  # together, each period once
