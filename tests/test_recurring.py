@@ -409,3 +409,31 @@ def test_the_live_totals_follow_the_template_lines(signed_in, owner):
     response = signed_in.post(reverse("recurring_invoice_totals"), {
         "currency": "EUR", **lines_data(("A", "2", "10.00", "20"))})
     assert "24.00" in response.content.decode()
+
+
+# --- The worker's tick ----------------------------------------------------------------------
+
+
+def test_a_worker_writes_and_runs_the_periodic_job(tmp_path):
+    """A real `manage.py worker --batch` on a database of its own: the tick's job makes the
+    schedule's invoices; a second worker makes nothing more."""
+    import os
+
+    from .test_jobs import Database, run
+
+    database = Database("sqlite", tmp_path)
+    env = {**os.environ, "DATABASE_URL": database.url}  # the tick comes as a worker starts
+    run(env, "migrate", "--noinput", "-v0")
+    run(env, "shell", "-c",
+        "from datetime import date; from tests.test_recurring import schedule_of; "
+        "schedule_of(start_date=date(2026, 1, 1), end_date=date(2026, 3, 31))")
+    for worker_id in ("first", "second"):
+        run(env, "worker", "--batch", "--worker-id", worker_id)
+    periods = database.rows("SELECT recurring_period FROM billing_invoice "
+                            "ORDER BY recurring_period")
+    assert [str(period) for (period,) in periods] == ["2026-01-01", "2026-02-01",
+                                                      "2026-03-01"]
+    jobs = database.rows("SELECT status, return_value FROM django_tasks_database_dbtaskresult "
+                         "WHERE task_path LIKE '%run_schedules'")
+    assert [status for status, _value in jobs] == ["SUCCESSFUL", "SUCCESSFUL"]
+    assert '"3 invoice(s)' in jobs[0][1] and '"0 invoice(s)' in jobs[1][1]
