@@ -114,6 +114,8 @@ def run_due(today=None) -> RunResult:
     today = today or timezone.localdate()
     total = RunResult([], [], [])
     for schedule in due(today):
+        if not period_dates(schedule, today, after=schedule.last_period, limit=1):
+            continue  # nothing due yet: no query (run_schedule reads the schedule afresh)
         try:
             result = run_schedule(schedule, today)
         except Exception:  # noqa: BLE001 - logged; the next run tries this schedule again
