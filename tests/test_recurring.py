@@ -220,6 +220,20 @@ def test_a_send_that_fails_keeps_the_draft_and_says_why(sender, issue_on):
 
 
 @pytest.mark.django_db
+def test_an_issued_invoice_keeps_its_schedule_and_period_in_the_database(sender, issue_on):
+    from django.db import DatabaseError
+
+    issue_on(date(2026, 1, 5))
+    schedule = schedule_of(ClientFactory(company=sender.company), mode=RecurringMode.SEND,
+                           owner=sender.user)
+    [invoice] = recurring.run_schedule(schedule, date(2026, 1, 5)).sent
+    for change in ({"recurring_period": date(2026, 2, 1)}, {"recurring": None,
+                                                            "recurring_period": None}):
+        with pytest.raises(DatabaseError), transaction.atomic():
+            Invoice.objects.filter(pk=invoice.pk).update(**change)  # past the model: a trigger
+
+
+@pytest.mark.django_db
 def test_an_owner_who_may_no_longer_send_keeps_the_drafts(sender, issue_on):
     issue_on(date(2026, 1, 5))
     client = ClientFactory(company=sender.company)

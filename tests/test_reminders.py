@@ -93,6 +93,26 @@ def test_steps_due_together_send_the_latest_and_record_the_others_skipped(invoic
     assert reminders.next_reminder(invoice) is None
 
 
+def test_a_step_added_before_the_last_one_sent_is_not_sent_late(invoice):
+    reminders.run_due(date(2026, 4, 14))
+    Company.objects.filter(pk=invoice.company_id).update(reminder_days="3, 7, 14, 30")
+    assert reminders.run_due(date(2026, 4, 20)) == []
+    assert [step for step, _skipped in steps_of(invoice)] == [3, 14]
+
+
+def test_the_reminder_goes_to_the_address_the_invoice_was_issued_to(invoice, run_jobs,
+                                                                      mailoutbox):
+    from billing.models import Client
+
+    issued_to = invoice.content.buyer.email
+    Client.objects.filter(pk=invoice.client_id).update(email="")  # changed since
+    reminders.run_due(date(2026, 4, 3))
+    run_jobs()
+    delivery = EmailDelivery.objects.get(reminder__isnull=False)
+    assert (delivery.recipient, delivery.status) == (issued_to, "sent")
+    assert mailoutbox[0].to == [issued_to]
+
+
 def test_the_database_refuses_a_second_reminder_for_a_step(invoice):
     reminders.run_due(date(2026, 4, 3))
     with pytest.raises(IntegrityError), transaction.atomic():
