@@ -3,6 +3,7 @@ Admin for Folio's documents. Issuing, paying and cancelling go through billing.s
 exactly as in the app: the admin is never a second road to a number.
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils import translation
@@ -26,8 +27,12 @@ from .models import (
     Membership,
     Payment,
     PaymentReversal,
+    RecurringInvoice,
+    RecurringLine,
+    RecurringMode,
+    Reminder,
 )
-from .permissions import Action
+from .permissions import Action, user_can
 
 
 class MembershipInline(CompanyScopedInline, admin.TabularInline):
@@ -47,7 +52,8 @@ class CompanyAdmin(CompanyScopedAdmin):
     search_fields = ["name", "vat_id"]
     inlines = [MembershipInline]
     fieldsets = [
-        (None, {"fields": ["name", "email", "locale", "currency", "payment_terms_days"]}),
+        (None, {"fields": ["name", "email", "locale", "currency", "payment_terms_days",
+                           "reminder_days"]}),
         (_("Address"), {"fields": ["street", "postal_code", "city", "country"]}),
         (_("Identifiers"), {"fields": ["vat_id", "registration_id", "iban", "bic"]}),
         (_("Electronic invoices"), {"fields": ["einvoicing", "endpoint_scheme", "endpoint_id"]}),
@@ -262,3 +268,61 @@ class PaymentReversalAdmin(ReadOnlyAdmin):
     list_display = ["payment", "company", "reason", "reversed_by", "reversed_at"]
     list_filter = ["company"]
     list_select_related = ["payment", "company", "reversed_by"]
+
+
+class RecurringLineInline(LineInline):
+    model = RecurringLine
+
+    def _editable(self, obj):
+        return True  # a template is never issued
+
+
+class RecurringInvoiceAdminForm(forms.ModelForm):
+    """Only someone who may send invoices sets a schedule to send them (as on its page)."""
+
+    may_send = None  # set per request by RecurringInvoiceAdmin.get_form
+
+    def clean(self):
+        data = super().clean()
+        company = data.get("company")
+        if (data.get("mode") == RecurringMode.SEND and company is not None
+                and not self.may_send(company.pk)):
+            self.add_error("mode", _("Your role does not allow sending invoices: choose "
+                                     "\"Create drafts\"."))
+        return data
+
+
+@admin.register(RecurringInvoice)
+class RecurringInvoiceAdmin(CompanyScopedAdmin):
+    """Schedules of recurring invoices; whoever saves one becomes its owner."""
+
+    form = RecurringInvoiceAdminForm
+    list_display = ["name", "company", "client", "frequency", "mode", "active",
+                    "last_period"]
+    list_filter = ["active", "frequency", "mode", "company"]
+    search_fields = ["name", "client__name"]
+    list_select_related = ["company", "client"]
+    raw_id_fields = ["client"]
+    readonly_fields = ["owner", "last_period", "last_error", "last_error_at"]
+    inlines = [RecurringLineInline]
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.may_send = staticmethod(lambda company_id: user_can(request.user, company_id,
+                                                                  Action.SEND))
+        return form
+
+    def save_model(self, request, obj, form, change):
+        obj.owner = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Reminder)
+class ReminderAdmin(ReadOnlyAdmin):
+    """Written by the reminder runs (billing.reminders); read here."""
+
+    write_action = Action.SEND
+    list_display = ["invoice", "company", "step", "due_on", "skipped", "created_at"]
+    list_filter = ["skipped", "company"]
+    search_fields = ["invoice__number"]
+    list_select_related = ["invoice", "company"]

@@ -20,7 +20,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from .einvoice.exports import export, ubl_problems
-from .models import CreditNote, EmailDelivery, Invoice
+from .models import CreditNote, DocumentState, EmailDelivery, Invoice
 from .pdf import document_pdf, pdf_filename
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,23 @@ def queue(document, user=None) -> EmailDelivery:
         delivery = EmailDelivery.objects.create(
             company_id=document.company_id, kind=document.kind, document_id=document.pk,
             recipient=content.buyer.email, next_attempt_at=timezone.now(),
+            requested_by=user if user and user.is_authenticated else None,
+        )
+        _enqueue(delivery)
+    return delivery
+
+
+def queue_reminder(reminder, user=None) -> EmailDelivery:
+    """
+    A pending delivery of ``reminder`` (an overdue invoice's reminder, with its PDF) and the
+    job that sends it, written in the current transaction.
+    """
+    invoice = reminder.invoice
+    with transaction.atomic():
+        delivery = EmailDelivery.objects.create(
+            company_id=invoice.company_id, kind=invoice.kind, document_id=invoice.pk,
+            reminder=reminder, recipient=invoice.content.buyer.email,
+            next_attempt_at=timezone.now(),
             requested_by=user if user and user.is_authenticated else None,
         )
         _enqueue(delivery)
@@ -124,11 +141,18 @@ def _send(delivery):
     content = document.content  # as issued: the buyer and seller it was issued to and by
     if not delivery.recipient:
         raise PermanentFailure(_("the client has no e-mail address"))
+    context = {"document": document, "content": content}
+    templates = ("billing/email_subject.txt", "billing/email_body.txt")
+    if delivery.reminder_id:
+        open_amount = document.open_amount()
+        if document.state != DocumentState.SENT or open_amount <= 0:
+            raise PermanentFailure(_("not sent: the invoice was paid or credited meanwhile"))
+        context.update(reminder=delivery.reminder, open_amount=open_amount)
+        templates = ("billing/reminder_subject.txt", "billing/reminder_body.txt")
     # The client's language: texts, dates and amounts (the PDF follows it too).
     with translation.override(content.locale):
-        context = {"document": document, "content": content}
-        subject = render_to_string("billing/email_subject.txt", context)
-        body = render_to_string("billing/email_body.txt", context)
+        subject = render_to_string(templates[0], context)
+        body = render_to_string(templates[1], context)
     message = EmailMessage(
         subject=" ".join(subject.split()), body=body,
         from_email=content.seller.email or settings.DEFAULT_FROM_EMAIL,
@@ -142,4 +166,5 @@ def _send(delivery):
 
 
 def deliveries_of(document):
-    return EmailDelivery.objects.filter(kind=document.kind, document_id=document.pk)
+    return EmailDelivery.objects.filter(kind=document.kind, document_id=document.pk
+                                        ).select_related("reminder")

@@ -23,6 +23,9 @@ from .models import (
     InvoiceLine,
     Membership,
     PaymentMethod,
+    RecurringInvoice,
+    RecurringLine,
+    RecurringMode,
     UserPreferences,
 )
 from .services import CreditLine
@@ -49,7 +52,7 @@ class CompanyForm(forms.ModelForm):
     class Meta:
         model = Company
         fields = [*PARTY_FIELDS, "registration_id", "email", "iban", "bic", "currency",
-                  "payment_terms_days", "locale", "einvoicing"]
+                  "payment_terms_days", "reminder_days", "locale", "einvoicing"]
 
     def clean_currency(self):
         return clean_currency_code(self.cleaned_data["currency"])
@@ -385,3 +388,40 @@ class PaymentForm(PaidInFullForm):
 class ReverseForm(forms.Form):
     reason = forms.CharField(label=_("Why is this payment reversed?"),
                              max_length=REASON_MAX_LENGTH)
+
+
+class RecurringInvoiceForm(forms.ModelForm):
+    """
+    A recurring schedule and what its invoices say. The company comes from the request;
+    only someone who may send invoices may choose "create and send" (its invoices are issued
+    in the name of whoever saved the schedule last).
+    """
+
+    class Meta:
+        model = RecurringInvoice
+        fields = ["name", "client", "frequency", "day_of_month", "start_date", "end_date",
+                  "mode", "email", "currency", "buyer_reference", "notes"]
+        widgets = {"start_date": DATE_INPUT, "end_date": DATE_INPUT,
+                   "notes": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, company, may_send, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.company = company
+        self.may_send = may_send
+        self.fields["client"].queryset = Client.objects.filter(company=company)
+        if not self.instance.pk:
+            self.initial.setdefault("currency", company.currency)
+            self.initial.setdefault("start_date", timezone.localdate())
+
+    def clean_currency(self):
+        return clean_currency_code(self.cleaned_data["currency"])
+
+    def clean_mode(self):
+        mode = self.cleaned_data["mode"]
+        if mode == RecurringMode.SEND and not self.may_send:
+            raise forms.ValidationError(
+                _("Your role does not allow sending invoices: choose \"Create drafts\"."))
+        return mode
+
+
+RecurringLineFormSet = line_formset(RecurringInvoice, RecurringLine)

@@ -6,6 +6,7 @@ only way to give it a number; from then on it is never edited or deleted (the mo
 and database triggers refuse what bypasses the model): it is corrected by a credit note.
 """
 
+import contextlib
 import json
 from datetime import timedelta
 from decimal import Decimal
@@ -37,6 +38,35 @@ def validate_iban(value):
 def validate_bic(value):
     if not bic.is_valid(value):
         raise ValidationError(_("This is not a valid BIC."), code="invalid_bic")
+
+MAX_REMINDER_STEPS = 10
+MAX_REMINDER_DAYS = 365
+
+
+def parse_reminder_days(text: str) -> list[int]:
+    """
+    "3, 14, 30" -> [3, 14, 30]: whole days after the due date, from 1 to 365, each once, at
+    most ten; sorted. Empty: []. Anything else is refused with a message saying why.
+    """
+    parts = [part for part in text.replace(";", ",").replace(" ", ",").split(",") if part]
+    if not all(part.isdigit() for part in parts):
+        raise ValidationError(_("Give whole numbers of days separated by commas, such as "
+                                "\"3, 14, 30\"."), code="reminder_days_format")
+    days = [int(part) for part in parts]
+    if any(not 1 <= day <= MAX_REMINDER_DAYS for day in days):
+        raise ValidationError(_("Each reminder comes 1 to %(max)s days after the due date.")
+                              % {"max": MAX_REMINDER_DAYS}, code="reminder_days_range")
+    if len(set(days)) != len(days):
+        raise ValidationError(_("Give each number of days once."), code="reminder_days_twice")
+    if len(days) > MAX_REMINDER_STEPS:
+        raise ValidationError(_("At most %(max)s reminders.") % {"max": MAX_REMINDER_STEPS},
+                              code="reminder_days_many")
+    return sorted(days)
+
+
+def validate_reminder_days(value):
+    parse_reminder_days(value)
+
 
 # Bounds of free text: a page, an e-mail and a PDF stay small whatever is typed.
 NOTES_MAX_LENGTH = 2000
@@ -121,6 +151,12 @@ class Company(Party):
         settings.AUTH_USER_MODEL, through="Membership", related_name="companies"
     )
 
+    reminder_days = models.CharField(
+        _("reminders (days after the due date)"), max_length=100, blank=True,
+        validators=[validate_reminder_days],
+        help_text=_("When overdue invoices get a reminder e-mail, in days after their due "
+                    "date, such as \"3, 14, 30\". Empty: no reminders."))
+
     einvoicing = models.BooleanField(
         _("electronic invoices"), default=True,
         help_text=_("Check before sending that each document makes a valid e-invoice "
@@ -134,6 +170,18 @@ class Company(Party):
     def clean(self):
         super().clean()
         self.iban, self.bic = iban.compact(self.iban), bic.compact(self.bic)
+        # Stored as "3, 14, 30" however it was typed; when it cannot be read, the field's
+        # validator says why.
+        with contextlib.suppress(ValidationError):
+            self.reminder_days = ", ".join(map(str, parse_reminder_days(self.reminder_days)))
+
+    @property
+    def reminder_steps(self) -> list[int]:
+        """The reminder steps, in days after the due date, ascending (none: no reminders)."""
+        try:
+            return parse_reminder_days(self.reminder_days)
+        except ValidationError:
+            return []
 
 
 class Membership(models.Model):
@@ -573,12 +621,28 @@ class LineItem(models.Model):
 class Invoice(Document):
     kind = Kind.INVOICE
 
+    # The recurring schedule that made this invoice, and the period it was made for
+    # (``billing.recurring``); both empty for an invoice made by hand.
+    recurring = models.ForeignKey(
+        "RecurringInvoice", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="invoices", verbose_name=_("recurring schedule"), editable=False)
+    recurring_period = models.DateField(_("period"), null=True, blank=True, editable=False)
+
     class Meta(Document.Meta):
         verbose_name = _("invoice")
         constraints = [
             *Document.Meta.constraints,
             models.CheckConstraint(condition=Q(state__in=DocumentState.values),
                                    name="billing_invoice_state_valid"),
+            # At most one invoice per schedule and period, whoever runs the schedule and
+            # however often: what makes a run idempotent and two racing workers safe.
+            models.UniqueConstraint(fields=["recurring", "recurring_period"],
+                                    condition=Q(recurring__isnull=False),
+                                    name="billing_invoice_one_per_period"),
+            models.CheckConstraint(
+                condition=Q(recurring__isnull=True, recurring_period__isnull=True)
+                | Q(recurring__isnull=False, recurring_period__isnull=False),
+                name="billing_invoice_recurring_has_period"),
         ]
         # The lists: newest first, all or by state.
         indexes = [models.Index(fields=["company", "-created_at", "-id"]),
@@ -735,6 +799,9 @@ class EmailDelivery(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # A reminder's e-mail (``billing.reminders``); empty for the e-mail of the document.
+    reminder = models.ForeignKey("Reminder", null=True, blank=True, on_delete=models.CASCADE,
+                                 related_name="deliveries", verbose_name=_("reminder"))
     # Set while an attempt runs: a claim older than FOLIO_JOB_LEASE is a dead worker's.
     claimed_at = models.DateTimeField(null=True, blank=True)
     # When the pending job is due (now, or after a failed attempt's wait).
@@ -867,3 +934,159 @@ class PaymentReversal(AppendOnly):
 
     def __str__(self):
         return str(_("Reversal of payment #%(id)s") % {"id": self.payment_id})
+
+
+# --- Recurring invoices and reminders ------------------------------------------------------
+
+
+class Frequency(models.TextChoices):
+    MONTHLY = "monthly", _("Monthly")
+    QUARTERLY = "quarterly", _("Quarterly")
+    YEARLY = "yearly", _("Yearly")
+
+
+# Months between two periods.
+FREQUENCY_MONTHS = {Frequency.MONTHLY: 1, Frequency.QUARTERLY: 3, Frequency.YEARLY: 12}
+# ``day_of_month`` for the last day of each month (the 28th, 30th or 31st).
+LAST_DAY = 31
+DAY_CHOICES = [(day, str(day)) for day in range(1, 29)] + [(LAST_DAY, _("Last day"))]
+
+
+class RecurringMode(models.TextChoices):
+    DRAFT = "draft", _("Create drafts")
+    SEND = "send", _("Create and send")
+
+
+class RecurringInvoice(models.Model):
+    """
+    A schedule that makes an invoice per period from a template (client, currency, notes,
+    lines): monthly, quarterly or yearly on a day of the month, from a start date to an
+    optional end date. ``billing.recurring`` runs it: one draft per due period, sent too in
+    the "create and send" mode (through ``billing.services.send_document``).
+    """
+
+    company = models.ForeignKey(Company, on_delete=models.PROTECT,
+                                related_name="recurring_invoices", verbose_name=_("company"))
+    name = models.CharField(_("name"), max_length=200,
+                            help_text=_("What the schedule is for, such as \"Hosting\"."))
+    client = models.ForeignKey(Client, on_delete=models.PROTECT,
+                               related_name="recurring_invoices", verbose_name=_("client"))
+    currency = models.CharField(_("currency"), max_length=3, default="EUR")
+    buyer_reference = models.CharField(_("buyer reference"), max_length=100, blank=True)
+    notes = models.TextField(_("notes"), blank=True, max_length=NOTES_MAX_LENGTH)
+    frequency = models.CharField(_("frequency"), max_length=10, choices=Frequency.choices,
+                                 default=Frequency.MONTHLY)
+    day_of_month = models.PositiveSmallIntegerField(_("day of the month"), choices=DAY_CHOICES,
+                                                    default=1)
+    start_date = models.DateField(_("start date"),
+                                  help_text=_("The first invoice is made on the first chosen "
+                                              "day of the month from this date on."))
+    end_date = models.DateField(_("end date"), null=True, blank=True,
+                                help_text=_("Empty: until paused."))
+    mode = models.CharField(_("mode"), max_length=10, choices=RecurringMode.choices,
+                            default=RecurringMode.DRAFT)
+    email = models.BooleanField(_("e-mail the invoice to the client"), default=True,
+                                help_text=_("In the \"create and send\" mode."))
+    active = models.BooleanField(_("active"), default=True)
+    # Who set the schedule up or changed it last: in the "create and send" mode, its
+    # invoices are issued in their name, as long as their role allows sending.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                              on_delete=models.SET_NULL, related_name="+",
+                              verbose_name=_("set up by"))
+    # The latest period made (or tried): a run makes the later ones only, so a draft that
+    # was deleted is not made again.
+    last_period = models.DateField(_("last period"), null=True, blank=True, editable=False)
+    # Why the last invoice could not be sent (kept as a draft); empty once one is sent.
+    last_error = models.TextField(_("last problem"), blank=True, editable=False)
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("recurring invoice")
+        verbose_name_plural = _("recurring invoices")
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["company", "name"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(frequency__in=Frequency.values),
+                                   name="billing_recurringinvoice_frequency_valid"),
+            models.CheckConstraint(condition=Q(mode__in=RecurringMode.values),
+                                   name="billing_recurringinvoice_mode_valid"),
+            models.CheckConstraint(
+                condition=Q(day_of_month__gte=1, day_of_month__lte=28)
+                | Q(day_of_month=LAST_DAY),
+                name="billing_recurringinvoice_day_valid"),
+            models.CheckConstraint(
+                condition=Q(end_date__isnull=True) | Q(end_date__gte=models.F("start_date")),
+                name="billing_recurringinvoice_ends_after_start"),
+            length_at_most("notes", NOTES_MAX_LENGTH, "billing_recurringinvoice_notes_length"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        if self.client_id and self.company_id and self.client.company_id != self.company_id:
+            raise ValidationError({"client": _("This client belongs to another company.")})
+        if self.end_date and self.start_date and self.end_date < self.start_date:
+            raise ValidationError({"end_date": _("The end date comes before the start date.")})
+
+    def _refuse_if_issued(self, update_fields=None):
+        """A template is never issued: its lines may always change (``LineItem.save``)."""
+
+    @property
+    def sends(self):
+        return self.mode == RecurringMode.SEND
+
+    def periods(self, until, after=None):
+        """The schedule's period dates up to ``until`` (and its end date), after ``after``."""
+        from .recurring import period_dates
+
+        return period_dates(self, until, after=after)
+
+    def next_period(self, after=None):
+        """The next period to make (None once the schedule has ended)."""
+        from .recurring import next_period
+
+        return next_period(self, after or self.last_period)
+
+
+class RecurringLine(LineItem):
+    """A line of a recurring schedule's template, copied onto each invoice it makes."""
+
+    document = models.ForeignKey(RecurringInvoice, on_delete=models.CASCADE,
+                                 related_name="lines")
+
+    class Meta(LineItem.Meta):
+        verbose_name = _("recurring invoice line")
+
+
+class Reminder(models.Model):
+    """
+    One reminder step of an overdue invoice (``billing.reminders``): sent (with its e-mail
+    delivery) or skipped because a later step was due at the same time. At most one per
+    invoice and step, whoever runs the reminders and however often.
+    """
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+",
+                                verbose_name=_("company"))
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="reminders",
+                                verbose_name=_("invoice"))
+    step = models.PositiveSmallIntegerField(_("days after the due date"))
+    due_on = models.DateField(_("due on"))
+    skipped = models.BooleanField(
+        _("skipped"), default=False,
+        help_text=_("Not sent: a later reminder was due at the same time and went instead."))
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("reminder")
+        ordering = ["invoice", "step"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "step"],
+                                    name="billing_reminder_once_per_step"),
+        ]
+
+    def __str__(self):
+        return str(_("Reminder of %(invoice)s after %(days)s days") % {
+            "invoice": self.invoice, "days": self.step})

@@ -240,6 +240,10 @@ FOLIO_JOB_LEASE = int(os.environ.get("FOLIO_JOB_LEASE", "600"))
 # failure, doubling each time (at most an hour), then marked failed.
 FOLIO_EMAIL_ATTEMPTS = int(os.environ.get("FOLIO_EMAIL_ATTEMPTS", "5"))
 FOLIO_EMAIL_BACKOFF = int(os.environ.get("FOLIO_EMAIL_BACKOFF", "60"))
+# Every this many seconds a worker writes the job that makes the recurring invoices and sends
+# the reminders that are due (billing.scheduling); 0 turns it off (cron runs
+# `manage.py run_schedules` instead).
+FOLIO_SCHEDULE_INTERVAL = int(os.environ.get("FOLIO_SCHEDULE_INTERVAL", "300"))
 
 # --- Security -------------------------------------------------------------------------------
 # Production sets FOLIO_BEHIND_TLS=1 (the site is only served over HTTPS) and, when a proxy

@@ -12,3 +12,13 @@ from . import emails
 @task()
 def deliver_email(delivery_id: int) -> str:
     return emails.attempt(delivery_id)
+
+
+@task()
+def run_schedules() -> str:
+    """The periodic work (``billing.scheduling``): recurring invoices, then reminders."""
+    from . import scheduling
+
+    outcome = scheduling.run()
+    return (f"{len(outcome.invoices)} invoice(s), {len(outcome.sent)} sent, "
+            f"{len(outcome.failed)} not sent, {len(outcome.reminders)} reminder(s)")

@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from counters.models import Kind
 
+from . import recurring_views as rv
 from . import views
 
 
@@ -48,6 +49,16 @@ urlpatterns = [
     path("payments/<int:pk>/reverse/", views.payment_reverse, name="payment_reverse"),
     path("invoices/<int:pk>/cancel/", views.invoice_cancel, name="invoice_cancel"),
     path("invoices/<int:pk>/credit/", views.invoice_credit, name="invoice_credit"),
+    path("recurring/", rv.recurring_invoice_list, name="recurring_invoice_list"),
+    path("recurring/new/", rv.recurring_invoice_form, name="recurring_invoice_create"),
+    path("recurring/totals/", rv.recurring_invoice_totals, name="recurring_invoice_totals"),
+    path("recurring/<int:pk>/", rv.recurring_invoice_detail, name="recurring_invoice_detail"),
+    path("recurring/<int:pk>/edit/", rv.recurring_invoice_form, name="recurring_invoice_edit"),
+    path("recurring/<int:pk>/pause/", rv.recurring_invoice_pause,
+         name="recurring_invoice_pause"),
+    path("recurring/<int:pk>/run/", rv.recurring_invoice_run, name="recurring_invoice_run"),
+    path("recurring/<int:pk>/delete/", rv.recurring_invoice_delete,
+         name="recurring_invoice_delete"),
     path("members/", views.members, name="members"),
     path("members/leave/", views.leave_company, name="leave_company"),
     path("invitations/accept/", views.invitation_accept, name="invitation_accept"),

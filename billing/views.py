@@ -36,7 +36,7 @@ from counters.history import history_of
 from counters.models import Kind, NumberingSettings, NumberingSettingsChange
 from counters.services import preview_number, preview_settings, save_numbering_settings
 
-from . import balances, formats, invitations, money, once, services, throttle
+from . import balances, formats, invitations, money, once, reminders, services, throttle
 from .einvoice.exports import NotExportable, einvoice_problems, export, ubl_problems
 from .emails import deliveries_of
 from .forms import (
@@ -493,6 +493,12 @@ def _detail_context(request, spec, document, *, payment_form=None, paid_form=Non
                                                               open_amount=open_amount)
         context["paid_form"] = paid_form or PaidInFullForm()
         context["reverse_form"] = ReverseForm()
+        # Reminders come after the due date: an invoice not yet due has none to read.
+        today = context["today"]
+        overdue = document.due_date is not None and document.due_date < today
+        context["reminders"] = list(document.reminders.all()) if overdue else []
+        context["next_reminder"] = reminders.next_reminder(
+            document, done=context["reminders"], open_amount=open_amount)
     return context
 
 

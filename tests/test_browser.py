@@ -551,3 +551,50 @@ def test_record_a_partial_then_a_full_payment(page, owner):
     assert invoice.state == "paid"
     assert [(p.amount, p.method) for p in invoice.payments.order_by("id")] == [
         (Decimal("100.00"), "bank_transfer"), (Decimal("140.00"), "card")]
+
+
+# --- Recurring invoices ---------------------------------------------------------------------
+
+
+def test_a_recurring_invoice_is_set_up_and_run_now(page, owner, run_jobs, mailoutbox):
+    from django.utils import timezone
+
+    from .factories import ClientFactory
+
+    buyer = ClientFactory(company=owner.company, name="Boulangerie Martin")
+    log_in(page)
+    page.get_by_role("link", name="Recurring", exact=True).click()
+    page.get_by_role("link", name="New recurring invoice").click()
+    page.get_by_label("Name", exact=True).fill("Maintenance")
+    page.get_by_label("Client", exact=True).select_option(label=buyer.name)
+    page.get_by_label("Day of the month").select_option("1")
+    first = timezone.localdate().replace(day=1)
+    page.get_by_label("Start date").fill(first.isoformat())
+    page.get_by_label("Mode").select_option(label="Create and send")
+    rows = page.locator("#line-rows tr.line-row:visible")
+    rows.nth(0).get_by_label("Description").fill("Website maintenance")
+    rows.nth(0).get_by_label("Quantity").fill("1")
+    rows.nth(0).get_by_label("Unit price").fill("180")
+    rows.nth(0).get_by_label("Tax %").fill("20")
+    expect(page.locator("[data-total=total]")).to_have_text("216.00\u00a0EUR")  # live
+    page.shot("recurring-form")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("Recurring invoice Maintenance saved.")).to_be_visible()
+
+    page.get_by_role("button", name="Run now").click()
+    expect(page.get_by_text("1 invoice made (1 sent).")).to_be_visible()
+    page.shot("recurring-run")
+    invoices = page.locator("[data-schedule-invoices] a")
+    expect(invoices).to_have_count(1)
+    invoices.first.click()
+    expect(page.locator("[data-number]")).to_have_text(re.compile(r"INV-\d{4}-0001"))
+    expect(page.locator("[data-recurring]")).to_contain_text("Maintenance")
+    page.shot("recurring-invoice")
+    # Its e-mail is a durable job: a worker delivers it.
+    run_jobs()
+    assert [m.to for m in mailoutbox] == [[buyer.email]]
+    # Run again: nothing new.
+    page.locator("[data-recurring] a").click()
+    page.get_by_role("button", name="Run now").click()
+    expect(page.get_by_text("No period is due: nothing was made.")).to_be_visible()
+    assert Invoice.objects.count() == 1

@@ -29,7 +29,8 @@ from billing.pdf import document_pdf
 from .factories import ClientFactory, CompanyFactory, InvoiceFactory, MembershipFactory
 
 TRANSLATED = ["fr", "de", "es", "it", "nl"]  # every language of the app but English
-DOCUMENT_TEMPLATES = ["document_pdf.html", "email_subject.txt", "email_body.txt"]
+DOCUMENT_TEMPLATES = ["document_pdf.html", "email_subject.txt", "email_body.txt",
+                      "reminder_subject.txt", "reminder_body.txt"]
 BILLING_LOCALE = Path(settings.BASE_DIR) / "billing" / "locale"
 
 

@@ -7,6 +7,7 @@ object's own company must get through, so that the refusal is the company check'
 """
 
 import logging
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -17,7 +18,7 @@ from django.test import Client as Browser
 from django.test import RequestFactory, override_settings
 from django.urls import URLPattern, get_resolver, reverse
 
-from billing.models import Membership
+from billing.models import Membership, RecurringInvoice
 from billing.services import record_payment, reverse_payment, send_document
 from billing.tenancy import SESSION_KEY
 
@@ -118,7 +119,15 @@ VIEW_POST_DATA = {
     "invoice_mark_paid": lambda target: POST_DATA["paid"],
     "invoice_payment": lambda target: POST_DATA["payment"],
     "payment_reverse": lambda target: POST_DATA["reverse"],
+    "recurring_invoice_form": lambda target: recurring_data(target.client_id),
 }
+
+
+def recurring_data(client_id):
+    """A recurring schedule's form, as its page sends it."""
+    return {**POST_DATA["edit"], "name": "Hosting", "client": client_id,
+            "frequency": "monthly", "day_of_month": "1", "start_date": "2026-01-01",
+            "mode": "draft", "currency": "EUR"}
 
 
 def request_object(browser, name, method, target):
@@ -144,9 +153,16 @@ def company_with_documents():
     payment = record_payment(part_paid, amount=Decimal("10.00"), method="card")
     reversed_payment = record_payment(part_paid, amount=Decimal("5.00"), method="cash")
     reverse_payment(reversed_payment, reason="Mistake")
+    # Recurring schedules: one with periods due (it makes invoices when run), one not yet
+    # started (it can still be deleted).
+    schedules = [RecurringInvoice.objects.create(company=client.company, client=client,
+                                                 name=name, start_date=start)
+                 for name, start in (("Due", date(2026, 1, 1)), ("Later", date(2099, 1, 1)))]
+    for schedule in schedules:
+        schedule.lines.create(description="Hosting", quantity=1, unit_price=10, tax_rate=20)
     return {"client": [client], "invoice": [draft, sent], "credit_note": [credit_draft,
                                                                           credit_sent],
-            "payment": [payment, reversed_payment]}
+            "payment": [payment, reversed_payment], "recurringinvoice": schedules}
 
 
 @pytest.fixture

@@ -231,6 +231,11 @@ def good_data(view, world, target):
         "numbering_settings": SETTINGS,
         "numbering_preview": SETTINGS,
         "switch_company": {"company": own.company_id},
+        "recurring_invoice_form": {**document, "name": "Hosting", "frequency": "monthly",
+                                   "day_of_month": "1", "start_date": "2026-01-01",
+                                   "mode": "draft"},
+        "recurring_invoice_totals": document,
+        "recurring_invoice_pause": {"active": "1"},
     }.get(view, {})
 
 

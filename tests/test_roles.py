@@ -12,7 +12,7 @@ from django.contrib.auth.models import Permission
 from django.test import RequestFactory
 from django.urls import reverse
 
-from billing.models import EmailDelivery, Invitation, Membership
+from billing.models import EmailDelivery, Invitation, Membership, Reminder
 from billing.permissions import RULES, Action, can, user_can
 from counters.admin import CompanyScopedAdmin
 from counters.models import NumberingSettings, Sequence
@@ -61,6 +61,7 @@ def world():
     EmailDelivery.objects.create(company=company, kind="invoice", document_id=sent.pk,
                                  recipient="a@example.com")
     Invitation.objects.create(company=company, email="b@example.com", role="viewer")
+    Reminder.objects.create(company=company, invoice=sent, step=3, due_on=sent.issue_date)
     return company
 
 

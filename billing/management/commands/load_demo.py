@@ -3,9 +3,19 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from billing import services
-from billing.models import Client, Company, CreditNote, Invoice, Membership
+from billing.models import (
+    Client,
+    Company,
+    CreditNote,
+    Frequency,
+    Invoice,
+    Membership,
+    RecurringInvoice,
+    RecurringMode,
+)
 from counters.models import NumberingSettings
 from counters.services import save_numbering_settings
 
@@ -18,7 +28,9 @@ DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "folio-demo-2026"
 
 # Everything an e-invoice needs (EN 16931, Peppol BIS 3.0): the demo's documents are valid.
-SELLER = {**parties.SELLER, "email": "billing@atelier-demo.example"}
+SELLER = {**parties.SELLER, "email": "billing@atelier-demo.example",
+          # Overdue invoices get a reminder 7, 14 and 30 days after their due date.
+          "reminder_days": "7, 14, 30"}
 CLIENTS = [
     {**parties.BUYER, "name": "Boulangerie Martin",
      "email": "compta@boulangerie-martin.example", "reference": "PO-2026-118"},
@@ -127,3 +139,14 @@ class Command(BaseCommand):
         draft(Invoice, clients[0], lines[2:])
         draft(CreditNote, clients[1], [("Goodwill discount", "1", "50.00", "0", "C62")],
               **reverse_charge)
+        # A monthly maintenance contract: a draft on the 1st of each month, from this month
+        # (the worker makes it; "Run now" on its page makes the due ones at once).
+        today = timezone.localdate()
+        maintenance = RecurringInvoice.objects.create(
+            company=company, client=clients[0], name="Website maintenance",
+            currency=company.currency, frequency=Frequency.MONTHLY, day_of_month=1,
+            start_date=today.replace(day=1), mode=RecurringMode.DRAFT, owner=user,
+            notes="Monthly maintenance contract.")
+        maintenance.lines.create(position=0, description="Website maintenance, one month",
+                                 quantity=Decimal("1"), unit_price=Decimal("180.00"),
+                                 tax_rate=Decimal("20"), unit_code="MON")

@@ -6,13 +6,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils.crypto import get_random_string
 
-from billing import jobs
+from billing import jobs, scheduling
 
 
 class Command(BaseCommand):
-    help = ("Run one background worker: it runs the jobs (e-mails) written by the app, and "
-            "takes back jobs whose worker died. Run as many as you like, on any machine that "
-            "reaches the database.")
+    help = ("Run one background worker: it runs the jobs (e-mails) written by the app, "
+            "writes the periodic job of recurring invoices and reminders, and takes back "
+            "jobs whose worker died. Run as many as you like, on any machine that reaches "
+            "the database.")
 
     def add_arguments(self, parser):
         parser.add_argument("--interval", type=float, default=1.0,
@@ -31,11 +32,15 @@ class Command(BaseCommand):
         if verbosity:
             self.stdout.write(f"Worker {worker_id} started (queues: {queue_name}).")
         sweep_every = max(min(settings.FOLIO_JOB_LEASE / 4, 60), 1)
-        last_sweep = None
+        tick_every = settings.FOLIO_SCHEDULE_INTERVAL
+        last_sweep = last_tick = None
         while worker.running:
             if last_sweep is None or time.monotonic() - last_sweep >= sweep_every:
                 jobs.reclaim_abandoned()
                 last_sweep = time.monotonic()
+            if tick_every and (last_tick is None or time.monotonic() - last_tick >= tick_every):
+                scheduling.enqueue_tick()  # recurring invoices and reminders, as a job
+                last_tick = time.monotonic()
             worker.run()  # the jobs ready now, one at a time; returns when none is left
             if batch:
                 break

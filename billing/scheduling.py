@@ -1,0 +1,47 @@
+"""
+The periodic work: recurring invoices and reminders, run as one durable job.
+
+django-tasks has no periodic scheduler, so the worker (`manage.py worker`) writes a
+``run_schedules`` job every ``FOLIO_SCHEDULE_INTERVAL`` seconds unless one is already waiting
+or running (a cheap query), and runs it like any other job. Several workers may all do
+this: what keeps invoices and reminders from being made twice is the database's unique
+constraints (one invoice per schedule and period, one reminder per invoice and step), never
+the tick. A job whose worker died is taken back after ``FOLIO_JOB_LEASE`` (``billing.jobs``).
+`manage.py run_schedules` runs the same work in the foreground, for cron and tests.
+"""
+
+from datetime import date
+from typing import NamedTuple
+
+from django.utils import timezone
+from django_tasks_db.compat import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
+
+from . import recurring, reminders
+
+
+class Outcome(NamedTuple):
+    invoices: list
+    sent: list
+    failed: list  # (invoice, reason)
+    reminders: list
+
+
+def run(today: date | None = None) -> Outcome:
+    """Make the recurring invoices due by ``today``, then send the reminders due."""
+    today = today or timezone.localdate()
+    made = recurring.run_due(today)
+    return Outcome(made.created, made.sent, made.failed, reminders.run_due(today))
+
+
+def enqueue_tick() -> bool:
+    """Write a ``run_schedules`` job unless one is waiting or running. Whether it did."""
+    from .tasks import run_schedules
+
+    waiting = DBTaskResult.objects.filter(
+        task_path=run_schedules.module_path,
+        status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING])
+    if waiting.exists():
+        return False
+    run_schedules.enqueue()
+    return True
