@@ -12,3 +12,10 @@ from . import emails
 @task()
 def deliver_email(delivery_id: int) -> str:
     return emails.attempt(delivery_id)
+
+
+@task()
+def send_batch(batch_id: int) -> str:
+    from . import batches
+
+    return batches.run(batch_id)
