@@ -169,6 +169,11 @@ class Membership(models.Model):
         return self.can("create")
 
     @property
+    def can_send(self):
+        """Send drafts (one, or many in a month-end run)."""
+        return self.can("send")
+
+    @property
     def can_manage(self):
         """Members (and numbering settings)."""
         return self.can("manage_members")

@@ -14,7 +14,8 @@ def deliver_email(delivery_id: int) -> str:
     return emails.attempt(delivery_id)
 
 
-@task()
+# Ahead of the e-mails it queues: a run's numbers are not kept waiting behind its deliveries.
+@task(priority=10)
 def send_batch(batch_id: int) -> str:
     from . import batches
 
