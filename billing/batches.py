@@ -14,10 +14,12 @@ A worker may die during a run (SIGKILL, power): the job is then run again
 with an outcome is never sent again. The job works for at most ``time_budget()`` seconds,
 then queues its own continuation: a long run never outlives the job lease, and other jobs
 (the e-mails it queues) run in between. Two runs of one job at once are harmless: each
-item is claimed with a row lock that the other skips.
+item is claimed with a row lock that the other skips, and a run that skipped some checks
+again later that they got an outcome.
 """
 
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -134,7 +136,10 @@ def run(batch_id: int, budget: float | None = None) -> str:
                 send_batch.enqueue(batch.pk)  # the rest, by the next job
                 return "continued"
     if pending(batch).exists():
-        return "held"  # the other run finishes the batch
+        # Held by another run: if it dies before their outcome, a later job sends them.
+        send_batch.using(run_after=timezone.now() + timedelta(seconds=time_budget())) \
+            .enqueue(batch.pk)
+        return "held"
     return finish(batch)
 
 
