@@ -21,6 +21,7 @@ from billing.tasks import send_batch
 from counters.models import IssuedNumber
 
 from .factories import ClientFactory, CreditNoteFactory, InvoiceFactory, MembershipFactory
+from .test_browser import chromium, log_in, owner, page  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
 Outcome = SendBatchItem.Outcome
@@ -229,10 +230,10 @@ def test_send_drafts_keeps_its_progress_bar(accountant):
 def test_the_list_lets_a_sender_tick_drafts_only(browser, accountant):
     draft, issued = drafts_of(accountant, 2)
     services.send_document(issued)
-    page = browser.get(reverse("invoice_list")).content.decode()
-    assert f'name="document" value="{draft.pk}"' in page
-    assert f'name="document" value="{issued.pk}"' not in page
-    assert "Send selected in background" in page and reverse("batch_list") in page
+    html = browser.get(reverse("invoice_list")).content.decode()
+    assert f'name="document" value="{draft.pk}"' in html
+    assert f'name="document" value="{issued.pk}"' not in html
+    assert "Send selected in background" in html and reverse("batch_list") in html
 
 
 def test_a_viewer_sees_no_checkboxes_and_may_not_post(client):
@@ -253,16 +254,16 @@ def test_start_from_the_list_then_follow_the_progress_without_javascript(browser
     assert response["Location"] == reverse("batch_detail", args=[batch.pk])
     assert batch.email and batch.created_by == accountant.user
 
-    page = browser.get(response["Location"]).content.decode()
-    assert 'data-remaining>3<' in page and 'hx-trigger="every 1s"' in page
-    assert '<meta http-equiv="refresh"' in page  # inside <noscript>: a plain reload
+    html = browser.get(response["Location"]).content.decode()
+    assert 'data-remaining>3<' in html and 'hx-trigger="every 1s"' in html
+    assert '<meta http-equiv="refresh"' in html  # inside <noscript>: a plain reload
     run_ready_jobs()
-    page = browser.get(response["Location"]).content.decode()
-    assert 'data-issued>2<' in page and 'data-failed>1<' in page
-    assert 'data-remaining>0<' in page and "hx-trigger" not in page and "refresh" not in page
-    assert reverse("invoice_detail", args=[bad.pk]) in page
-    assert "Add at least one line before sending." in page
-    assert all(Invoice.objects.get(pk=d.pk).number in page for d in good)
+    html = browser.get(response["Location"]).content.decode()
+    assert 'data-issued>2<' in html and 'data-failed>1<' in html
+    assert 'data-remaining>0<' in html and "hx-trigger" not in html and "refresh" not in html
+    assert reverse("invoice_detail", args=[bad.pk]) in html
+    assert "Add at least one line before sending." in html
+    assert all(Invoice.objects.get(pk=d.pk).number in html for d in good)
 
 
 def test_htmx_polls_the_progress_alone_until_the_run_is_done(browser, accountant):
@@ -282,8 +283,8 @@ def test_all_drafts_of_a_client_from_the_client_page_and_the_filtered_list(
         browser, accountant):
     mine = drafts_of(accountant, 2)
     other = drafts_of(accountant, 1)[0]
-    page = browser.get(reverse("client_detail", args=[mine[0].client_id])).content.decode()
-    assert 'data-send-all="invoice"' in page
+    html = browser.get(reverse("client_detail", args=[mine[0].client_id])).content.decode()
+    assert 'data-send-all="invoice"' in html
     listed = browser.get(reverse("invoice_list"), {"client": mine[0].client_id})
     assert "data-send-client" in listed.content.decode()
     browser.post(reverse("batch_start"), {"kind": "invoice", "client": mine[0].client_id,
@@ -395,3 +396,57 @@ def test_a_worker_killed_during_a_run_loses_and_repeats_nothing(tmp_path):
         assert sent == Counter(numbers)  # one e-mail each, none lost, none twice
     finally:
         database.drop()
+
+
+# --- In a real browser ------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_select_drafts_start_and_watch_the_run_finish(page, owner):  # noqa: F811
+    """Tick two drafts, send them in the background, and see the page reach *done* by
+    itself (htmx polling) once the worker (here: this test) has run the job."""
+    from playwright.sync_api import expect
+
+    client = ClientFactory(company=owner.company, name="Boulangerie Martin")
+    first, second = InvoiceFactory(client=client), InvoiceFactory(client=client)
+    left_alone = InvoiceFactory(client=client)
+    log_in(page)
+    page.get_by_role("link", name="Invoices", exact=True).click()
+    page.get_by_label(f"Select draft #{first.pk}").check()
+    page.get_by_label(f"Select draft #{second.pk}").check()
+    page.get_by_role("button", name="Send selected in background").click()
+    expect(page.locator("#batch-progress")).to_have_attribute("data-state", "running")
+    expect(page.locator("[data-remaining]")).to_have_text("2")
+    page.shot("running")
+
+    run_ready_jobs()  # what a worker does
+    expect(page.locator("#batch-progress")).to_have_attribute("data-state", "done")
+    expect(page.locator("[data-issued]")).to_have_text("2")
+    expect(page.locator("[data-remaining]")).to_have_text("0")
+    page.shot("done")
+    numbers = [Invoice.objects.get(pk=d.pk).number for d in (first, second)]
+    for number in numbers:
+        expect(page.get_by_role("link", name=number)).to_be_visible()
+    assert Invoice.objects.get(pk=left_alone.pk).is_draft
+
+    page.get_by_role("link", name="All runs").click()  # closed and reopened
+    page.locator("[data-batch] a").first.click()
+    expect(page.locator("#batch-progress")).to_have_attribute("data-state", "done")
+
+
+# --- Languages --------------------------------------------------------------------------------
+
+RUN_STRINGS = ["Send selected in background", "Month-end runs", "Remaining",
+               "Sending in the background: you may close this page and come back.",
+               "Select at least one draft to send.", "All runs",
+               "The role of the person who started the run no longer allows sending."]
+
+
+@pytest.mark.parametrize("language", ["fr", "de", "es", "it", "nl"])
+def test_the_run_pages_speak_every_language_of_the_app(language):
+    from django.utils import translation
+
+    with translation.override(language):
+        untranslated = [text for text in RUN_STRINGS if translation.gettext(text) == text]
+    assert untranslated == []
