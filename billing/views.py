@@ -971,7 +971,7 @@ def batch_start(request):
                           email=request.POST.get("email") == "on")
     messages.success(request, _("Sending %(count)s draft(s) in the background. You may "
                                 "close this page and come back.") % {"count": len(ids)})
-    return redirect("batch_detail", pk=batch.pk)
+    return redirect("sendbatch_detail", pk=batch.pk)
 
 
 @company_required

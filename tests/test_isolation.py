@@ -17,6 +17,7 @@ from django.test import Client as Browser
 from django.test import RequestFactory, override_settings
 from django.urls import URLPattern, get_resolver, reverse
 
+from billing import batches
 from billing.models import Membership
 from billing.services import record_payment, reverse_payment, send_document
 from billing.tenancy import SESSION_KEY
@@ -144,9 +145,10 @@ def company_with_documents():
     payment = record_payment(part_paid, amount=Decimal("10.00"), method="card")
     reversed_payment = record_payment(part_paid, amount=Decimal("5.00"), method="cash")
     reverse_payment(reversed_payment, reason="Mistake")
+    run = batches.create(client.company, "invoice", [draft.pk])  # a month-end run
     return {"client": [client], "invoice": [draft, sent], "credit_note": [credit_draft,
                                                                           credit_sent],
-            "payment": [payment, reversed_payment]}
+            "payment": [payment, reversed_payment], "sendbatch": [run]}
 
 
 @pytest.fixture

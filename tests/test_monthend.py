@@ -233,7 +233,7 @@ def test_the_list_lets_a_sender_tick_drafts_only(browser, accountant):
     html = browser.get(reverse("invoice_list")).content.decode()
     assert f'name="document" value="{draft.pk}"' in html
     assert f'name="document" value="{issued.pk}"' not in html
-    assert "Send selected in background" in html and reverse("batch_list") in html
+    assert "Send selected in background" in html and reverse("sendbatch_list") in html
 
 
 def test_a_viewer_sees_no_checkboxes_and_may_not_post(client):
@@ -241,17 +241,17 @@ def test_a_viewer_sees_no_checkboxes_and_may_not_post(client):
     draft, = drafts_of(viewer, 1)
     client.force_login(viewer.user)
     assert 'name="document"' not in client.get(reverse("invoice_list")).content.decode()
-    response = client.post(reverse("batch_start"), {"kind": "invoice", "document": draft.pk})
+    response = client.post(reverse("sendbatch_start"), {"kind": "invoice", "document": draft.pk})
     assert response.status_code == 403 and not SendBatch.objects.exists()
 
 
 def test_start_from_the_list_then_follow_the_progress_without_javascript(browser, accountant):
     good = drafts_of(accountant, 2)
     bad = InvoiceFactory(client=good[0].client, lines=[])
-    response = browser.post(reverse("batch_start"), {
+    response = browser.post(reverse("sendbatch_start"), {
         "kind": "invoice", "document": [d.pk for d in [*good, bad]], "email": "on"})
     batch = SendBatch.objects.get()
-    assert response["Location"] == reverse("batch_detail", args=[batch.pk])
+    assert response["Location"] == reverse("sendbatch_detail", args=[batch.pk])
     assert batch.email and batch.created_by == accountant.user
 
     html = browser.get(response["Location"]).content.decode()
@@ -269,7 +269,7 @@ def test_start_from_the_list_then_follow_the_progress_without_javascript(browser
 def test_htmx_polls_the_progress_alone_until_the_run_is_done(browser, accountant):
     ids = [d.pk for d in drafts_of(accountant, 2)]
     batch = batches.start(accountant.company, "invoice", ids, accountant.user, email=False)
-    url = reverse("batch_detail", args=[batch.pk])
+    url = reverse("sendbatch_detail", args=[batch.pk])
     fragment = browser.get(url, headers={"HX-Request": "true"}).content.decode()
     assert fragment.startswith('<div id="batch-progress"') and "<html" not in fragment
     assert f'hx-get="{url}"' in fragment and 'data-state="running"' in fragment
@@ -287,7 +287,7 @@ def test_all_drafts_of_a_client_from_the_client_page_and_the_filtered_list(
     assert 'data-send-all="invoice"' in html
     listed = browser.get(reverse("invoice_list"), {"client": mine[0].client_id})
     assert "data-send-client" in listed.content.decode()
-    browser.post(reverse("batch_start"), {"kind": "invoice", "client": mine[0].client_id,
+    browser.post(reverse("sendbatch_start"), {"kind": "invoice", "client": mine[0].client_id,
                                           "email": "on"})
     assert outcomes(SendBatch.objects.get()) == [(d.pk, Outcome.PENDING) for d in mine]
     assert Invoice.objects.get(pk=other.pk).is_draft
@@ -299,9 +299,9 @@ def test_runs_are_listed_and_another_companys_run_is_not_found(browser, accounta
     stranger = MembershipFactory(role=Membership.Role.OWNER)
     theirs = batches.start(stranger.company, "invoice", [d.pk for d in drafts_of(stranger, 1)],
                            stranger.user)
-    listing = browser.get(reverse("batch_list")).content.decode()
+    listing = browser.get(reverse("sendbatch_list")).content.decode()
     assert f'data-batch="{mine.pk}"' in listing and f'data-batch="{theirs.pk}"' not in listing
-    assert browser.get(reverse("batch_detail", args=[theirs.pk])).status_code == 404
+    assert browser.get(reverse("sendbatch_detail", args=[theirs.pk])).status_code == 404
 
 
 @pytest.mark.parametrize("data", [
@@ -310,7 +310,7 @@ def test_runs_are_listed_and_another_companys_run_is_not_found(browser, accounta
     {"kind": "receipt", "document": "1"},
 ])
 def test_bad_or_empty_selections_get_a_message(browser, accountant, data):
-    response = browser.post(reverse("batch_start"), data, follow=True)
+    response = browser.post(reverse("sendbatch_start"), data, follow=True)
     assert response.status_code == 200 and not SendBatch.objects.exists()
     text = response.content.decode()
     assert "Select at least one draft to send." in text or "Unknown kind" in text
@@ -319,7 +319,7 @@ def test_bad_or_empty_selections_get_a_message(browser, accountant, data):
 def test_another_companys_drafts_are_not_taken(browser, accountant):
     stranger = MembershipFactory(role=Membership.Role.OWNER)
     theirs, = drafts_of(stranger, 1)
-    browser.post(reverse("batch_start"), {"kind": "invoice", "document": theirs.pk})
+    browser.post(reverse("sendbatch_start"), {"kind": "invoice", "document": theirs.pk})
     assert not SendBatch.objects.exists() and Invoice.objects.get(pk=theirs.pk).is_draft
 
 
