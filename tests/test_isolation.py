@@ -91,8 +91,15 @@ def object_kind(pattern):
     squashed = (pattern.name or "").replace("_", "")
     models = sorted(apps.get_app_config("billing").get_models(),
                     key=lambda model: len(model._meta.model_name), reverse=True)
-    return next((str(getattr(model, "kind", model._meta.model_name)) for model in models
+    return next((_kind_of(model) for model in models
                  if squashed.startswith(model._meta.model_name)), None)
+
+
+def _kind_of(model):
+    """A document model's kind (a ``Kind``, a string); any other model's name (a run's
+    ``kind`` is a field, the kind of documents it sends)."""
+    kind = getattr(model, "kind", None)
+    return str(kind) if isinstance(kind, str) else model._meta.model_name
 
 
 def object_urls():
