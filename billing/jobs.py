@@ -10,13 +10,13 @@ from django_tasks_db.compat import TaskResultStatus
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
-from .tasks import deliver_email
+from .tasks import deliver_email, send_batch
 
 log = logging.getLogger(__name__)
 
 # Jobs that never raise on a failure of their own (they record it and retry themselves):
 # when one ends failed, what failed was the infrastructure (the database), so it runs again.
-SELF_RETRYING = [deliver_email.module_path]
+SELF_RETRYING = [deliver_email.module_path, send_batch.module_path]
 
 
 def reclaim_abandoned(lease: timedelta | None = None) -> int:

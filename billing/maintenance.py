@@ -15,6 +15,9 @@ _PURGE = [
     "DELETE FROM counters_stateevent WHERE company_id IN ({ids})",
     "DELETE FROM counters_eventchain WHERE company_id IN ({ids})",
     "DELETE FROM billing_emaildelivery WHERE company_id IN ({ids})",
+    "DELETE FROM billing_sendbatchitem WHERE batch_id IN "
+    "(SELECT id FROM billing_sendbatch WHERE company_id IN ({ids}))",
+    "DELETE FROM billing_sendbatch WHERE company_id IN ({ids})",
     "DELETE FROM billing_creditnote WHERE company_id IN ({ids})",
     "DELETE FROM billing_invoice WHERE company_id IN ({ids})",
     "DELETE FROM counters_sequence WHERE company_id IN ({ids})",

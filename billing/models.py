@@ -217,6 +217,11 @@ class Membership(models.Model):
         return self.can("create")
 
     @property
+    def can_send(self):
+        """Send drafts (one, or many in a month-end run)."""
+        return self.can("send")
+
+    @property
     def can_manage(self):
         """Members (and numbering settings)."""
         return self.can("manage_members")
@@ -1090,3 +1095,66 @@ class Reminder(models.Model):
     def __str__(self):
         return str(_("Reminder of %(invoice)s after %(days)s days") % {
             "invoice": self.invoice, "days": self.step})
+# --- Month-end runs ------------------------------------------------------------------------
+
+
+class SendBatch(models.Model):
+    """
+    A month-end run: drafts of one kind sent in the background, in a person's name
+    (``billing.batches``). It is *running* until every item has an outcome, then *done*.
+    """
+
+    class State(models.TextChoices):
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+",
+                                verbose_name=_("company"))
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", verbose_name=_("started by"))
+    created_at = models.DateTimeField(_("started"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    email = models.BooleanField(_("e-mail each document"), default=True)
+    state = models.CharField(_("state"), max_length=10, choices=State.choices,
+                             default=State.RUNNING)
+
+    class Meta:
+        verbose_name = _("month-end run")
+        verbose_name_plural = _("month-end runs")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["company", "-created_at"],
+                                name="billing_sendbatch_company")]
+
+    def __str__(self):
+        return str(_("Month-end run #%(id)s") % {"id": self.pk})
+
+
+class SendBatchItem(models.Model):
+    """One draft of a month-end run and what became of it: issued (its number) or failed
+    (why). Its outcome is written in the transaction that sent the draft."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", _("Remaining")
+        ISSUED = "issued", _("Issued")
+        FAILED = "failed", _("Failed")
+
+    batch = models.ForeignKey(SendBatch, on_delete=models.CASCADE, related_name="items")
+    document_id = models.BigIntegerField()
+    outcome = models.CharField(max_length=10, choices=Outcome.choices,
+                               default=Outcome.PENDING)
+    number = models.CharField(max_length=NUMBER_MAX_LENGTH, blank=True)
+    reason = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("month-end run item")
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["batch", "document_id"],
+                                               name="billing_sendbatchitem_once")]
+        indexes = [models.Index(fields=["batch", "outcome"],
+                                name="billing_sendbatchitem_outcome")]
+
+    def __str__(self):
+        return f"#{self.document_id}: {self.outcome}"

@@ -1,5 +1,7 @@
 """PDFs of documents, rendered by WeasyPrint from an HTML template."""
 
+import threading
+
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
@@ -34,7 +36,24 @@ def render_pdf(document, content, variant=None) -> bytes:
             "document": document, "content": content, "language": content.locale,
             "lines": content.lines, "taxes": content.breakdown, "company": content.seller,
         })
-    return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf(pdf_variant=variant)
+    return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf(
+        pdf_variant=variant, font_config=_font_config())
+
+
+_fonts = threading.local()
+
+
+def _font_config():
+    """
+    One WeasyPrint font configuration per thread, kept: a fresh one for each PDF (WeasyPrint's
+    default) leaves memory behind every time, so a worker e-mailing thousands of PDFs grew
+    without bound. Pango's font map is not shared between threads.
+    """
+    from weasyprint.text.fonts import FontConfiguration
+
+    if not hasattr(_fonts, "config"):
+        _fonts.config = FontConfiguration()
+    return _fonts.config
 
 
 def pdf_filename(document) -> str:

@@ -22,3 +22,11 @@ def run_schedules() -> str:
     outcome = scheduling.run()
     return (f"{len(outcome.invoices)} invoice(s), {len(outcome.sent)} sent, "
             f"{len(outcome.failed)} not sent, {len(outcome.reminders)} reminder(s)")
+
+
+# Ahead of the e-mails it queues: a run's numbers are not kept waiting behind its deliveries.
+@task(priority=10)
+def send_batch(batch_id: int) -> str:
+    from . import batches
+
+    return batches.run(batch_id)

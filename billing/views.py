@@ -36,7 +36,17 @@ from counters.history import history_of
 from counters.models import Kind, NumberingSettings, NumberingSettingsChange
 from counters.services import preview_number, preview_settings, save_numbering_settings
 
-from . import balances, formats, invitations, money, once, reminders, services, throttle
+from . import (
+    balances,
+    batches,
+    formats,
+    invitations,
+    money,
+    once,
+    reminders,
+    services,
+    throttle,
+)
 from .einvoice.exports import NotExportable, einvoice_problems, export, ubl_problems
 from .emails import deliveries_of
 from .forms import (
@@ -69,6 +79,8 @@ from .models import (
     InvoiceLine,
     Membership,
     Payment,
+    SendBatch,
+    SendBatchItem,
     UserPreferences,
 )
 from .pdf import document_pdf, pdf_filename
@@ -329,6 +341,8 @@ def client_detail(request, pk):
         "invoices": invoice_rows[:PAGE_SIZE], "more_invoices": len(invoice_rows) > PAGE_SIZE,
         "credit_notes": credit_note_rows[:PAGE_SIZE],
         "more_credit_notes": len(credit_note_rows) > PAGE_SIZE, "today": today,
+        "send_all": [(Kind.INVOICE, _("Send all draft invoices in background")),
+                     (Kind.CREDIT_NOTE, _("Send all draft credit notes in background"))],
     })
 
 
@@ -363,6 +377,7 @@ def document_list(request, kind):
         "spec": spec, "page": page, "filters": filters, "query": query.urlencode(),
         "open_column": open_column,
         "today": timezone.localdate(),
+        "filtered_client": filters.cleaned_data["client"] if filters.is_valid() else None,
     })
 
 
@@ -938,3 +953,67 @@ def audit(request):
     return render(request, "billing/audit.html", {
         "series": result.series, "findings": findings, "more": more,
     })
+
+
+# --- Month-end runs ------------------------------------------------------------------------
+
+BATCH_ITEMS_SHOWN = 100
+
+
+@require_POST
+@company_required(action=Action.SEND)
+def batch_start(request):
+    """
+    Send drafts in the background: the ticked ones (``document``), or with ``client`` every
+    draft of that client. Only drafts of the current company are taken; then the run's page.
+    """
+    kind = request.POST.get("kind", "")
+    if kind not in KINDS:
+        messages.error(request, _("Unknown kind of document."))
+        return redirect("invoice_list")
+    spec = KINDS[kind]
+    client = None
+    if request.POST.get("client"):
+        client = get_object_or_404(scoped(request, Client), pk=_pk(request.POST["client"]))
+        ids = batches.drafts(request.company, kind, client=client)
+    else:
+        posted = [_pk(value) for value in request.POST.getlist("document")]
+        ids = batches.drafts(request.company, kind, ids=[pk for pk in posted if pk])
+    if not ids:
+        messages.error(request, _("Select at least one draft to send."))
+        return redirect(reverse("client_detail", args=[client.pk]) if client
+                        else spec.url("list"))
+    batch = batches.start(request.company, kind, ids, request.user,
+                          email=request.POST.get("email") == "on")
+    messages.success(request, _("Sending %(count)s draft(s) in the background. You may "
+                                "close this page and come back.") % {"count": len(ids)})
+    return redirect("sendbatch_detail", pk=batch.pk)
+
+
+@company_required
+def batch_list(request):
+    runs = scoped(request, SendBatch).select_related("created_by").annotate(
+        total=Count("items"),
+        issued=Count("items", filter=Q(items__outcome=SendBatchItem.Outcome.ISSUED)),
+        failed=Count("items", filter=Q(items__outcome=SendBatchItem.Outcome.FAILED)),
+    )
+    return render(request, "billing/batch_list.html", {
+        "page": Page(runs, request.GET.get("page")), "query": ""})
+
+
+@company_required
+def batch_detail(request, pk):
+    """A run's progress; htmx asks for the progress part alone, every second while running."""
+    batch = get_object_or_404(scoped(request, SendBatch).select_related("created_by"), pk=pk)
+    spec = KINDS[batch.kind]
+    failed = [(item, spec.url("detail", spec.model(pk=item.document_id))) for item in
+              batch.items.filter(outcome=SendBatchItem.Outcome.FAILED)[:BATCH_ITEMS_SHOWN]]
+    issued = [(item, spec.url("detail", spec.model(pk=item.document_id))) for item in
+              batch.items.filter(outcome=SendBatchItem.Outcome.ISSUED)
+              .order_by("-finished_at", "-id")[:BATCH_ITEMS_SHOWN]]
+    context = {"batch": batch, "spec": spec, "progress": batches.progress(batch),
+               "failed": failed, "issued": issued, "shown": BATCH_ITEMS_SHOWN,
+               "list_url": spec.url("list")}
+    if request.htmx:
+        return render(request, "billing/_batch_progress.html", context)
+    return render(request, "billing/batch_detail.html", context)

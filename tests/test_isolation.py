@@ -18,6 +18,7 @@ from django.test import Client as Browser
 from django.test import RequestFactory, override_settings
 from django.urls import URLPattern, get_resolver, reverse
 
+from billing import batches
 from billing.models import Membership, RecurringInvoice
 from billing.services import record_payment, reverse_payment, send_document
 from billing.tenancy import SESSION_KEY
@@ -91,8 +92,15 @@ def object_kind(pattern):
     squashed = (pattern.name or "").replace("_", "")
     models = sorted(apps.get_app_config("billing").get_models(),
                     key=lambda model: len(model._meta.model_name), reverse=True)
-    return next((str(getattr(model, "kind", model._meta.model_name)) for model in models
+    return next((_kind_of(model) for model in models
                  if squashed.startswith(model._meta.model_name)), None)
+
+
+def _kind_of(model):
+    """A document model's kind (a ``Kind``, a string); any other model's name (a run's
+    ``kind`` is a field, the kind of documents it sends)."""
+    kind = getattr(model, "kind", None)
+    return str(kind) if isinstance(kind, str) else model._meta.model_name
 
 
 def object_urls():
@@ -160,9 +168,11 @@ def company_with_documents():
                  for name, start in (("Due", date(2026, 1, 1)), ("Later", date(2099, 1, 1)))]
     for schedule in schedules:
         schedule.lines.create(description="Hosting", quantity=1, unit_price=10, tax_rate=20)
+    run = batches.create(client.company, "invoice", [draft.pk])  # a month-end run
     return {"client": [client], "invoice": [draft, sent], "credit_note": [credit_draft,
                                                                           credit_sent],
-            "payment": [payment, reversed_payment], "recurringinvoice": schedules}
+            "payment": [payment, reversed_payment], "recurringinvoice": schedules,
+            "sendbatch": [run]}
 
 
 @pytest.fixture

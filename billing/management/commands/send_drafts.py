@@ -3,24 +3,23 @@
 [--user USERNAME]``: issue many drafts at once (a month-end run). With ``--user`` the drafts
 are issued in that person's name, and only if their role in the company allows sending
 (``billing.permissions``, the rule the pages and the admin ask); without it, by the operator
-who runs the command on the server. Each document is sent by
-``billing.services.send_document`` in its own transaction: one failure neither stops nor
-undoes the others, and every failure is listed at the end.
+who runs the command on the server. The run is a month-end run like one started from the
+browser (``billing.batches``; it is listed on the run pages): each draft is sent by
+``billing.batches.send_item``, the job's own step, in its own transaction: one failure
+neither stops nor undoes the others, and every failure is listed at the end.
 """
 
 import time
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
 from tqdm import tqdm
 
-from billing.models import DRAFT, Client, Company, CreditNote, Invoice
+from billing import batches
+from billing.models import Client, Company
 from billing.permissions import Action, user_can
-from billing.services import send_document
 
-MODELS = {"invoice": Invoice, "credit_note": CreditNote}
+MODELS = batches.MODELS
 
 
 def find(model, value, **scope):
@@ -61,21 +60,22 @@ class Command(BaseCommand):
                 raise CommandError(f"No active user {username!r}.")
             if not user_can(user, company.pk, Action.SEND):
                 raise CommandError(f"{username}'s role in {company} does not allow sending.")
-        drafts = MODELS[kind].objects.filter(company=company, state=DRAFT).order_by("pk")
-        if client:
-            drafts = drafts.filter(client=find(Client, client, company=company))
-        ids = list(drafts.values_list("pk", flat=True)[:limit])
+        client = find(Client, client, company=company) if client else None
+        ids = batches.drafts(company, kind, client=client)[:limit]
+        if not ids:
+            self.stdout.write(f"0 of 0 {kind.replace('_', ' ')}(s) issued.")
+            return
+        batch = batches.create(company, kind, ids, user, email=email)
         failures, sent = [], 0
         started = time.perf_counter()
-        for pk in tqdm(ids, unit="doc", disable=no_progress or not ids, file=self.stderr):
-            draft = MODELS[kind](pk=pk)
-            try:
-                send_document(draft, user=user, email=email)
-            except (ValidationError, DatabaseError, MODELS[kind].DoesNotExist) as error:
-                messages = getattr(error, "messages", None) or [str(error)]
-                failures.append((pk, " ".join(messages)))
-            else:
+        items = list(batches.pending(batch))
+        for item_id in tqdm(items, unit="doc", disable=no_progress, file=self.stderr):
+            item = batches.send_item(item_id, MODELS[kind], user, email)
+            if item.outcome == item.Outcome.ISSUED:
                 sent += 1
+            else:
+                failures.append((item.document_id, item.reason))
+        batches.finish(batch)
         elapsed = time.perf_counter() - started
         rate = f" ({sent / elapsed:,.0f}/s)" if sent and elapsed else ""
         self.stdout.write(f"{sent} of {len(ids)} {kind.replace('_', ' ')}(s) issued"
