@@ -867,3 +867,7 @@ class PaymentReversal(AppendOnly):
 
     def __str__(self):
         return str(_("Reversal of payment #%(id)s") % {"id": self.payment_id})
+
+
+# The API's tables (``billing.api.models``), registered with the app's models.
+from .api.models import ApiToken, IdempotencyKey  # noqa: E402, F401
