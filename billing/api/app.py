@@ -17,9 +17,10 @@ ERRORS = {
     "404": "No such resource in the token's company.",
     "422": "The input was refused; `detail` says why, `errors` lists each field's problem.",
 }
-WRITE_ERRORS = {
-    "409": "The document is not in a state that allows this (already issued, not sent…), "
-           "or a request with the same Idempotency-Key is still in progress.",
+CONFLICT = {
+    "409": "The document is not in a state that allows this (already issued, not sent, a "
+           "draft has no e-invoice…), or a request with the same Idempotency-Key is still "
+           "in progress.",
 }
 
 
@@ -32,6 +33,9 @@ class TokenAuth(HttpBearer):
 
 
 class FolioAPI(NinjaAPI):
+    def get_openapi_operation_id(self, operation):
+        return operation.view_func.__name__  # send_invoice, list_credit_notes…
+
     def get_openapi_schema(self, *args, **kwargs):
         schema = super().get_openapi_schema(*args, **kwargs)
         return document_problems(schema)
@@ -58,7 +62,8 @@ def document_problems(schema):
         for method, operation in operations.items():
             responses = {str(k): v for k, v in operation.get("responses", {}).items()}
             operation["responses"] = responses
-            errors = {**ERRORS, **(WRITE_ERRORS if method != "get" else {})}
+            conflicts = method != "get" or path.endswith(("/pdf", "/ubl", "/cii", "/facturx"))
+            errors = {**ERRORS, **(CONFLICT if conflicts else {})}
             for status, description in errors.items():
                 responses.setdefault(status, {"description": description})
                 responses[status]["content"] = problem

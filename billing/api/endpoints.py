@@ -394,6 +394,7 @@ DOWNLOADS = {
 }
 
 
+ONE = {"invoices": "invoice", "credit-notes": "credit_note"}
 SEND_BODY = {"requestBody": {"required": False, "content": {"application/json": {
     "schema": {"$ref": "#/components/schemas/SendIn"}}}}}
 
@@ -444,13 +445,14 @@ def document_operations(spec, prefix, tag, summary_schema, out, page_schema, cre
         (delete_document, "delete", "/{id}", {204: None}),
         (send_document, "post", "/{id}/send", out),
     ]:
-        view.__name__ = f"{view.__name__.replace('document', name)}"
+        view.__name__ = view.__name__.replace(
+            "documents", name).replace("document", ONE[tag])
         extra = SEND_BODY if view is send_document else None
         getattr(router, verb)(f"/{prefix}{path}", response=response, tags=[tag],
                               operation_id=view.__name__, openapi_extra=extra)(view)
     for syntax, extra in DOWNLOADS.items():
         download = _download_view(spec, syntax)
-        download.__name__ = f"download_{name}_{syntax}"
+        download.__name__ = f"download_{ONE[tag]}_{syntax}"
         download.__doc__ = extra["responses"]["200"]["description"]
         router.get(f"/{prefix}/{{id}}/{syntax}", tags=[tag], operation_id=download.__name__,
                    openapi_extra=extra, response={200: None})(download)

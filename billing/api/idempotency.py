@@ -57,10 +57,12 @@ class IdempotencyMiddleware:
         key = request.META.get(HEADER)
         token = token_of(request) if key is not None else None
         if key is not None and request.method == "POST" and token is not None:
-            if not key.strip() or len(key) > KEY_MAX_LENGTH:
+            if not key.strip() or len(key) > KEY_MAX_LENGTH or not key.isascii() \
+                    or not key.isprintable():
                 return problems.problem_response(
-                    422, _("An Idempotency-Key is 1 to %(max)d characters.") % {
-                        "max": KEY_MAX_LENGTH}, kind="idempotency-key")
+                    422, _("An Idempotency-Key is 1 to %(max)d printable ASCII characters, "
+                           "such as a UUID.") % {"max": KEY_MAX_LENGTH},
+                    kind="idempotency-key")
             return self.once(request, token, key)
         return self.in_transaction(request)
 
