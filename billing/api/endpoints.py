@@ -140,15 +140,22 @@ def line_out(line):
             "tax_exemption_code": line.tax_exemption_code, "net_amount": line.net_amount}
 
 
-def detail(document):
+def detail(document, *, just_sent=False):
+    """
+    The document with its lines. ``just_sent``: it was a draft a moment ago, in this
+    request, so nothing has paid or credited it yet (the database allows neither on a
+    draft): its open amount is its total, without asking.
+    """
     data = summary(document)
     data["lines"] = [line_out(line) for line in document.lines.all()]
     data["number_preview"] = preview_number(document) if document.is_draft else None
     if isinstance(document, Invoice):
         zero = document.total - document.total
-        paid = document.paid() if document.is_issued else zero
-        data["paid"] = paid
-        data["open_amount"] = document.open_amount(paid=paid) if document.is_issued else zero
+        if document.is_draft or just_sent:
+            data["paid"], data["open_amount"] = zero, document.total if just_sent else zero
+        else:
+            paid = document.paid()
+            data["paid"], data["open_amount"] = paid, document.open_amount(paid=paid)
     return data
 
 
@@ -355,7 +362,7 @@ def _send(request, spec, pk):
                                       email=bool(payload and payload.email))
     except services.NotADraft as error:
         raise Problem(409, " ".join(error.messages), kind="not-draft") from None
-    return detail(sent)
+    return detail(sent, just_sent=True)
 
 
 def _download(request, spec, pk, syntax):

@@ -6,9 +6,10 @@ the work and stores the response on the row before committing:
 - the same key, the same request (method, path, body) again: the stored response is
   replayed (status and body, with ``Idempotent-Replayed: true``) and nothing is done again;
 - the same key with another request: 422, nothing done;
-- two requests with one key at once: the second's INSERT waits on the unique index
-  (company, key) until the first commits, fails, and replays — one effect, by the
-  database's constraint, not a check-then-act (SQLite writes one transaction at a time);
+- two requests with one key at once: the second's INSERT … ON CONFLICT DO NOTHING waits on
+  the unique index (company, key) until the first commits, inserts nothing, and replays —
+  one effect, by the database's constraint, not a check-then-act (SQLite writes one
+  transaction at a time);
 - a request that fails with a 5xx rolls back, key included: it may be retried.
 
 Keys are kept ``FOLIO_IDEMPOTENCY_HOURS`` (24 by default, the least the API promises);
@@ -19,7 +20,7 @@ import hashlib
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -43,6 +44,23 @@ def prune(now=None) -> int:
     cutoff = (now or timezone.now()) - retention()
     deleted, _by_model = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+def claim(token, key, method, path, body_hash):
+    """
+    Insert the key's row; its id, or None when the key is taken. One statement, no
+    savepoint: ``ON CONFLICT DO NOTHING`` waits, on PostgreSQL, for a concurrent transaction
+    that inserted the same (company, key) to end, then skips the row if it committed.
+    """
+    table = IdempotencyKey._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (company_id, token_id, key, method, path, body_hash, "
+            "content_type, body, created_at) VALUES (%s, %s, %s, %s, %s, %s, '', %s, %s) "
+            "ON CONFLICT (company_id, key) DO NOTHING RETURNING id",
+            [token.company_id, token.pk, key, method, path, body_hash, b"", timezone.now()])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 class IdempotencyMiddleware:
@@ -76,22 +94,17 @@ class IdempotencyMiddleware:
     def once(self, request, token, key):
         body_hash = hashlib.sha256(request.body).hexdigest()
         with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    row = IdempotencyKey.objects.create(
-                        company_id=token.company_id, token=token, key=key,
-                        method=request.method, path=request.path[:500], body_hash=body_hash)
-            except IntegrityError:
+            row_id = claim(token, key, request.method, request.path[:500], body_hash)
+            if row_id is None:
                 # Another request with this key committed (or we waited for it to): replay.
                 return self.replay(request, token, key, body_hash)
             response = self.get_response(request)
             if response.status_code >= 500 or getattr(response, "streaming", False):
                 transaction.set_rollback(True)
                 return response
-            row.status = response.status_code
-            row.content_type = response.get("Content-Type", "")
-            row.body = response.content
-            row.save(update_fields=["status", "content_type", "body"])
+            IdempotencyKey.objects.filter(pk=row_id).update(
+                status=response.status_code, content_type=response.get("Content-Type", ""),
+                body=response.content)
         return response
 
     def replay(self, request, token, key, body_hash):
