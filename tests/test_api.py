@@ -283,7 +283,7 @@ def test_lists_are_filtered_and_paged_by_an_opaque_cursor(api, company):
         cursor = body["next_cursor"]
         if cursor is None:
             break
-        assert str(drafts[0].pk) not in cursor  # opaque
+        assert not cursor.isdigit()  # opaque: not an id to compute with
     assert seen == sorted((d.pk for d in drafts), reverse=True)
     sent = api.get("/invoices?state=sent").json()["items"]
     assert [item["id"] for item in sent] == [drafts[0].pk]

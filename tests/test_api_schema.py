@@ -10,7 +10,9 @@ import os
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
 from schemathesis.checks import not_a_server_error
@@ -72,7 +74,21 @@ def a_company_with_documents():
 
 
 @pytest.fixture
-def fuzzed(db):
+def keep_the_test_connection():
+    """
+    schemathesis calls the WSGI app directly, which closes the database connection at each
+    request's start and end (Django's test client unhooks that, and so do we): on
+    PostgreSQL it would close the test's transaction.
+    """
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def fuzzed(db, keep_the_test_connection):
     company, _ids = a_company_with_documents()
     _row, token = create_token(company, "owner")
     return token

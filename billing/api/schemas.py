@@ -71,9 +71,13 @@ class ClientPatch(Schema):
     attach_ubl: bool | None = None
 
 
-class ClientOut(ClientFields):
+class ClientId(Schema):
     id: int
     name: str
+
+
+class ClientOut(ClientFields, ClientId):  # id and name first
+    pass
 
 
 class ClientPage(Schema):
@@ -184,18 +188,18 @@ class CreditNoteSummary(DocumentSummary):
     reason: str
 
 
-class DocumentDetail(Schema):
-    lines: list[LineOut]
-    number_preview: str | None = Field(
-        description="A draft: the number it would take if sent now (consumes nothing).")
+PREVIEW = "A draft: the number it would take if sent now (consumes nothing); else null."
 
 
-class InvoiceOut(InvoiceSummary, DocumentDetail):
+class InvoiceOut(InvoiceSummary):
     paid: Dec
+    number_preview: str | None = Field(description=PREVIEW)
+    lines: list[LineOut]
 
 
-class CreditNoteOut(CreditNoteSummary, DocumentDetail):
-    pass
+class CreditNoteOut(CreditNoteSummary):
+    number_preview: str | None = Field(description=PREVIEW)
+    lines: list[LineOut]
 
 
 class InvoicePage(Schema):
