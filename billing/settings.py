@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django_countries",
     "django_tasks",
     "django_tasks_db",
+    "ninja",  # the API's docs page with its own Swagger UI files (no CDN: the CSP allows none)
     "counters",
     "billing",
 ]
@@ -242,6 +243,9 @@ FOLIO_JOB_LEASE = int(os.environ.get("FOLIO_JOB_LEASE", "600"))
 # failure, doubling each time (at most an hour), then marked failed.
 FOLIO_EMAIL_ATTEMPTS = int(os.environ.get("FOLIO_EMAIL_ATTEMPTS", "5"))
 FOLIO_EMAIL_BACKOFF = int(os.environ.get("FOLIO_EMAIL_BACKOFF", "60"))
+# The API's idempotency keys are kept (and a retry replayed) at least this many hours;
+# `manage.py prune_idempotency_keys` deletes older ones.
+FOLIO_IDEMPOTENCY_HOURS = int(os.environ.get("FOLIO_IDEMPOTENCY_HOURS", "24"))
 
 # --- Security -------------------------------------------------------------------------------
 # Production sets FOLIO_BEHIND_TLS=1 (the site is only served over HTTPS) and, when a proxy

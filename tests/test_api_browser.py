@@ -51,3 +51,13 @@ def test_an_owner_creates_a_token_sees_it_once_and_revokes_it(page, owner):  # n
     page.shot("token-revoked")
     assert ApiToken.objects.get().revoked_at is not None
     assert api_status(token) == 401
+
+
+def test_the_api_docs_page_works_under_the_content_security_policy(page):  # noqa: F811
+    blocked = []
+    page.on("console", lambda message: blocked.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    page.goto("/api/v1/docs")
+    expect(page.get_by_text("Folio API").first).to_be_visible()
+    expect(page.get_by_text("/api/v1/invoices/{id}/send").first).to_be_visible()
+    assert blocked == []

@@ -63,10 +63,10 @@ def scoped(request, model):
 
 
 def get(request, model, pk, related=()):
-    row = scoped(request, model).select_related(*related).filter(pk=pk).first()
-    if row is None:
-        raise Http404
-    return row
+    try:
+        return scoped(request, model).select_related(*related).get(pk=pk)
+    except model.DoesNotExist:
+        raise Http404 from None
 
 
 def actor(request):
