@@ -70,7 +70,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "billing.tenancy.CurrentCompanyMiddleware",
-    # The API's writes: one transaction each, POSTs replayed by their Idempotency-Key.
+    # The API: a POST with an Idempotency-Key runs in one transaction and is replayed.
     "billing.api.idempotency.IdempotencyMiddleware",
     "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its lockout response.

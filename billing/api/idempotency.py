@@ -1,7 +1,7 @@
 """
-Idempotent writes. Every write to the API runs in one transaction, and a POST with an
-``Idempotency-Key`` header first inserts the key's row in that same transaction, then does
-the work and stores the response on the row before committing:
+Idempotent writes. A POST with an ``Idempotency-Key`` header runs in one transaction that
+first inserts the key's row, then does the work and stores the response on the row before
+committing:
 
 - the same key, the same request (method, path, body) again: the stored response is
   replayed (status and body, with ``Idempotent-Replayed: true``) and nothing is done again;
@@ -32,7 +32,6 @@ from .tokens import token_of
 PREFIX = "/api/"
 HEADER = "HTTP_IDEMPOTENCY_KEY"
 KEY_MAX_LENGTH = 255
-WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def retention():
@@ -64,13 +63,13 @@ def claim(token, key, method, path, body_hash):
 
 
 class IdempotencyMiddleware:
-    """Runs the API's writes in one transaction each, replaying POSTs by their key."""
+    """Runs each API POST with an Idempotency-Key in one transaction, replaying by key."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.method not in WRITES or not request.path.startswith(PREFIX):
+        if request.method != "POST" or not request.path.startswith(PREFIX):
             return self.get_response(request)
         key = request.META.get(HEADER)
         token = token_of(request) if key is not None else None
@@ -82,14 +81,9 @@ class IdempotencyMiddleware:
                            "such as a UUID.") % {"max": KEY_MAX_LENGTH},
                     kind="idempotency-key")
             return self.once(request, token, key)
-        return self.in_transaction(request)
-
-    def in_transaction(self, request):
-        with transaction.atomic():
-            response = self.get_response(request)
-            if response.status_code >= 500:
-                transaction.set_rollback(True)
-        return response
+        # Without a key, each operation's own transaction (the services', the draft
+        # writer's) is the request's: no outer one to pay for.
+        return self.get_response(request)
 
     def once(self, request, token, key):
         body_hash = hashlib.sha256(request.body).hexdigest()

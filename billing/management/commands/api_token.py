@@ -1,7 +1,7 @@
 """
 ``manage.py api_token --company ID --role ROLE [--name NAME] [--user USERNAME]``: print a new
 API token of the company (for scripts and provisioning). Only its hash is stored: keep what
-is printed. Revoke it on the API tokens page (owners) or in the admin.
+is printed. Revoke it on the API tokens page (owners).
 """
 
 from django.contrib.auth import get_user_model
