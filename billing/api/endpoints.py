@@ -8,6 +8,7 @@ import base64
 import binascii
 from datetime import date
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.forms.models import model_to_dict
 from django.http import Http404, HttpResponse
@@ -51,8 +52,6 @@ ID = Path(..., ge=1, le=MAX_ID)
 def allow(request, action):
     """The token's role must allow ``action`` (the one rule of ``billing.permissions``)."""
     if not can(request.auth.role, action):
-        from django.core.exceptions import PermissionDenied
-
         raise PermissionDenied(_("This token's role (%(role)s) does not allow this.") % {
             "role": request.auth.role})
 
@@ -70,7 +69,8 @@ def get(request, model, pk, related=()):
 
 
 def actor(request):
-    """Who the history and the ledger name for a token's action: the owner who made it."""
+    """Who the history and the ledger name for a token's action: the user who made it
+    (None for a token made by ``api_token`` without ``--user``)."""
     return request.auth.created_by
 
 
@@ -219,7 +219,7 @@ def update_client(request, payload: s.ClientPatch, id: int = ID):
 # --- Documents ----------------------------------------------------------------------------
 
 
-class Kind_:
+class DocumentKind:
     """What the operations of one kind of document need."""
 
     def __init__(self, model, form, formset, fields, states):
@@ -227,12 +227,13 @@ class Kind_:
         self.fields, self.states = fields, states
 
 
-INVOICES = Kind_(Invoice, InvoiceForm, InvoiceLineFormSet,
-                 ["client", "due_date", "currency", "buyer_reference", "notes"],
-                 DocumentState.values)
-CREDIT_NOTES = Kind_(CreditNote, CreditNoteForm, CreditNoteLineFormSet,
-                     ["client", "invoice", "reason", "currency", "buyer_reference", "notes"],
-                     [DocumentState.DRAFT, DocumentState.SENT])
+INVOICES = DocumentKind(
+    Invoice, InvoiceForm, InvoiceLineFormSet,
+    ["client", "due_date", "currency", "buyer_reference", "notes"], DocumentState.values)
+CREDIT_NOTES = DocumentKind(
+    CreditNote, CreditNoteForm, CreditNoteLineFormSet,
+    ["client", "invoice", "reason", "currency", "buyer_reference", "notes"],
+    [DocumentState.DRAFT, DocumentState.SENT])
 LINE_FIELDS = list(s.LineIn.model_fields)
 
 

@@ -25,16 +25,6 @@ MAX_ID = 2**63 - 1  # a bigint: larger ids are refused by the schema, not the da
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
-class Problem(Schema):
-    """RFC 9457 problem details."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    errors: list[dict] | None = None
-
-
 # --- Clients ------------------------------------------------------------------------------
 
 
