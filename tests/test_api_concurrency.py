@@ -1,19 +1,21 @@
 """
 Idempotent sends under concurrency, on PostgreSQL with real threads (one connection each):
 eight clients retrying one ``POST …/send`` with one Idempotency-Key at the same moment get
-one effect — one number issued — and eight identical answers.
+one effect — one number issued — and eight identical answers. And ``bench_api`` in small.
 """
 
 import json
 import threading
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connections
 from django.test import Client as WebClient
 
-from billing.api.models import IdempotencyKey
+from billing.api.models import ApiToken, IdempotencyKey
 from billing.api.tokens import create_token
-from billing.models import Invoice
+from billing.models import Company, Invoice
 from counters.models import IssuedNumber, StateEvent
 
 from .factories import ClientFactory, InvoiceFactory
@@ -86,3 +88,15 @@ def test_without_a_key_parallel_sends_issue_once_and_the_others_are_told():
     statuses = sorted(status for status, _body in answers)
     assert statuses == [200, 409, 409, 409]
     assert IssuedNumber.objects.count() == 1
+
+
+def test_the_benchmark_sends_every_draft_once_on_each_side_and_removes_its_data():
+    out = StringIO()
+    # The command raises CommandError on any unexpected answer or a draft not issued once.
+    call_command("bench_api", "--drafts", "10", "--rounds", "2", "--clients", "2",
+                 "--workers", "1", stdout=out)
+    report = out.getvalue()
+    for label in ("the web page", "the API (bearer token)", "with an Idempotency-Key"):
+        assert label in report
+    assert "goal" in report
+    assert not Company.objects.exists() and not ApiToken.objects.exists()
