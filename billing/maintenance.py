@@ -24,6 +24,8 @@ _PURGE = [
     "DELETE FROM counters_numberingsettingschange WHERE company_id IN ({ids})",
     "DELETE FROM counters_numberingsettings WHERE company_id IN ({ids})",
     "DELETE FROM billing_client WHERE company_id IN ({ids})",
+    "DELETE FROM billing_idempotencykey WHERE company_id IN ({ids})",
+    "DELETE FROM billing_apitoken WHERE company_id IN ({ids})",
     "DELETE FROM billing_membership WHERE company_id IN ({ids})",
     "DELETE FROM billing_company WHERE id IN ({ids})",
 ]

@@ -1158,3 +1158,7 @@ class SendBatchItem(models.Model):
 
     def __str__(self):
         return f"#{self.document_id}: {self.outcome}"
+
+
+# The API's tables (``billing.api.models``), registered with the app's models.
+from .api.models import ApiToken, IdempotencyKey  # noqa: E402, F401

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django_countries",
     "django_tasks",
     "django_tasks_db",
+    "ninja",  # the API's docs page with its own Swagger UI files (no CDN: the CSP allows none)
     "counters",
     "billing",
 ]
@@ -69,6 +70,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "billing.tenancy.CurrentCompanyMiddleware",
+    # The API: a POST with an Idempotency-Key runs in one transaction and is replayed.
+    "billing.api.idempotency.IdempotencyMiddleware",
     "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its lockout response.
     "axes.middleware.AxesMiddleware",
@@ -244,6 +247,9 @@ FOLIO_EMAIL_BACKOFF = int(os.environ.get("FOLIO_EMAIL_BACKOFF", "60"))
 # the reminders that are due (billing.scheduling); 0 turns it off (cron runs
 # `manage.py run_schedules` instead).
 FOLIO_SCHEDULE_INTERVAL = int(os.environ.get("FOLIO_SCHEDULE_INTERVAL", "300"))
+# The API's idempotency keys are kept (and a retry replayed) at least this many hours;
+# `manage.py prune_idempotency_keys` deletes older ones.
+FOLIO_IDEMPOTENCY_HOURS = int(os.environ.get("FOLIO_IDEMPOTENCY_HOURS", "24"))
 
 # --- Security -------------------------------------------------------------------------------
 # Production sets FOLIO_BEHIND_TLS=1 (the site is only served over HTTPS) and, when a proxy

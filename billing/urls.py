@@ -5,6 +5,8 @@ from counters.models import Kind
 
 from . import recurring_views as rv
 from . import views
+from .api.app import api
+from .api.pages import api_tokens
 
 
 def document_urls(kind, prefix):
@@ -67,10 +69,12 @@ urlpatterns = [
     path("invitations/accept/", views.invitation_accept, name="invitation_accept"),
     path("invitations/signup/", views.invitation_signup, name="invitation_signup"),
     path("company/", views.company_settings, name="company_settings"),
+    path("company/tokens/", api_tokens, name="api_tokens"),
     path("numbering/", views.numbering_settings, name="numbering_settings"),
     path("numbering/preview/", views.numbering_preview, name="numbering_preview"),
     path("audit/", views.audit, name="audit"),
     path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
 ]
 
 handler500 = "billing.views.server_error"

@@ -1,0 +1,481 @@
+"""
+The REST API (``/api/v1/``): company tokens, the operations on clients and documents,
+problem details, idempotent POSTs, roles, and the tokens page and command.
+"""
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from billing.api.idempotency import prune
+from billing.api.models import ApiToken, IdempotencyKey
+from billing.api.tokens import create_token
+from billing.models import DocumentState, Invoice, Membership, Payment
+from counters.models import IssuedNumber
+
+from .factories import (
+    ClientFactory,
+    CompanyFactory,
+    InvoiceFactory,
+    MembershipFactory,
+)
+
+pytestmark = pytest.mark.django_db
+API = "/api/v1"
+
+
+class Api:
+    """A test client that speaks to the API with one token."""
+
+    def __init__(self, client, token):
+        self.client, self.token = client, token
+
+    def call(self, method, path, body=None, key=None, **headers):
+        if self.token:
+            headers["HTTP_AUTHORIZATION"] = f"Bearer {self.token}"
+        if key is not None:
+            headers["HTTP_IDEMPOTENCY_KEY"] = key
+        if method == "get":
+            return self.client.get(API + path, **headers)
+        data = json.dumps(body) if body is not None else ""  # a bare POST: no body at all
+        return getattr(self.client, method)(API + path, data, content_type="application/json",
+                                            **headers)
+
+    def get(self, path, **kw):
+        return self.call("get", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.call("post", path, body, **kw)
+
+    def patch(self, path, body, **kw):
+        return self.call("patch", path, body, **kw)
+
+    def delete(self, path, **kw):
+        return self.call("delete", path, **kw)
+
+
+@pytest.fixture
+def company():
+    return CompanyFactory()
+
+
+@pytest.fixture
+def owner(company):
+    return MembershipFactory(company=company, role=Membership.Role.OWNER).user
+
+
+def api_for(client, company, role="accountant", user=None):
+    _row, token = create_token(company, role, name="test", user=user)
+    return Api(client, token)
+
+
+@pytest.fixture
+def api(client, company, owner):
+    return api_for(client, company, "accountant", owner)
+
+
+def a_draft_body(client_id, **extra):
+    return {"client": client_id, "lines": [
+        {"description": "Consulting", "quantity": "2", "unit_price": "100.00",
+         "tax_rate": "20"}], **extra}
+
+
+def assert_problem(response, status):
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status and body["title"] and body["detail"] and body["type"]
+    return body
+
+
+# --- Tokens -------------------------------------------------------------------------------
+
+
+def test_a_token_is_stored_hashed_and_found_by_its_prefix(company):
+    row, token = create_token(company, "viewer", name="shop")
+    assert token.startswith(f"folio_{row.prefix}_")
+    assert token not in row.secret_hash and len(row.secret_hash) == 64
+    assert ApiToken.objects.filter(secret_hash__contains=token.split("_", 2)[2]).count() == 0
+
+
+@pytest.mark.parametrize("header", [
+    None, "Bearer nonsense", "Bearer folio_00000000_wrong", "Basic dXNlcjpwYXNz",
+])
+def test_without_a_valid_token_the_api_answers_401_problem(client, header):
+    headers = {"HTTP_AUTHORIZATION": header} if header else {}
+    response = client.get(f"{API}/invoices", **headers)
+    body = assert_problem(response, 401)
+    assert "Bearer" in body["detail"]
+    assert response["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_token_with_a_wrong_secret_is_refused(client, company):
+    row, token = create_token(company, "owner")
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert_problem(Api(client, forged).get("/invoices"), 401)
+    assert Api(client, token).get("/invoices").status_code == 200
+
+
+def test_a_revoked_token_no_longer_works(client, company):
+    row, token = create_token(company, "owner")
+    api = Api(client, token)
+    assert api.get("/clients").status_code == 200
+    row.revoked_at = timezone.now()
+    row.save()
+    assert_problem(api.get("/clients"), 401)
+
+
+def test_a_token_records_when_it_was_last_used(client, company):
+    row, token = create_token(company, "viewer")
+    assert row.last_used_at is None
+    Api(client, token).get("/clients")
+    row.refresh_from_db()
+    assert row.last_used_at is not None
+
+
+def test_the_command_prints_a_working_token(client, company, owner):
+    out = StringIO()
+    call_command("api_token", "--company", str(company.pk), "--role", "viewer",
+                 "--name", "provisioning", "--user", owner.username, stdout=out)
+    token = out.getvalue().strip()
+    row = ApiToken.objects.get()
+    assert (row.company, row.role, row.name, row.created_by) == (company, "viewer",
+                                                                  "provisioning", owner)
+    assert Api(client, token).get("/clients").status_code == 200
+
+
+def test_the_command_refuses_an_unknown_company():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="No company"):
+        call_command("api_token", "--company", "999999", "--role", "viewer")
+
+
+# --- Roles --------------------------------------------------------------------------------
+
+
+def test_a_viewer_token_reads_but_cannot_write(client, company):
+    draft = InvoiceFactory(client=ClientFactory(company=company))
+    viewer = api_for(client, company, "viewer")
+    assert viewer.get(f"/invoices/{draft.pk}").status_code == 200
+    attempts = [
+        viewer.post("/clients", {"name": "New"}),
+        viewer.post("/invoices", a_draft_body(draft.client_id)),
+        viewer.patch(f"/invoices/{draft.pk}", {"notes": "changed"}),
+        viewer.delete(f"/invoices/{draft.pk}"),
+        viewer.post(f"/invoices/{draft.pk}/send"),
+    ]
+    for response in attempts:
+        assert_problem(response, 403)
+    draft.refresh_from_db()
+    assert draft.state == DocumentState.DRAFT and draft.notes == ""
+    assert Invoice.objects.count() == 1 and IssuedNumber.objects.count() == 0
+
+
+def test_the_audit_summary_is_for_owner_tokens(client, company):
+    InvoiceFactory(client=ClientFactory(company=company))
+    assert_problem(api_for(client, company, "accountant").get("/audit"), 403)
+    response = api_for(client, company, "owner").get("/audit")
+    assert response.status_code == 200
+    assert response.json()["findings"] == 0
+
+
+# --- Clients and drafts ------------------------------------------------------------------
+
+
+def test_create_read_update_a_client(api):
+    response = api.post("/clients", {"name": "Acme", "country": "FR", "city": "Lyon",
+                                     "email": "ap@acme.example"})
+    assert response.status_code == 201, response.content
+    created = response.json()
+    assert created["name"] == "Acme" and created["country"] == "FR"
+    response = api.patch(f"/clients/{created['id']}", {"city": "Paris"})
+    assert response.json()["city"] == "Paris" and response.json()["name"] == "Acme"
+    assert api.get(f"/clients/{created['id']}").json()["city"] == "Paris"
+
+
+def test_a_client_is_checked_by_the_pages_form(api):
+    response = api.post("/clients", {"name": "", "vat_id": "123", "country": "FR"})
+    body = assert_problem(response, 422)
+    fields = {error["field"] for error in body["errors"]}
+    assert {"name", "vat_id"} <= fields
+
+
+def test_a_draft_with_lines_is_created_read_updated_and_deleted(api, company):
+    buyer = ClientFactory(company=company)
+    response = api.post("/invoices", a_draft_body(buyer.pk, notes="Thanks"))
+    assert response.status_code == 201, response.content
+    draft = response.json()
+    assert draft["state"] == "draft" and draft["number"] is None
+    assert draft["number_preview"].startswith("INV-")
+    assert (draft["subtotal"], draft["tax_total"], draft["total"]) == ("200.00", "40.00",
+                                                                       "240.00")
+    assert draft["lines"][0]["unit_price"] == "100.00"
+    response = api.patch(f"/invoices/{draft['id']}", {"lines": [
+        {"description": "Design", "quantity": "1.5", "unit_price": "80.00", "tax_rate": "20"},
+        {"description": "Hosting", "unit_price": "10.00", "tax_rate": "20"},
+    ]})
+    assert response.status_code == 200, response.content
+    changed = response.json()
+    assert [line["description"] for line in changed["lines"]] == ["Design", "Hosting"]
+    assert changed["total"] == "156.00" and changed["notes"] == "Thanks"
+    assert api.delete(f"/invoices/{draft['id']}").status_code == 204
+    assert not Invoice.objects.exists()
+
+
+def test_money_is_written_as_decimal_strings_never_floats(api, company):
+    draft = InvoiceFactory(client=ClientFactory(company=company))
+    text = api.get(f"/invoices/{draft.pk}").content.decode()
+    body = json.loads(text, parse_float=lambda _: pytest.fail("a float in " + text))
+    assert isinstance(body["total"], str) and Decimal(body["total"]) == Decimal("240.00")
+
+
+def test_bad_lines_are_refused_with_each_fields_message(api, company):
+    buyer = ClientFactory(company=company)
+    response = api.post("/invoices", {"client": buyer.pk, "lines": [
+        {"description": "Ok", "unit_price": "10.00"},
+        {"description": "Bad", "quantity": "-1", "unit_price": "abc"}]})
+    body = assert_problem(response, 422)
+    fields = {error["field"] for error in body["errors"]}
+    assert {"lines[1].quantity", "lines[1].unit_price"} <= fields
+    assert not Invoice.objects.exists()
+
+
+def test_a_draft_needs_a_line_and_a_client_of_the_company(api, company):
+    stranger = ClientFactory()  # another company's
+    body = assert_problem(api.post("/invoices", {"client": stranger.pk, "lines": []}), 422)
+    fields = {error["field"] for error in body["errors"]}
+    assert "client" in fields and "" in fields
+
+
+def test_an_issued_document_cannot_be_changed_or_deleted(api, company):
+    draft = InvoiceFactory(client=ClientFactory(company=company))
+    api.post(f"/invoices/{draft.pk}/send")
+    assert_problem(api.patch(f"/invoices/{draft.pk}", {"notes": "x"}), 409)
+    assert_problem(api.delete(f"/invoices/{draft.pk}"), 409)
+    assert_problem(api.post(f"/invoices/{draft.pk}/send"), 409)
+
+
+def test_schema_errors_are_problems_too(api):
+    body = assert_problem(api.post("/invoices", {"client": "x"}), 422)
+    assert body["errors"]
+
+
+# --- Lists ----------------------------------------------------------------------------------
+
+
+def test_lists_are_filtered_and_paged_by_an_opaque_cursor(api, company):
+    buyer, other = ClientFactory(company=company), ClientFactory(company=company)
+    drafts = [InvoiceFactory(client=buyer) for _ in range(5)]
+    InvoiceFactory(client=other)
+    api.post(f"/invoices/{drafts[0].pk}/send")
+    seen, cursor = [], None
+    while True:
+        query = f"?client={buyer.pk}&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        body = api.get("/invoices" + query).json()
+        seen += [item["id"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+        assert not cursor.isdigit()  # opaque: not an id to compute with
+    assert seen == sorted((d.pk for d in drafts), reverse=True)
+    sent = api.get("/invoices?state=sent").json()["items"]
+    assert [item["id"] for item in sent] == [drafts[0].pk]
+    today = timezone.localdate()
+    dated = api.get(f"/invoices?date_from={today}&date_to={today}").json()["items"]
+    assert [item["id"] for item in dated] == [drafts[0].pk]
+    assert dated[0]["open_amount"] == "240.00"
+    assert_problem(api.get("/invoices?state=lost"), 422)
+    assert_problem(api.get("/invoices?cursor=nonsense!"), 422)
+
+
+# --- Actions ------------------------------------------------------------------------------
+
+
+def test_send_answers_the_issued_document_with_its_number(api, company):
+    draft = InvoiceFactory(client=ClientFactory(company=company))
+    response = api.post(f"/invoices/{draft.pk}/send", {"email": False})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["state"] == "sent" and body["number"].startswith("INV-")
+    assert body["number_preview"] is None and body["open_amount"] == "240.00"
+    assert Invoice.objects.get().number == body["number"]
+
+
+def test_a_send_refused_by_the_rules_says_why_and_issues_nothing(api, company):
+    draft = InvoiceFactory(client=ClientFactory(company=company), lines=[])
+    body = assert_problem(api.post(f"/invoices/{draft.pk}/send"), 422)
+    assert "line" in body["detail"]
+    assert not IssuedNumber.objects.exists()
+
+
+def test_payments_credit_and_cancel(api, company):
+    buyer = ClientFactory(company=company)
+    invoice = InvoiceFactory(client=buyer)
+    api.post(f"/invoices/{invoice.pk}/send")
+    body = assert_problem(api.post(f"/invoices/{invoice.pk}/payments",
+                                   {"amount": "999.00", "method": "card"}), 422)
+    assert body["errors"][0]["field"] == "amount"
+    response = api.post(f"/invoices/{invoice.pk}/payments",
+                        {"amount": "40.00", "method": "bank_transfer", "reference": "X1"})
+    assert response.status_code == 201, response.content
+    assert response.json()["amount"] == "40.00"
+    assert [p["amount"] for p in api.get(f"/invoices/{invoice.pk}/payments").json()] == [
+        "40.00"]
+    response = api.post(f"/invoices/{invoice.pk}/credit",
+                        {"amount": "50.00", "rate": "20.00", "reason": "Discount"})
+    assert response.status_code == 201, response.content
+    credit = response.json()
+    assert credit["state"] == "draft" and credit["invoice"] == invoice.pk
+    sent = api.post(f"/credit-notes/{credit['id']}/send").json()
+    assert sent["number"].startswith("CN-")
+    assert api.get(f"/invoices/{invoice.pk}").json()["open_amount"] == "140.00"
+    # Cancelling needs the payments reversed first: the service says so.
+    body = assert_problem(api.post(f"/invoices/{invoice.pk}/cancel", {"reason": "Oops"}), 422)
+    assert "payments" in body["detail"]
+    other = InvoiceFactory(client=buyer)
+    api.post(f"/invoices/{other.pk}/send")
+    response = api.post(f"/invoices/{other.pk}/cancel", {"reason": "Wrong client"})
+    assert response.status_code == 200, response.content
+    assert response.json()["invoice"]["state"] == "cancelled"
+    assert response.json()["credit_note"]["state"] == "sent"
+    assert Payment.objects.count() == 1
+
+
+def test_downloads(api, company):
+    invoice = InvoiceFactory(client=ClientFactory(company=company))
+    response = api.get(f"/invoices/{invoice.pk}/pdf")
+    assert response.status_code == 200 and response.content.startswith(b"%PDF")
+    assert_problem(api.get(f"/invoices/{invoice.pk}/ubl"), 409)  # a draft has none
+    api.post(f"/invoices/{invoice.pk}/send")
+    for syntax, start in [("ubl", b"<?xml"), ("cii", b"<?xml"), ("facturx", b"%PDF"),
+                          ("pdf", b"%PDF")]:
+        response = api.get(f"/invoices/{invoice.pk}/{syntax}")
+        assert response.status_code == 200, (syntax, response.content[:300])
+        assert response.content.startswith(start), syntax
+
+
+def test_numbering_preview_consumes_nothing(api, company):
+    body = api.get("/numbering/preview").json()
+    assert body["invoice"].startswith("INV-") and body["credit_note"].startswith("CN-")
+    assert api.get("/numbering/preview").json() == body
+    assert not IssuedNumber.objects.exists()
+
+
+# --- Idempotency --------------------------------------------------------------------------
+
+
+def test_a_retried_send_replays_the_first_answer(api, company):
+    draft = InvoiceFactory(client=ClientFactory(company=company))
+    first = api.post(f"/invoices/{draft.pk}/send", key="send-1")
+    again = api.post(f"/invoices/{draft.pk}/send", key="send-1")
+    assert first.status_code == again.status_code == 200
+    assert first.content == again.content
+    assert again["Idempotent-Replayed"] == "true"
+    assert IssuedNumber.objects.count() == 1
+
+
+def test_a_retried_create_makes_one_draft(api, company):
+    body = a_draft_body(ClientFactory(company=company).pk)
+    first = api.post("/invoices", body, key="create-1")
+    again = api.post("/invoices", body, key="create-1")
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    assert Invoice.objects.count() == 1
+
+
+def test_a_refusal_is_replayed_too(api, company):
+    draft = InvoiceFactory(client=ClientFactory(company=company), lines=[])
+    first = api.post(f"/invoices/{draft.pk}/send", key="k")
+    draft.lines.create(description="Late", quantity=1, unit_price=Decimal("1"))
+    again = api.post(f"/invoices/{draft.pk}/send", key="k")
+    assert first.status_code == again.status_code == 422 and first.content == again.content
+    assert not IssuedNumber.objects.exists()
+
+
+def test_the_same_key_with_another_body_is_refused(api, company):
+    buyer = ClientFactory(company=company)
+    api.post("/invoices", a_draft_body(buyer.pk), key="k")
+    body = assert_problem(api.post("/invoices", a_draft_body(buyer.pk, notes="other"),
+                                   key="k"), 422)
+    assert "Idempotency-Key" in body["detail"]
+    assert Invoice.objects.count() == 1
+
+
+def test_keys_belong_to_their_company(client, company):
+    other = CompanyFactory()
+    mine, theirs = api_for(client, company), api_for(client, other)
+    assert mine.post("/clients", {"name": "A"}, key="same").status_code == 201
+    assert theirs.post("/clients", {"name": "B"}, key="same").status_code == 201
+    assert IdempotencyKey.objects.count() == 2
+
+
+def test_keys_are_kept_a_day_then_pruned(api, company):
+    api.post("/clients", {"name": "A"}, key="old")
+    api.post("/clients", {"name": "B"}, key="new")
+    IdempotencyKey.objects.filter(key="old").update(
+        created_at=timezone.now() - timedelta(hours=25))
+    assert prune() == 1
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
+    assert prune(now=timezone.now() + timedelta(hours=23)) == 0
+
+
+def test_the_prune_command(api):
+    api.post("/clients", {"name": "A"}, key="old")
+    IdempotencyKey.objects.update(created_at=timezone.now() - timedelta(days=2))
+    out = StringIO()
+    call_command("prune_idempotency_keys", stdout=out)
+    assert "1" in out.getvalue() and not IdempotencyKey.objects.exists()
+
+
+def test_a_bad_key_is_refused(api):
+    assert_problem(api.post("/clients", {"name": "A"}, key="x" * 256), 422)
+
+
+# --- The tokens page ----------------------------------------------------------------------
+
+
+def test_owners_create_a_token_shown_once_and_revoke_it(client, company, owner):
+    client.force_login(owner)
+    url = reverse("api_tokens")
+    response = client.post(url, {"create": "1", "name": "Shop", "role": "accountant"})
+    assert response.status_code == 200
+    token = response.context["new_token"]
+    assert token in response.content.decode()
+    assert response["Cache-Control"] == "no-store"
+    page = client.get(url).content.decode()
+    assert token not in page and ApiToken.objects.get().prefix in page
+    assert Api(client, token).get("/clients").status_code == 200
+    row = ApiToken.objects.get()
+    response = client.post(url, {"revoke": str(row.pk)}, follow=True)
+    assert "revoked" in response.content.decode()
+    assert_problem(Api(client, token).get("/clients"), 401)
+
+
+@pytest.mark.parametrize("role", ["accountant", "viewer"])
+def test_only_owners_see_the_tokens_page(client, company, role):
+    member = MembershipFactory(company=company, role=role).user
+    client.force_login(member)
+    assert client.get(reverse("api_tokens")).status_code == 403
+    assert client.post(reverse("api_tokens"), {"create": "1", "role": "owner"}
+                       ).status_code == 403
+    assert not ApiToken.objects.exists()
+
+
+def test_an_owner_cannot_revoke_another_companys_token(client, company, owner):
+    theirs, _token = create_token(CompanyFactory(), "owner")
+    client.force_login(owner)
+    assert client.post(reverse("api_tokens"), {"revoke": str(theirs.pk)}).status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.revoked_at is None
+
+
+def test_the_docs_and_schema_are_served(client):
+    assert client.get(f"{API}/openapi.json").status_code == 200
+    assert client.get(f"{API}/docs").status_code == 200
