@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from counters.history import record_state_change
 
 from . import emails, formats, money
+from .api.models import ApiToken
 from .models import (
     DRAFT,
     CreditNote,
@@ -436,13 +437,19 @@ def set_membership(company, user, role) -> Membership:
 
 
 def remove_membership(membership: Membership):
-    """Take a member out of the company; the last owner stays."""
+    """
+    Take a member out of the company, with the API tokens they made for it (a program must
+    not keep the access its maker lost); the last owner stays.
+    """
     with transaction.atomic():
         memberships = Membership.objects.select_for_update().filter(
             company_id=membership.company_id)
         if membership.role == Membership.Role.OWNER:
             _keep_an_owner(memberships, membership)
         membership.delete()
+        ApiToken.objects.filter(company_id=membership.company_id,
+                                created_by_id=membership.user_id,
+                                revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 def _keep_an_owner(memberships, leaving):

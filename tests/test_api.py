@@ -131,6 +131,21 @@ def test_a_revoked_token_no_longer_works(client, company):
     assert_problem(api.get("/clients"), 401)
 
 
+def test_a_member_who_leaves_takes_the_tokens_they_made(client, company, owner):
+    """Removing a member revokes their tokens of that company; the others' keep working."""
+    from billing.services import remove_membership
+
+    leaving = MembershipFactory(company=company, role=Membership.Role.OWNER)
+    theirs = api_for(client, company, "owner", leaving.user)
+    staying = api_for(client, company, "owner", owner)
+    elsewhere = MembershipFactory(user=leaving.user, role=Membership.Role.OWNER)
+    other_company = api_for(client, elsewhere.company, "owner", leaving.user)
+    remove_membership(leaving)
+    assert_problem(theirs.get("/clients"), 401)
+    assert staying.get("/clients").status_code == 200
+    assert other_company.get("/clients").status_code == 200
+
+
 def test_a_token_records_when_it_was_last_used(client, company):
     row, token = create_token(company, "viewer")
     assert row.last_used_at is None

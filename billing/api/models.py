@@ -8,20 +8,21 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+# billing.models imports this module once Membership is defined: the roles are the members'.
+from billing.models import Membership
+
 
 class ApiToken(models.Model):
     """
     A secret that lets a program act in one company with one role, sent as
     ``Authorization: Bearer folio_<prefix>_<secret>``. Only the SHA-256 of the whole token is
-    stored; the prefix (public, unique) finds the row. Revoked, it never works again.
+    stored; the prefix (public, unique) finds the row. Revoked, it never works again; a member
+    who leaves the company (or is removed) revokes the tokens they made.
     """
-
-    ROLE_CHOICES = [("owner", _("Owner")), ("accountant", _("Accountant")),
-                    ("viewer", _("Viewer"))]
 
     company = models.ForeignKey("billing.Company", on_delete=models.CASCADE,
                                 related_name="api_tokens", verbose_name=_("company"))
-    role = models.CharField(_("role"), max_length=20, choices=ROLE_CHOICES)
+    role = models.CharField(_("role"), max_length=20, choices=Membership.Role.choices)
     name = models.CharField(_("name"), max_length=100, blank=True)
     prefix = models.CharField(_("prefix"), max_length=16, unique=True, editable=False)
     secret_hash = models.CharField(max_length=64, editable=False)  # sha256 hex of the token
@@ -37,7 +38,7 @@ class ApiToken(models.Model):
         verbose_name_plural = _("API tokens")
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(role__in=["owner", "accountant", "viewer"]),
+            models.CheckConstraint(condition=Q(role__in=Membership.Role.values),
                                    name="billing_apitoken_role_valid"),
         ]
 

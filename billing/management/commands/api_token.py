@@ -7,9 +7,8 @@ is printed. Revoke it on the API tokens page (owners).
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.api.models import ApiToken
 from billing.api.tokens import create_token
-from billing.models import Company
+from billing.models import Company, Membership
 
 
 class Command(BaseCommand):
@@ -18,7 +17,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--company", type=int, required=True, help="The company's id.")
         parser.add_argument("--role", required=True,
-                            choices=[role for role, _label in ApiToken.ROLE_CHOICES])
+                            choices=Membership.Role.values)
         parser.add_argument("--name", default="", help="What the token is for.")
         parser.add_argument("--user", default=None,
                             help="The username the history names for the token's actions.")
