@@ -55,8 +55,8 @@ def test_an_issued_row_in_the_companys_locale(client, member, issue_on, locale, 
     buyer = ClientFactory(company=member.company, name="Epsilon")
     issue_on(date(2026, 1, 5))  # due 30 days later: 4 February
     invoice = send_document(InvoiceFactory(client=buyer, lines=ONE_LINE_OF_1234_50))
-    assert rows_of(client, "/invoices/") == [
-        f'<tr><td><a href="/invoices/{invoice.pk}/">{invoice.number}</a></td>'
+    assert rows_of(client, "/invoices/") == [  # first, the month-end run's selection
+        f'<tr><td></td><td><a href="/invoices/{invoice.pk}/">{invoice.number}</a></td>'
         f"<td>Epsilon</td>"
         f'<td class="hide-small">{issued}</td><td class="hide-small">{due}</td>'
         f'<td><span class="badge badge-sent">{sent}</span></td>'
@@ -68,7 +68,9 @@ def test_a_draft_links_to_its_page_by_its_id_and_escapes_its_clients_name(client
     buyer = ClientFactory(company=member.company, name='<i>"Epsilon"</i> & Co')
     draft = InvoiceFactory(client=buyer, due_date=date(2026, 2, 1))
     assert rows_of(client, "/invoices/") == [
-        f'<tr><td><a href="/invoices/{draft.pk}/" class="muted">Draft #{draft.pk}</a></td>'
+        f'<tr><td><input type="checkbox" name="document" value="{draft.pk}" '
+        f'aria-label="Select draft #{draft.pk}" data-select-draft></td>'
+        f'<td><a href="/invoices/{draft.pk}/" class="muted">Draft #{draft.pk}</a></td>'
         "<td>&lt;i&gt;&quot;Epsilon&quot;&lt;/i&gt; &amp; Co</td>"
         '<td class="hide-small">—</td><td class="hide-small">Feb. 1, 2026</td>'
         '<td><span class="badge badge-draft">Draft</span></td>'
