@@ -38,13 +38,18 @@ Outcome = SendBatchItem.Outcome
 CHUNK = 200  # pending items read at once
 
 
-def drafts(company, kind, *, ids=None, client=None):
-    """The ids of ``company``'s drafts of ``kind``, among ``ids`` and of ``client`` if given."""
+def drafts(company, kind, *, ids=None, client=None, recurring=None):
+    """
+    The ids of ``company``'s drafts of ``kind``: among ``ids``, of ``client``, made by the
+    ``recurring`` schedule (invoices), for those given.
+    """
     query = MODELS[kind].objects.filter(company=company, state=DRAFT)
     if ids is not None:
         query = query.filter(pk__in=ids)
     if client is not None:
         query = query.filter(client=client)
+    if recurring is not None:
+        query = query.filter(recurring=recurring)
     return list(query.order_by("pk").values_list("pk", flat=True))
 
 

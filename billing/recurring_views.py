@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from . import recurring
 from .forms import RecurringInvoiceForm, RecurringLineFormSet
-from .models import RecurringInvoice
+from .models import DocumentState, RecurringInvoice
 from .permissions import Action, can
 from .tenancy import scoped
 from .views import PAGE_SIZE, Page, _totals, company_required
@@ -85,6 +85,7 @@ def recurring_invoice_detail(request, pk):
         "schedule": schedule, "lines": lines, "upcoming": upcoming, "invoices": invoices,
         "totals": recurring.template_totals(lines), "today": timezone.localdate(),
         "may_run": _may_run(request, schedule),
+        "drafts": schedule.invoices.filter(state=DocumentState.DRAFT).count(),
     })
 
 

@@ -79,6 +79,7 @@ from .models import (
     InvoiceLine,
     Membership,
     Payment,
+    RecurringInvoice,
     SendBatch,
     SendBatchItem,
     UserPreferences,
@@ -972,15 +973,21 @@ def batch_start(request):
         messages.error(request, _("Unknown kind of document."))
         return redirect("invoice_list")
     spec = KINDS[kind]
-    client = None
+    client = schedule = None
     if request.POST.get("client"):
         client = get_object_or_404(scoped(request, Client), pk=_pk(request.POST["client"]))
         ids = batches.drafts(request.company, kind, client=client)
+    elif request.POST.get("recurring") and kind == Kind.INVOICE:
+        schedule = get_object_or_404(scoped(request, RecurringInvoice),
+                                     pk=_pk(request.POST["recurring"]))
+        ids = batches.drafts(request.company, kind, recurring=schedule)
     else:
         posted = [_pk(value) for value in request.POST.getlist("document")]
         ids = batches.drafts(request.company, kind, ids=[pk for pk in posted if pk])
     if not ids:
         messages.error(request, _("Select at least one draft to send."))
+        if schedule is not None:
+            return redirect("recurring_invoice_detail", pk=schedule.pk)
         return redirect(reverse("client_detail", args=[client.pk]) if client
                         else spec.url("list"))
     batch = batches.start(request.company, kind, ids, request.user,

@@ -293,6 +293,30 @@ def test_all_drafts_of_a_client_from_the_client_page_and_the_filtered_list(
     assert Invoice.objects.get(pk=other.pk).is_draft
 
 
+def test_the_drafts_of_a_recurring_run_from_the_schedules_page(browser, accountant):
+    """A schedule's page sends the drafts it made, and only those, as one run."""
+    from datetime import date
+
+    from billing import recurring
+
+    from .test_recurring import schedule_of
+
+    other = drafts_of(accountant, 1)[0]  # a draft of another client, not the schedule's
+    schedule = schedule_of(ClientFactory(company=accountant.company))
+    made = recurring.run_schedule(schedule, date(2026, 3, 15)).created
+    page = reverse("recurring_invoice_detail", args=[schedule.pk])
+    assert "data-send-drafts" in browser.get(page).content.decode()
+    response = browser.post(reverse("sendbatch_start"), {
+        "kind": "invoice", "recurring": schedule.pk, "email": "on"})
+    run = SendBatch.objects.get()
+    assert response.url == reverse("sendbatch_detail", args=[run.pk])
+    assert outcomes(run) == [(d.pk, Outcome.PENDING) for d in made]
+    run_ready_jobs()
+    assert all(not d.is_draft for d in Invoice.objects.filter(recurring=schedule))
+    assert Invoice.objects.get(pk=other.pk).is_draft
+    assert "data-send-drafts" not in browser.get(page).content.decode()  # none left
+
+
 def test_runs_are_listed_and_another_companys_run_is_not_found(browser, accountant):
     ids = [d.pk for d in drafts_of(accountant, 1)]
     mine = batches.start(accountant.company, "invoice", ids, accountant.user)
