@@ -26,6 +26,8 @@ from .models import (
     Membership,
     Payment,
     PaymentReversal,
+    Quote,
+    QuoteLine,
 )
 from .permissions import Action
 
@@ -94,6 +96,10 @@ class InvoiceLineInline(LineInline):
 
 class CreditNoteLineInline(LineInline):
     model = CreditNoteLine
+
+
+class QuoteLineInline(LineInline):
+    model = QuoteLine
 
 
 def _run_on_each(modeladmin, request, queryset, operation, done_message):
@@ -190,12 +196,22 @@ def cancel_selected(modeladmin, request, queryset):
 class InvoiceAdmin(DocumentAdmin):
     inlines = [InvoiceLineInline]
     actions = [send_selected, mark_paid_selected, cancel_selected]
+    raw_id_fields = ["quote"]
 
 
 @admin.register(CreditNote)
 class CreditNoteAdmin(DocumentAdmin):
     inlines = [CreditNoteLineInline]
     raw_id_fields = ["invoice"]
+
+
+@admin.register(Quote)
+class QuoteAdmin(DocumentAdmin):
+    """Quotes are sent here as in the app; accepting one drafts its invoice on its page."""
+
+    inlines = [QuoteLineInline]
+    list_display = ["__str__", "company", "client", "state", "issue_date", "valid_until",
+                    "total", "currency"]
 
 
 @admin.register(EmailDelivery)

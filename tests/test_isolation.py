@@ -27,6 +27,7 @@ from .factories import (
     CreditNoteFactory,
     InvoiceFactory,
     MembershipFactory,
+    QuoteFactory,
     UserFactory,
 )
 
@@ -144,9 +145,10 @@ def company_with_documents():
     payment = record_payment(part_paid, amount=Decimal("10.00"), method="card")
     reversed_payment = record_payment(part_paid, amount=Decimal("5.00"), method="cash")
     reverse_payment(reversed_payment, reason="Mistake")
+    quotes = [QuoteFactory(client=client), send_document(QuoteFactory(client=client))]
     return {"client": [client], "invoice": [draft, sent], "credit_note": [credit_draft,
                                                                           credit_sent],
-            "payment": [payment, reversed_payment]}
+            "payment": [payment, reversed_payment], "quote": quotes}
 
 
 @pytest.fixture
@@ -298,6 +300,7 @@ ADMIN_MODELS = [
     ("billing", "invoice"), ("billing", "creditnote"), ("billing", "client"),
     ("billing", "company"), ("counters", "issuednumber"), ("counters", "sequence"),
     ("counters", "numberingsettings"), ("billing", "payment"), ("billing", "paymentreversal"),
+    ("billing", "quote"),
 ]
 
 

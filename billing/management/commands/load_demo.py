@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from billing import services
-from billing.models import Client, Company, CreditNote, Invoice, Membership
+from billing.models import Client, Company, CreditNote, Invoice, Membership, Quote
 from counters.models import NumberingSettings
 from counters.services import save_numbering_settings
 
@@ -127,3 +127,17 @@ class Command(BaseCommand):
         draft(Invoice, clients[0], lines[2:])
         draft(CreditNote, clients[1], [("Goodwill discount", "1", "50.00", "0", "C62")],
               **reverse_charge)
+        self.create_quotes(company, user, clients, lines, draft)
+
+    def create_quotes(self, company, user, clients, lines, draft):
+        """Quotes in their own series: one accepted (its invoice is a draft), one sent and
+        waiting, one declined, one draft."""
+        numbering = NumberingSettings.for_company(company.pk)
+        numbering.quote_pattern = "Q-{YYYY}-{counter}"
+        save_numbering_settings(numbering, user=user)
+        accepted = services.send_document(draft(Quote, clients[0], lines[:2]), user=user)
+        services.accept_quote(accepted, user=user)
+        services.send_document(draft(Quote, clients[2], lines[2:]), user=user)
+        declined = services.send_document(draft(Quote, clients[1], lines[1:2]), user=user)
+        services.decline_quote(declined, user=user, reason="Went with another supplier")
+        draft(Quote, clients[0], lines[2:])
