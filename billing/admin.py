@@ -196,7 +196,6 @@ def cancel_selected(modeladmin, request, queryset):
 class InvoiceAdmin(DocumentAdmin):
     inlines = [InvoiceLineInline]
     actions = [send_selected, mark_paid_selected, cancel_selected]
-    raw_id_fields = ["quote"]
 
 
 @admin.register(CreditNote)

@@ -31,6 +31,7 @@ from .factories import (
     QuoteFactory,
     configure_numbering,
 )
+from .test_browser import chromium, owner, page  # noqa: F401 - the browser test's fixtures
 
 pytestmark = pytest.mark.django_db
 
@@ -132,6 +133,15 @@ def test_switching_the_quote_series_carries_values_over(company):
     assert services.send_document(quote_for(company)).number == "Q-2026-0004"
     configure_numbering(company, quotes_share_invoice_counter=False)
     assert services.send_document(quote_for(company)).number == "Q-2026-0005"
+    assert findings(company, "gap") == []
+
+
+def test_a_layout_change_leaves_an_unused_quote_series_alone(company):
+    client = ClientFactory(company=company)
+    for _ in range(3):
+        services.send_document(InvoiceFactory(client=client))
+    configure_numbering(company, shared_counter=True)
+    assert services.send_document(quote_for(company)).number == "Q-2026-0001"
     assert findings(company, "gap") == []
 
 
@@ -318,7 +328,7 @@ def test_a_quote_has_a_pdf_and_no_einvoice(sent_quote):
         with pytest.raises(NotExportable):
             export(sent_quote, syntax)
     reader = pypdf.PdfReader(io.BytesIO(document_pdf(sent_quote)))
-    text = "".join(page.extract_text() for page in reader.pages)
+    text = "".join(sheet.extract_text() for sheet in reader.pages)
     assert f"Quote {sent_quote.number}" in text and "VALID UNTIL" in text.upper()
     assert not reader.attachments  # not a Factur-X
 
@@ -357,12 +367,12 @@ def test_the_pages_create_send_and_accept_a_quote(browser, company):
         **lines_data(("Audit", "1", "900", "20"))})
     quote = Quote.objects.get()
     assert response["Location"] == reverse("quote_detail", args=[quote.pk])
-    page = browser.get(response["Location"]).content.decode()
-    assert 'preview-number">Q-2026-0001<' in page and "data-einvoice" not in page
+    html = browser.get(response["Location"]).content.decode()
+    assert 'preview-number">Q-2026-0001<' in html and "data-einvoice" not in html
     browser.post(reverse("quote_send", args=[quote.pk]))
-    page = browser.get(reverse("quote_detail", args=[quote.pk])).content.decode()
-    assert "Q-2026-0001" in page and "data-accept-quote" in page and "UBL" not in page
-    assert "PDF (Factur-X)" not in page
+    html = browser.get(reverse("quote_detail", args=[quote.pk])).content.decode()
+    assert "Q-2026-0001" in html and "data-accept-quote" in html and "UBL" not in html
+    assert "PDF (Factur-X)" not in html
     listing = browser.get(reverse("quote_list")).content.decode()
     assert "Q-2026-0001" in listing and "Valid until" in listing
     response = browser.post(reverse("quote_accept", args=[quote.pk]))
@@ -396,8 +406,8 @@ def test_decline_and_expire_from_the_page(browser, company):
     browser.post(reverse("quote_expire", args=[expired.pk]), {})
     assert Quote.objects.get(pk=declined.pk).state == QuoteState.DECLINED
     assert Quote.objects.get(pk=expired.pk).state == QuoteState.EXPIRED
-    page = browser.get(reverse("quote_detail", args=[declined.pk])).content.decode()
-    assert "No budget" in page and declined.number in page
+    html = browser.get(reverse("quote_detail", args=[declined.pk])).content.decode()
+    assert "No budget" in html and declined.number in html
 
 
 def test_the_quote_ubl_urls_do_not_exist():
@@ -450,3 +460,55 @@ def test_an_issued_invoice_keeps_the_quote_it_came_from(sent_quote):
     with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("UPDATE billing_invoice SET quote_id = NULL WHERE id = %s", [invoice.pk])
     assert Invoice.objects.get(pk=invoice.pk).quote_id == sent_quote.pk
+
+
+# --- In a real browser ---------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_create_send_and_accept_a_quote_in_the_browser(page, owner):  # noqa: F811
+    import re
+
+    from playwright.sync_api import expect
+
+    from .test_browser import log_in
+
+    ClientFactory(company=owner.company, name="Boulangerie Martin")
+    configure_numbering(owner.company, quote_pattern="Q-{YYYY}-{counter}")
+    log_in(page)
+    page.get_by_role("link", name="Quotes", exact=True).click()
+    page.get_by_role("link", name="New quote").click()
+    page.get_by_label("Client").select_option(label="Boulangerie Martin")
+    rows = page.locator("#line-rows tr.line-row:visible")
+    rows.nth(0).get_by_label("Description").fill("Website redesign")
+    rows.nth(0).get_by_label("Quantity").fill("1")
+    rows.nth(0).get_by_label("Unit price").fill("2400")
+    rows.nth(0).get_by_label("Tax %").fill("20")
+    expect(page.locator("[data-total=total]")).to_have_text("2,880.00\u00a0EUR")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.locator("[data-preview]")).to_contain_text(
+        re.compile(r"number on send: Q-\d{4}-0001 \(preview\)"))
+    assert not IssuedNumber.objects.exists()
+    page.shot("quote-draft")
+
+    page.get_by_role("button", name="Send…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(re.compile(r"take the number Q-\d{4}-0001"))
+    dialog.get_by_role("button", name="Send and issue").click()
+    expect(page.locator("[data-number]")).to_have_text(re.compile(r"Q-\d{4}-0001"))
+    expect(page.locator("[data-pdf]")).to_have_text("PDF")
+    expect(page.locator("[data-einvoice]")).to_have_count(0)
+    quote_number = page.locator("[data-number]").inner_text()
+    page.shot("quote-sent")
+
+    page.get_by_role("button", name="Accept (draft the invoice)").click()
+    expect(page.get_by_text("here is its invoice, as a draft")).to_be_visible()
+    expect(page.locator("[data-preview]")).to_contain_text(
+        re.compile(r"INV-\d{4}-0001 \(preview\)"))
+    expect(page.locator("[data-from-quote]")).to_have_text(quote_number)
+    expect(page.locator("[data-document-total]")).to_have_text("2,880.00\u00a0EUR")
+    page.shot("invoice-draft")
+    invoice = Invoice.objects.get()
+    assert invoice.is_draft and invoice.quote.number == quote_number
+    assert invoice.quote.state == QuoteState.ACCEPTED

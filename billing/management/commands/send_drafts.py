@@ -1,5 +1,5 @@
 """
-``manage.py send_drafts --company ID|NAME [--client ID|NAME] [--kind invoice|credit_note]
+``manage.py send_drafts --company ID|NAME [--client ID|NAME] [--kind invoice|credit_note|quote]
 [--user USERNAME]``: issue many drafts at once (a month-end run). With ``--user`` the drafts
 are issued in that person's name, and only if their role in the company allows sending
 (``billing.permissions``, the rule the pages and the admin ask); without it, by the operator
@@ -16,11 +16,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from tqdm import tqdm
 
-from billing.models import DRAFT, Client, Company, CreditNote, Invoice
+from billing.models import DOCUMENT_MODELS, DRAFT, Client, Company
 from billing.permissions import Action, user_can
 from billing.services import send_document
 
-MODELS = {"invoice": Invoice, "credit_note": CreditNote}
+MODELS = {str(kind): model for kind, model in DOCUMENT_MODELS.items()}
 
 
 def find(model, value, **scope):
