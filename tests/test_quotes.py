@@ -512,3 +512,65 @@ def test_create_send_and_accept_a_quote_in_the_browser(page, owner):  # noqa: F8
     invoice = Invoice.objects.get()
     assert invoice.is_draft and invoice.quote.number == quote_number
     assert invoice.quote.state == QuoteState.ACCEPTED
+
+
+# --- Under concurrency (PostgreSQL) --------------------------------------------------------
+
+
+class Rollback(Exception):
+    """Raised after the allocation to make the whole transaction roll back."""
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_quotes_and_invoices_on_one_counter_under_concurrency_stay_whole():
+    """8 threads send quotes and invoices drawing from the invoices' counter, a third of them
+    rolled back after their number was allocated: the values are 1..N, the audit is clean."""
+    from .test_concurrency import run_threads
+
+    client = ClientFactory()
+    configure_numbering(client.company, quote_pattern="Q-{YYYY}-{counter}",
+                        quotes_share_invoice_counter=True)
+    plans = [[((QuoteFactory if (t + i) % 2 else InvoiceFactory)(client=client),
+               (t * 6 + i) % 3 == 0) for i in range(6)] for t in range(8)]
+    committed = []
+
+    def worker(plan):
+        def work():
+            for document, roll_back in plan:
+                try:
+                    with transaction.atomic():
+                        services.send_document(document)
+                        if roll_back:
+                            raise Rollback
+                except Rollback:
+                    continue
+                committed.append(document)
+        return work
+
+    run_threads([worker(plan) for plan in plans])
+    assert len(committed) == 32
+    values = sorted(IssuedNumber.objects.values_list("value", flat=True))
+    assert values == list(range(1, 33))
+    assert set(IssuedNumber.objects.values_list("kind", flat=True)) == {"invoice", "quote"}
+    assert list(run_audit(AuditScope(company_id=client.company_id)).findings) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_people_accepting_one_quote_at_once_draft_one_invoice():
+    from .test_concurrency import run_threads
+
+    quote = services.send_document(QuoteFactory())
+    outcomes = []
+
+    def accept():
+        try:
+            outcomes.append(services.accept_quote(Quote.objects.get(pk=quote.pk)).pk)
+        except ValidationError:
+            outcomes.append("refused")
+
+    run_threads([accept, accept])
+    assert sorted(outcomes, key=str).count("refused") == 1
+    assert Invoice.objects.filter(quote=quote).count() == 1
+    assert Quote.objects.get(pk=quote.pk).state == QuoteState.ACCEPTED
