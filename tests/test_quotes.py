@@ -410,6 +410,23 @@ def test_decline_and_expire_from_the_page(browser, company):
     assert "No budget" in html and declined.number in html
 
 
+def test_the_numbering_page_sets_the_quote_series(browser, company):
+    form = {"invoice_pattern": "INV-{YYYY}-{counter}", "credit_note_pattern": "CN-{YYYY}-{counter}",
+            "padding": "4", "reset_period": "yearly", "fiscal_year_start": "1"}
+    html = browser.get(reverse("numbering_settings")).content.decode()
+    assert 'data-example="quote">Q-2026-0001<' in html
+    refused = browser.post(reverse("numbering_settings"),
+                           {**form, "quote_pattern": "INV-{YYYY}-{counter}"}).content.decode()
+    assert "quotes and invoices would produce the same numbers" in refused
+    browser.post(reverse("numbering_settings"),
+                 {**form, "quote_pattern": "OF{YY}-{counter}",
+                  "quotes_share_invoice_counter": "on"})
+    numbering = NumberingSettings.for_company(company.pk)
+    assert numbering.quote_pattern == "OF{YY}-{counter}"
+    assert numbering.quotes_share_invoice_counter
+    assert services.send_document(quote_for(company)).number == "OF26-0001"
+
+
 def test_the_quote_ubl_urls_do_not_exist():
     from django.urls import NoReverseMatch
 
