@@ -635,7 +635,7 @@ def _answer_quote(request, pk, operation, done):
     quote = get_object_or_404(scoped(request, Quote), pk=pk)
     form = QuoteAnswerForm(request.POST)
     if not form.is_valid():
-        messages.error(request, error_text(ValidationError(list(form.errors["reason"]))))
+        messages.error(request, " ".join(form.errors["reason"]))
         return redirect("quote_detail", pk=pk)
     try:
         operation(quote, user=request.user, reason=form.cleaned_data["reason"])
@@ -666,6 +666,7 @@ def quote_accept(request, pk):
 @require_POST
 @company_required(action=Action.SEND)
 def quote_decline(request, pk):
+    """The client said no: the quote is declined (with the reason given, if any)."""
     return _answer_quote(request, pk, services.decline_quote,
                          _("%(quote)s declined; it keeps its number."))
 
@@ -673,6 +674,7 @@ def quote_decline(request, pk):
 @require_POST
 @company_required(action=Action.SEND)
 def quote_expire(request, pk):
+    """The offer lapsed: the quote is marked expired."""
     return _answer_quote(request, pk, services.expire_quote,
                          _("%(quote)s marked expired; it keeps its number."))
 
