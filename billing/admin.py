@@ -27,6 +27,8 @@ from .models import (
     Membership,
     Payment,
     PaymentReversal,
+    Quote,
+    QuoteLine,
     RecurringInvoice,
     RecurringLine,
     RecurringMode,
@@ -100,6 +102,10 @@ class InvoiceLineInline(LineInline):
 
 class CreditNoteLineInline(LineInline):
     model = CreditNoteLine
+
+
+class QuoteLineInline(LineInline):
+    model = QuoteLine
 
 
 def _run_on_each(modeladmin, request, queryset, operation, done_message):
@@ -202,6 +208,15 @@ class InvoiceAdmin(DocumentAdmin):
 class CreditNoteAdmin(DocumentAdmin):
     inlines = [CreditNoteLineInline]
     raw_id_fields = ["invoice"]
+
+
+@admin.register(Quote)
+class QuoteAdmin(DocumentAdmin):
+    """Quotes are sent here as in the app; accepting one drafts its invoice on its page."""
+
+    inlines = [QuoteLineInline]
+    list_display = ["__str__", "company", "client", "state", "issue_date", "valid_until",
+                    "total", "currency"]
 
 
 @admin.register(EmailDelivery)

@@ -13,8 +13,9 @@ class BillingConfig(AppConfig):
 
         from . import throttle  # noqa: F401 - connects the failed log-in counter
         from .languages import on_login
-        from .models import DRAFT, CreditNote, Invoice
+        from .models import DRAFT, CreditNote, Invoice, Quote
 
         registry.register(Invoice.kind, Invoice, draft_state=DRAFT)
         registry.register(CreditNote.kind, CreditNote, draft_state=DRAFT)
+        registry.register(Quote.kind, Quote, draft_state=DRAFT)
         user_logged_in.connect(on_login, dispatch_uid="folio_language_on_login")

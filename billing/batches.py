@@ -28,12 +28,10 @@ from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from counters.models import Kind
-
-from .models import DRAFT, CreditNote, Invoice, SendBatch, SendBatchItem
+from .models import DOCUMENT_MODELS, DRAFT, SendBatch, SendBatchItem
 from .permissions import Action, user_can
 
-MODELS = {Kind.INVOICE: Invoice, Kind.CREDIT_NOTE: CreditNote}
+MODELS = DOCUMENT_MODELS
 Outcome = SendBatchItem.Outcome
 CHUNK = 200  # pending items read at once
 

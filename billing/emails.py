@@ -20,7 +20,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from .einvoice.exports import export, ubl_problems
-from .models import CreditNote, DocumentState, EmailDelivery, Invoice
+from .models import DocumentState, EmailDelivery, document_model
 from .pdf import document_pdf, pdf_filename
 
 log = logging.getLogger(__name__)
@@ -135,9 +135,8 @@ def _finish(delivery, status) -> str:
 
 
 def _send(delivery):
-    model = Invoice if delivery.kind == Invoice.kind else CreditNote
-    document = model.objects.select_related("client__company", "company").get(
-        pk=delivery.document_id)
+    document = document_model(delivery.kind).objects.select_related(
+        "client__company", "company").get(pk=delivery.document_id)
     content = document.content  # as issued: the buyer and seller it was issued to and by
     if not delivery.recipient:
         raise PermanentFailure(_("the client has no e-mail address"))
@@ -159,7 +158,7 @@ def _send(delivery):
         to=[delivery.recipient],
     )
     message.attach(pdf_filename(document), document_pdf(document), "application/pdf")
-    if document.client.attach_ubl and not ubl_problems(content):
+    if document.is_einvoice_kind and document.client.attach_ubl and not ubl_problems(content):
         ubl = export(document, "ubl")  # the client books it without opening the PDF
         message.attach(ubl.filename, ubl.data, ubl.content_type)
     message.send()

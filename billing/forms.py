@@ -23,6 +23,8 @@ from .models import (
     InvoiceLine,
     Membership,
     PaymentMethod,
+    Quote,
+    QuoteLine,
     RecurringInvoice,
     RecurringLine,
     RecurringMode,
@@ -114,6 +116,20 @@ class CreditNoteForm(DocumentForm):
         self.fields["invoice"].label_from_instance = lambda inv: f"{inv.number} — {inv.client}"
 
 
+class QuoteForm(DocumentForm):
+    class Meta:
+        model = Quote
+        fields = ["client", "valid_until", "currency", "buyer_reference", "notes"]
+        widgets = {"valid_until": DATE_INPUT, "notes": forms.Textarea(attrs={"rows": 3})}
+
+    def clean_valid_until(self):
+        valid_until = self.cleaned_data["valid_until"]
+        if valid_until is not None and valid_until < timezone.localdate():
+            raise forms.ValidationError(_("A quote cannot be valid until a day that has "
+                                          "passed."))
+        return valid_until
+
+
 LINE_FIELDS = ["description", "quantity", "unit_code", "unit_price", "tax_category", "tax_rate",
                "tax_exemption_reason", "tax_exemption_code"]
 LINE_WIDGETS = {
@@ -200,6 +216,7 @@ def line_formset(model, line_model):
 
 InvoiceLineFormSet = line_formset(Invoice, InvoiceLine)
 CreditNoteLineFormSet = line_formset(CreditNote, CreditNoteLine)
+QuoteLineFormSet = line_formset(Quote, QuoteLine)
 
 
 class SendForm(forms.Form):
@@ -210,6 +227,12 @@ class SendForm(forms.Form):
 
 class CancelForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), max_length=500)
+
+
+class QuoteAnswerForm(forms.Form):
+    """Declining or expiring a quote: why, if someone says (kept in its history)."""
+
+    reason = forms.CharField(label=_("Reason (optional)"), max_length=500, required=False)
 
 
 class DocumentFilterForm(forms.Form):
@@ -263,7 +286,8 @@ class NumberingSettingsForm(forms.ModelForm):
     class Meta:
         model = NumberingSettings
         fields = ["shared_counter", "invoice_pattern", "credit_note_pattern", "padding",
-                  "reset_period", "fiscal_year_start"]
+                  "reset_period", "fiscal_year_start", "quote_pattern",
+                  "quotes_share_invoice_counter"]
 
 
 class CreditForm(forms.Form):

@@ -1,6 +1,9 @@
 """
 Folio's documents: companies, clients, invoices and credit notes with their lines.
 
+Quotes are documents too: numbered when sent, frozen from then on, then accepted (which
+drafts an invoice from them), declined or expired.
+
 A document is a draft until it is sent. Sending (``billing.services.send_document``) is the
 only way to give it a number; from then on it is never edited or deleted (the model refuses,
 and database triggers refuse what bypasses the model): it is corrected by a credit note.
@@ -334,6 +337,9 @@ class Document(ConcurrentTransitionMixin, models.Model):
     """What invoices and credit notes share: parties, state, number, dates, money."""
 
     kind: str  # a counters.models.Kind, set by each concrete document
+    # Whether an issued document of this kind is an EN 16931 invoice (or credit note), with
+    # e-invoices checked before sending and exported afterwards.
+    is_einvoice_kind = True
     # Columns an issued document may still change; everything else is frozen at send.
     MUTABLE_WHEN_ISSUED = frozenset({"state", "updated_at"})
 
@@ -505,7 +511,7 @@ class Document(ConcurrentTransitionMixin, models.Model):
     def needs_einvoice(self):
         """Whether sending this document needs a valid e-invoice (when its company makes
         them)."""
-        return True
+        return self.is_einvoice_kind
 
     @transition(field="state", source=DRAFT, target=DocumentState.SENT)
     def send(self, lines, user=None):
@@ -632,6 +638,11 @@ class Invoice(Document):
         "RecurringInvoice", null=True, blank=True, on_delete=models.PROTECT,
         related_name="invoices", verbose_name=_("recurring schedule"), editable=False)
     recurring_period = models.DateField(_("period"), null=True, blank=True, editable=False)
+    # The accepted quote this invoice was drafted from (billing.services.accept_quote).
+    quote = models.ForeignKey(
+        "Quote", null=True, blank=True, on_delete=models.PROTECT, related_name="invoices",
+        verbose_name=_("quote"), editable=False,
+    )
 
     class Meta(Document.Meta):
         verbose_name = _("invoice")
@@ -648,6 +659,9 @@ class Invoice(Document):
                 condition=Q(recurring__isnull=True, recurring_period__isnull=True)
                 | Q(recurring__isnull=False, recurring_period__isnull=False),
                 name="billing_invoice_recurring_has_period"),
+            # A quote is accepted once: one invoice at most is drafted from it.
+            models.UniqueConstraint(fields=["quote"], condition=Q(quote__isnull=False),
+                                    name="billing_invoice_one_per_quote"),
         ]
         # The lists: newest first, all or by state.
         indexes = [models.Index(fields=["company", "-created_at", "-id"]),
@@ -776,6 +790,102 @@ class CreditNoteLine(LineItem):
 
     class Meta(LineItem.Meta):
         verbose_name = _("credit note line")
+
+
+class QuoteState(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    SENT = "sent", _("Sent")
+    ACCEPTED = "accepted", _("Accepted")
+    DECLINED = "declined", _("Declined")
+    EXPIRED = "expired", _("Expired")
+
+
+# How long a quote sent without a valid-until date stays valid.
+QUOTE_VALIDITY_DAYS = 30
+
+
+class Quote(Document):
+    """
+    An offer to a client: numbered when sent (its own series, or the invoices'), frozen from
+    then on, then accepted (``billing.services.accept_quote`` drafts its invoice), declined
+    or expired; each keeps its number. Not an EN 16931 invoice: no e-invoice is made of it.
+    """
+
+    kind = Kind.QUOTE
+    is_einvoice_kind = False
+
+    state = FSMField(_("state"), default=DRAFT, choices=QuoteState.choices, protected=True)
+    valid_until = models.DateField(
+        _("valid until"), null=True, blank=True,
+        help_text=_("Empty: %(days)d days after the quote is sent.") % {
+            "days": QUOTE_VALIDITY_DAYS})
+
+    class Meta(Document.Meta):
+        verbose_name = _("quote")
+        constraints = [
+            *Document.Meta.constraints,
+            models.CheckConstraint(condition=Q(state__in=QuoteState.values),
+                                   name="billing_quote_state_valid"),
+            # A sent quote says how long it holds.
+            models.CheckConstraint(
+                condition=Q(state=DRAFT) | Q(valid_until__isnull=False,
+                                             valid_until__gte=models.F("issue_date")),
+                name="billing_quote_valid_until_set"),
+        ]
+        indexes = [models.Index(fields=["company", "-created_at", "-id"]),
+                   models.Index(fields=["company", "state", "-created_at", "-id"])]
+
+    def _refuse_if_issued(self, update_fields=None):
+        try:
+            super()._refuse_if_issued(update_fields)
+        except DocumentLocked:
+            raise DocumentLocked(
+                _("%(document)s has been sent and can no longer be changed or deleted.")
+                % {"document": self}, code="issued") from None
+
+    def is_expired_on(self, today) -> bool:
+        """Sent and past its valid-until date (expired in fact, until someone says so)."""
+        return (self.state == QuoteState.SENT and self.valid_until is not None
+                and self.valid_until < today)
+
+    def validate_for_issue(self, lines):
+        super().validate_for_issue(lines)
+        if self.valid_until is not None and self.valid_until < timezone.localdate():
+            raise ValidationError(
+                _("The quote's valid-until date has passed: choose a later one."),
+                code="valid_until_past")
+
+    def complete_for_issue(self):
+        super().complete_for_issue()
+        if self.valid_until is None:
+            self.valid_until = self.issue_date + timedelta(days=QUOTE_VALIDITY_DAYS)
+
+    @transition(field="state", source=QuoteState.SENT, target=QuoteState.ACCEPTED)
+    def accept(self):
+        """The client accepted. ``billing.services.accept_quote`` drafts its invoice first."""
+
+    @transition(field="state", source=QuoteState.SENT, target=QuoteState.DECLINED)
+    def decline(self):
+        """The client declined; the quote keeps its number."""
+
+    @transition(field="state", source=QuoteState.SENT, target=QuoteState.EXPIRED)
+    def expire(self):
+        """The offer lapsed; the quote keeps its number."""
+
+
+class QuoteLine(LineItem):
+    document = models.ForeignKey(Quote, on_delete=models.CASCADE, related_name="lines")
+
+    class Meta(LineItem.Meta):
+        verbose_name = _("quote line")
+
+
+DOCUMENT_MODELS = {Kind.INVOICE: Invoice, Kind.CREDIT_NOTE: CreditNote, Kind.QUOTE: Quote}
+
+
+def document_model(kind):
+    """The model of a kind of document (a ``counters.models.Kind``)."""
+    return DOCUMENT_MODELS[Kind(kind)]
 
 
 class EmailDelivery(models.Model):

@@ -13,16 +13,17 @@ def document_pdf(document) -> bytes:
     issued), in the language of its client (texts, dates and amounts): a draft's is marked
     DRAFT and carries no number.
 
-    When its company makes e-invoices, an issued document whose content makes a valid one
-    gets a Factur-X PDF: PDF/A-3b
-    with its CII XML embedded (``billing.einvoice.facturx``), which a person reads and a
-    program books. This is the PDF that is downloaded and e-mailed.
+    When its company makes e-invoices, an issued invoice or credit note (never a quote)
+    whose content makes a valid one gets a Factur-X PDF: PDF/A-3b with its CII XML embedded
+    (``billing.einvoice.facturx``), which a person reads and a program books. This is the
+    PDF that is downloaded and e-mailed.
     """
     from .einvoice.checks import problems
     from .einvoice.exports import export
 
     content = document.content  # as issued, once issued
-    if document.is_issued and document.company.einvoicing and not problems(content):
+    if (document.is_issued and document.is_einvoice_kind and document.company.einvoicing
+            and not problems(content)):
         return export(document, "facturx").data
     return render_pdf(document, content)
 

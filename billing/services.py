@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from counters.history import record_state_change
 
 from . import emails, formats, money
+from . import snapshot as snapshots
 from .api.models import ApiToken
 from .models import (
     DRAFT,
@@ -26,10 +27,13 @@ from .models import (
     Document,
     DocumentState,
     Invoice,
+    InvoiceLine,
     Membership,
     Payment,
     PaymentMethod,
     PaymentReversal,
+    Quote,
+    QuoteState,
 )
 
 
@@ -422,6 +426,71 @@ def cancel_invoice(invoice: Invoice, user=None, *, reason="") -> CreditNote | No
         locked.save(update_fields=["state", "updated_at"])
         _record(locked, DocumentState.SENT, user, reason)
     return credit_note
+
+
+# --- Quotes --------------------------------------------------------------------------------
+
+
+def _lock_sent_quote(quote, refused):
+    """The quote, its row locked; ``refused`` (a message with %(quote)s and %(state)s) unless
+    it is sent."""
+    locked = _lock(quote)
+    if locked.state != QuoteState.SENT:
+        raise ValidationError(refused % {"quote": locked, "state": locked.get_state_display()},
+                              code="not_sent")
+    return locked
+
+
+def accept_quote(quote: Quote, user=None) -> Invoice:
+    """
+    The client accepted a sent quote: in one transaction, lock the quote → check it is
+    sent → draft an invoice to the same client with the quote's lines as sent, linked to
+    it → the quote becomes accepted, recorded in its history. Returns the invoice draft,
+    which is edited and sent like any other. A quote is accepted once (the database
+    refuses a second invoice of it, and the change of state without one).
+    """
+    with transaction.atomic():
+        locked = _lock_sent_quote(
+            quote, _("Only a sent quote can be accepted; %(quote)s is %(state)s."))
+        content = locked.content  # as sent
+        invoice = Invoice(company_id=locked.company_id, client_id=locked.client_id,
+                          currency=locked.currency, buyer_reference=locked.buyer_reference,
+                          quote=locked)
+        invoice.save()
+        InvoiceLine.objects.bulk_create(
+            InvoiceLine(document=invoice, position=position,
+                        **{name: getattr(line, name) for name in snapshots.LINE_FIELDS})
+            for position, line in enumerate(content.lines))
+        invoice.update_totals()
+        locked.accept()
+        locked.save(update_fields=["state", "updated_at"])
+        _record(locked, QuoteState.SENT, user)
+    return invoice
+
+
+def decline_quote(quote: Quote, user=None, *, reason="") -> Quote:
+    """The client declined a sent quote: it is declined, keeps its number, and the change is
+    recorded in its history (with ``reason``)."""
+    with transaction.atomic():
+        locked = _lock_sent_quote(
+            quote, _("Only a sent quote can be declined; %(quote)s is %(state)s."))
+        locked.decline()
+        locked.save(update_fields=["state", "updated_at"])
+        _record(locked, QuoteState.SENT, user, reason.strip())
+    return locked
+
+
+def expire_quote(quote: Quote, user=None, *, reason="") -> Quote:
+    """A sent quote lapsed: it is expired, keeps its number, and the change is recorded in
+    its history. Said by a person (a quote past its valid-until date shows as expired
+    meanwhile)."""
+    with transaction.atomic():
+        locked = _lock_sent_quote(
+            quote, _("Only a sent quote can be marked expired; %(quote)s is %(state)s."))
+        locked.expire()
+        locked.save(update_fields=["state", "updated_at"])
+        _record(locked, QuoteState.SENT, user, reason.strip())
+    return locked
 
 
 def set_membership(company, user, role) -> Membership:

@@ -67,6 +67,8 @@ def build(document, lines, totals: money.Totals | None = None) -> dict:
         data["corrects"] = {"number": document.invoice_number,
                             "issue_date": _day(document.invoice_issue_date)}
         data["reason"] = document.reason
+    if hasattr(document, "valid_until"):  # a quote
+        data["valid_until"] = _day(document.valid_until)
     return data
 
 
@@ -161,6 +163,7 @@ class Content:
     corrects: Corrected | None = None
     reason: str = ""
     buyer_reference: str = ""
+    valid_until: date | None = None  # a quote's
 
     @property
     def breakdown(self) -> tuple[TaxBreakdown, ...]:
@@ -205,6 +208,7 @@ def read(data: dict) -> Content:
         if "corrects" in data else None,
         reason=data.get("reason", ""),
         buyer_reference=data.get("buyer_reference", ""),
+        valid_until=_parse_day(data.get("valid_until")),
     )
 
 

@@ -9,5 +9,7 @@ COLUMNS = ("number", "client__name", "issue_date", "due_date", "state", "total",
 
 def table_documents(documents):
     """``documents`` (one kind, filtered, ordered) with their clients, read in one query."""
-    return documents.select_related("client").only(*COLUMNS)
+    # A quote's rows show its valid-until date (and whether it has passed) in the due column.
+    extra = ("valid_until",) if hasattr(documents.model, "valid_until") else ()
+    return documents.select_related("client").only(*COLUMNS, *extra)
 

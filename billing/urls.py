@@ -9,10 +9,13 @@ from .api.app import api
 from .api.pages import api_tokens
 
 
-def document_urls(kind, prefix):
-    """The same pages for each kind of document (a ``Kind``), named ``<kind>_<action>``."""
+def document_urls(kind, prefix, *, einvoice=True):
+    """
+    The same pages for each kind of document (a ``Kind``), named ``<kind>_<action>``; with
+    ``einvoice``, the downloads of an issued document's e-invoices too.
+    """
     k = {"kind": kind}
-    return [
+    pages = [
         path(f"{prefix}/", views.document_list, k, name=f"{kind}_list"),
         path(f"{prefix}/new/", views.document_form, k, name=f"{kind}_create"),
         path(f"{prefix}/totals/", views.document_totals, k, name=f"{kind}_totals"),
@@ -22,6 +25,11 @@ def document_urls(kind, prefix):
         path(f"{prefix}/<int:pk>/delete/", views.document_delete, k, name=f"{kind}_delete"),
         path(f"{prefix}/<int:pk>/pdf/", views.document_pdf_view, k, name=f"{kind}_pdf"),
         path(f"{prefix}/<int:pk>/email/", views.document_email, k, name=f"{kind}_email"),
+    ]
+    if not einvoice:
+        return pages
+    return [
+        *pages,
         # E-invoices; the PDF of an issued document is its Factur-X.
         path(f"{prefix}/<int:pk>/ubl/", views.document_einvoice, {**k, "syntax": "ubl"},
              name=f"{kind}_ubl"),
@@ -46,6 +54,11 @@ urlpatterns = [
     path("clients/<int:pk>/edit/", views.client_form, name="client_edit"),
     *document_urls(Kind.INVOICE, "invoices"),
     *document_urls(Kind.CREDIT_NOTE, "credit-notes"),
+    # Quotes are not EN 16931 invoices: their PDF only.
+    *document_urls(Kind.QUOTE, "quotes", einvoice=False),
+    path("quotes/<int:pk>/accept/", views.quote_accept, name="quote_accept"),
+    path("quotes/<int:pk>/decline/", views.quote_decline, name="quote_decline"),
+    path("quotes/<int:pk>/expire/", views.quote_expire, name="quote_expire"),
     path("invoices/<int:pk>/paid/", views.invoice_mark_paid, name="invoice_mark_paid"),
     path("invoices/<int:pk>/payments/", views.invoice_payment, name="invoice_payment"),
     path("payments/<int:pk>/reverse/", views.payment_reverse, name="payment_reverse"),

@@ -64,6 +64,9 @@ from .forms import (
     PaidInFullForm,
     PaymentForm,
     PreferencesForm,
+    QuoteAnswerForm,
+    QuoteForm,
+    QuoteLineFormSet,
     ReverseForm,
     RoleForm,
     SendForm,
@@ -79,6 +82,8 @@ from .models import (
     InvoiceLine,
     Membership,
     Payment,
+    Quote,
+    QuoteState,
     RecurringInvoice,
     SendBatch,
     SendBatchItem,
@@ -126,10 +131,11 @@ class DocumentPages:
     also begins the names of its URLs (``credit_note_detail``).
     """
 
-    def __init__(self, model, form, formset, title, title_plural, states):
+    def __init__(self, model, form, formset, title, title_plural, states, new_label):
         self.model, self.form, self.formset = model, form, formset
-        self.title, self.title_plural = title, title_plural
-        self.states = [choice for choice in DocumentState.choices if choice[0] in states]
+        self.title, self.title_plural, self.new_label = title, title_plural, new_label
+        self.states = [choice for choice in model._meta.get_field("state").choices
+                       if choice[0] in states]
         self.kind = model.kind
 
     def url(self, action, document=None):
@@ -139,10 +145,14 @@ class DocumentPages:
 KINDS = {
     Kind.INVOICE: DocumentPages(Invoice, InvoiceForm, InvoiceLineFormSet,
                                 gettext_lazy("Invoice"), gettext_lazy("Invoices"),
-                                DocumentState.values),
+                                DocumentState.values, gettext_lazy("New invoice")),
     Kind.CREDIT_NOTE: DocumentPages(CreditNote, CreditNoteForm, CreditNoteLineFormSet,
                                     gettext_lazy("Credit note"), gettext_lazy("Credit notes"),
-                                    [DocumentState.DRAFT, DocumentState.SENT]),
+                                    [DocumentState.DRAFT, DocumentState.SENT],
+                                    gettext_lazy("New credit note")),
+    Kind.QUOTE: DocumentPages(Quote, QuoteForm, QuoteLineFormSet,
+                              gettext_lazy("Quote"), gettext_lazy("Quotes"),
+                              QuoteState.values, gettext_lazy("New quote")),
 }
 
 
@@ -376,7 +386,7 @@ def document_list(request, kind):
     query.pop("page", None)
     return render(request, "billing/document_list.html", {
         "spec": spec, "page": page, "filters": filters, "query": query.urlencode(),
-        "open_column": open_column,
+        "open_column": open_column, "quote_columns": spec.kind == Kind.QUOTE,
         "today": timezone.localdate(),
         "filtered_client": filters.cleaned_data["client"] if filters.is_valid() else None,
     })
@@ -388,8 +398,13 @@ def document_form(request, kind, pk=None):
     document = get_object_or_404(scoped(request, spec.model), pk=pk) if pk else spec.model(
         company=request.company)
     if document.pk and not document.is_draft:
-        messages.error(request, _("%(document)s has been issued and can no longer be edited; "
-                                  "correct it with a credit note.") % {"document": document})
+        if kind == Kind.QUOTE:
+            messages.error(request, _("%(document)s has been sent and can no longer be "
+                                      "edited.") % {"document": document})
+        else:
+            messages.error(request, _("%(document)s has been issued and can no longer be "
+                                      "edited; correct it with a credit note.")
+                           % {"document": document})
         return redirect(spec.url("detail", document))
     initial = {"client": request.GET["client"]} if request.GET.get("client") else {}
     form = spec.form(request.POST or None, instance=document, company=request.company,
@@ -484,15 +499,24 @@ def _detail_context(request, spec, document, *, payment_form=None, paid_form=Non
         "deliveries": deliveries_of(document),
         "send_form": SendForm(initial={"email": bool(document.client.email)}),
         "cancel_form": CancelForm(),
+        "makes_einvoice": document.company.einvoicing and document.is_einvoice_kind,
     }
     if document.is_draft:
         context["preview"] = preview_number(document)
     # What keeps the document from having a valid e-invoice, when its company makes them:
     # a draft is refused on send; an issued one gets no e-invoice downloads. What only
     # Peppol needs leaves out the UBL alone.
-    if document.company.einvoicing:
+    if document.company.einvoicing and document.is_einvoice_kind:
         context["einvoice_problems"] = einvoice_problems(content)
         context["ubl_problems"] = ubl_problems(content)
+    if spec.kind == Kind.QUOTE:
+        context["invoices"] = document.invoices.all()
+        context["can_answer"] = (document.state == QuoteState.SENT
+                                 and can(request.membership, Action.SEND)
+                                 and can(request.membership, Action.CREATE))
+        context["answer_form"] = QuoteAnswerForm()
+    if spec.kind == Kind.INVOICE and document.quote_id:
+        context["quote"] = document.quote
     if spec.kind == Kind.INVOICE and document.is_issued:
         payments = list(services.payments_of(document))
         paid = document.paid()
@@ -623,6 +647,58 @@ def document_email(request, kind, pk):
         messages.success(request, _("The e-mail to %(to)s is on its way: its state is "
                                     "shown below.") % {"to": delivery.recipient or "—"})
     return redirect(spec.url("detail", document))
+
+
+# --- Quotes --------------------------------------------------------------------------------
+
+
+def _answer_quote(request, pk, operation, done):
+    """Decline or expire the quote ``pk`` (``operation``, a service), then back to its page."""
+    quote = get_object_or_404(scoped(request, Quote), pk=pk)
+    form = QuoteAnswerForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["reason"]))
+        return redirect("quote_detail", pk=pk)
+    try:
+        operation(quote, user=request.user, reason=form.cleaned_data["reason"])
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+    else:
+        messages.success(request, done % {"quote": quote})
+    return redirect("quote_detail", pk=pk)
+
+
+@require_POST
+@company_required(action=Action.SEND)
+def quote_accept(request, pk):
+    """The client accepted: the quote's invoice is drafted, and shown to check and send."""
+    if not can(request.membership, Action.CREATE):
+        raise PermissionDenied(_("Your role does not allow this."))
+    quote = get_object_or_404(scoped(request, Quote), pk=pk)
+    try:
+        invoice = services.accept_quote(quote, user=request.user)
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+        return redirect("quote_detail", pk=pk)
+    messages.success(request, _("%(quote)s accepted: here is its invoice, as a draft. Check "
+                                "it, then send it.") % {"quote": quote})
+    return redirect("invoice_detail", pk=invoice.pk)
+
+
+@require_POST
+@company_required(action=Action.SEND)
+def quote_decline(request, pk):
+    """The client said no: the quote is declined (with the reason given, if any)."""
+    return _answer_quote(request, pk, services.decline_quote,
+                         _("%(quote)s declined; it keeps its number."))
+
+
+@require_POST
+@company_required(action=Action.SEND)
+def quote_expire(request, pk):
+    """The offer lapsed: the quote is marked expired."""
+    return _answer_quote(request, pk, services.expire_quote,
+                         _("%(quote)s marked expired; it keeps its number."))
 
 
 @require_POST

@@ -180,7 +180,8 @@ class ReadOnlyAdmin(CompanyScopedAdmin):
 class NumberingSettingsAdmin(CompanyScopedAdmin):
     write_action = MANAGE_NUMBERING
     list_display = ["company", "shared_counter", "invoice_pattern", "credit_note_pattern",
-                    "padding", "reset_period", "fiscal_year_start"]
+                    "quote_pattern", "quotes_share_invoice_counter", "padding", "reset_period",
+                    "fiscal_year_start"]
     list_select_related = ["company"]
 
     def save_model(self, request, obj, form, change):

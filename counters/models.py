@@ -2,8 +2,8 @@
 Numbering for business documents: settings, sequences, the ledger of issued numbers and the
 record of deliberate jumps.
 
-The app knows two kinds of document (invoices and credit notes) and the model that owns a
-numbering (``settings.COUNTERS_COMPANY_MODEL``); it imports nothing from the app that issues.
+The app knows three kinds of document (invoices, credit notes and quotes) and the model that
+owns a numbering (``settings.COUNTERS_COMPANY_MODEL``); it imports nothing from the app that issues.
 """
 
 from datetime import date
@@ -29,6 +29,7 @@ REASON_MAX_LENGTH = 500
 class Kind(models.TextChoices):
     INVOICE = "invoice", _("Invoice")
     CREDIT_NOTE = "credit_note", _("Credit note")
+    QUOTE = "quote", _("Quote")
 
 
 class ResetPeriod(models.TextChoices):
@@ -38,6 +39,16 @@ class ResetPeriod(models.TextChoices):
 
 
 SHARED_SERIES = "shared"
+# A quote pattern left empty is the invoice pattern after this.
+DERIVED_QUOTE_PREFIX = "Q-"
+# Why a quote pattern is refused beside another kind's (see NumberingSettings.clean).
+QUOTE_COLLISIONS = {
+    Kind.INVOICE: _("With their own counter, quotes and invoices would produce the same "
+                    "numbers (%(example)s). Give the patterns different text, e.g. Q-."),
+    Kind.CREDIT_NOTE: _("With their own counter, quotes and credit notes would produce the "
+                        "same numbers (%(example)s). Give the patterns different text, e.g. "
+                        "Q-."),
+}
 SERIES_CHOICES = [(SHARED_SERIES, _("Shared"))] + list(Kind.choices)
 
 
@@ -57,6 +68,16 @@ class NumberingSettings(models.Model):
     )
     credit_note_pattern = models.CharField(
         _("credit note pattern"), max_length=PATTERN_MAX_LENGTH, default="CN-{YYYY}-{counter}"
+    )
+    quote_pattern = models.CharField(
+        _("quote pattern"), max_length=PATTERN_MAX_LENGTH, blank=True, default="",
+        help_text=_("Empty: the invoice pattern after Q- (Q-INV-2026-0001)."),
+    )
+    quotes_share_invoice_counter = models.BooleanField(
+        _("quotes share the invoices' counter"),
+        default=False,
+        help_text=_("Quotes draw their values from the invoices' sequence instead of their "
+                    "own."),
     )
     padding = models.PositiveSmallIntegerField(
         _("padding"),
@@ -97,11 +118,14 @@ class NumberingSettings(models.Model):
 
     # Fields whose change can move values between sequences (see layout_differs and
     # save_numbering_settings).
-    LAYOUT_FIELDS = ("shared_counter", "reset_period", "fiscal_year_start")
+    LAYOUT_FIELDS = ("shared_counter", "quotes_share_invoice_counter", "reset_period",
+                     "fiscal_year_start")
     TRACKED_FIELDS = (
         "shared_counter", "invoice_pattern", "credit_note_pattern", "padding", "reset_period",
-        "fiscal_year_start",
+        "fiscal_year_start", "quote_pattern", "quotes_share_invoice_counter",
     )
+    PATTERN_FIELDS = {Kind.INVOICE: "invoice_pattern", Kind.CREDIT_NOTE: "credit_note_pattern",
+                      Kind.QUOTE: "quote_pattern"}
 
     def __str__(self):
         return str(_("Numbering of %(company)s") % {"company": self.company})
@@ -112,13 +136,24 @@ class NumberingSettings(models.Model):
         return settings_
 
     def series_for(self, kind) -> str:
+        """The series ``kind`` draws its values from: its own, the shared one, or (a quote
+        sharing the invoices' counter) the invoices'."""
+        if kind == Kind.QUOTE:
+            if not self.quotes_share_invoice_counter:
+                return str(Kind.QUOTE)
+            kind = Kind.INVOICE
         return SHARED_SERIES if self.shared_counter else str(kind)
 
     def pattern_for(self, kind) -> str:
-        return self.invoice_pattern if kind == Kind.INVOICE else self.credit_note_pattern
+        """The pattern of ``kind``; a quote's, when left empty, is the invoices' after Q-
+        (valid whatever the restart, and never the invoices' shape)."""
+        pattern = getattr(self, self.PATTERN_FIELDS[Kind(kind)])
+        if kind == Kind.QUOTE and not pattern:
+            return DERIVED_QUOTE_PREFIX + self.invoice_pattern
+        return pattern
 
     def series_in_use(self) -> list[str]:
-        return [SHARED_SERIES] if self.shared_counter else [Kind.INVOICE, Kind.CREDIT_NOTE]
+        return list(dict.fromkeys(self.series_for(kind) for kind in Kind))
 
     def format(self, kind, issue_date: date, value: int) -> str:
         return patterns.format_number(self.pattern_for(kind), issue_date, value, self.padding,
@@ -141,7 +176,9 @@ class NumberingSettings(models.Model):
         separate, and the periods they restart in) differs from this one's. The fiscal year
         only matters to yearly restarts.
         """
-        if (self.shared_counter, self.reset_period) != (other.shared_counter, other.reset_period):
+        if ((self.shared_counter, self.quotes_share_invoice_counter, self.reset_period)
+                != (other.shared_counter, other.quotes_share_invoice_counter,
+                    other.reset_period)):
             return True
         return self.reset_period == ResetPeriod.YEARLY and self.fiscal_start != other.fiscal_start
 
@@ -153,8 +190,10 @@ class NumberingSettings(models.Model):
             # clean_fields says so; checking the patterns needs a padding within bounds.
             return
         errors = {}
-        for field in ("invoice_pattern", "credit_note_pattern"):
-            pattern = getattr(self, field)
+        for kind, field in self.PATTERN_FIELDS.items():
+            if kind == Kind.QUOTE and not self.quote_pattern and "invoice_pattern" in errors:
+                continue  # the invoice pattern's error says it
+            pattern = self.pattern_for(kind)
             try:
                 patterns.validate_pattern(pattern, reset_period=self.reset_period,
                                           fiscal_start=self.fiscal_start)
@@ -185,6 +224,20 @@ class NumberingSettings(models.Model):
                     params={"example": self.format(Kind.CREDIT_NOTE, date.today(), 1)},
                 )
             })
+        for other in (Kind.INVOICE, Kind.CREDIT_NOTE):
+            # Kinds drawing from different series can give the same value: their patterns
+            # must tell their numbers apart.
+            if self.series_for(Kind.QUOTE) != self.series_for(other) and \
+                    patterns.patterns_may_collide(self.pattern_for(Kind.QUOTE),
+                                                  self.pattern_for(other),
+                                                  self.fiscal_start):
+                raise ValidationError({
+                    "quote_pattern": ValidationError(
+                        QUOTE_COLLISIONS[other],
+                        code="collision",
+                        params={"example": self.format(Kind.QUOTE, date.today(), 1)},
+                    )
+                })
 
 
 class Sequence(models.Model):

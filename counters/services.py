@@ -209,8 +209,15 @@ def _carry_values_over(numbering, user):
         "month": numbering.get_fiscal_year_start_display(),
     }
 
+    # A quote series with no quote ever numbered has nothing to repeat (its pattern never
+    # gives another kind's numbers): it is left to start at 1, without a jump.
+    quoted = IssuedNumber.objects.filter(company_id=numbering.company_id,
+                                         kind=Kind.QUOTE).exists()
+
     def start_after(period, floor):
         for series in numbering.series_in_use():
+            if series == Kind.QUOTE and not quoted:
+                continue
             sequence, _created = Sequence.objects.select_for_update().get_or_create(
                 company_id=numbering.company_id, series=series, period=period
             )

@@ -11,6 +11,7 @@ from billing.models import (
     Invoice,
     InvoiceLine,
     Membership,
+    Quote,
 )
 
 
@@ -100,9 +101,14 @@ class CreditNoteFactory(DocumentFactory):
         model = CreditNote
 
 
+class QuoteFactory(DocumentFactory):
+    class Meta:
+        model = Quote
+
+
 __all__ = [
     "ClientFactory", "CompanyFactory", "CreditNoteFactory", "CreditNoteLine", "InvoiceFactory",
-    "InvoiceLine", "MembershipFactory", "UserFactory",
+    "InvoiceLine", "MembershipFactory", "QuoteFactory", "UserFactory",
 ]
 
 

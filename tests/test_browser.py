@@ -284,12 +284,14 @@ def test_log_out_and_reset_a_password(page, owner):
 def test_pages_fit_a_phone(page, owner):
     from billing.services import send_document
 
-    from .factories import ClientFactory, InvoiceFactory
+    from .factories import ClientFactory, InvoiceFactory, QuoteFactory
 
     invoice = send_document(InvoiceFactory(client=ClientFactory(company=owner.company)))
+    quote = send_document(QuoteFactory(client=invoice.client))
     log_in(page)
     page.set_viewport_size({"width": 375, "height": 740})
-    for url in ("/", "/invoices/", f"/invoices/{invoice.pk}/", "/invoices/new/", "/numbering/"):
+    for url in ("/", "/invoices/", f"/invoices/{invoice.pk}/", "/invoices/new/", "/numbering/",
+                "/quotes/", f"/quotes/{quote.pk}/"):
         page.goto(url)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         page.shot("phone" + url.replace("/", "-"))
@@ -397,7 +399,7 @@ def test_no_serious_accessibility_finding_on_any_page(page, owner):
 
     from billing.services import send_document
 
-    from .factories import ClientFactory, CreditNoteFactory, InvoiceFactory
+    from .factories import ClientFactory, CreditNoteFactory, InvoiceFactory, QuoteFactory
 
     owner.user.is_staff = True
     owner.user.save()
@@ -408,6 +410,7 @@ def test_no_serious_accessibility_finding_on_any_page(page, owner):
     draft = InvoiceFactory(client=client, lines=work)
     credit_note = send_document(CreditNoteFactory(client=client, invoice=invoice, lines=work))
     unpaid = send_document(InvoiceFactory(client=client, lines=work))
+    quote = send_document(QuoteFactory(client=client, lines=work))
     pages = ["/", "/clients/", f"/clients/{client.pk}/", "/clients/new/", f"/invoices/{unpaid.pk}/",
              f"/clients/{client.pk}/edit/", "/invoices/", f"/invoices/{invoice.pk}/",
              f"/invoices/{draft.pk}/", "/invoices/new/", f"/invoices/{draft.pk}/edit/",
@@ -415,7 +418,8 @@ def test_no_serious_accessibility_finding_on_any_page(page, owner):
              f"/credit-notes/{credit_note.pk}/", "/credit-notes/new/", "/members/", "/company/",
              "/numbering/",
              "/audit/",
-             "/accounts/preferences/", "/invoices/999999/"]
+             "/accounts/preferences/", "/invoices/999999/",
+             "/quotes/", f"/quotes/{quote.pk}/", "/quotes/new/"]
     axe = Axe()
     findings = []
 
@@ -442,7 +446,8 @@ def test_no_serious_accessibility_finding_on_any_page(page, owner):
                 wider.append((url, width, overflow))
         for url, button in ((f"/invoices/{draft.pk}/", "Send…"),
                             (f"/invoices/{invoice.pk}/", "Cancel invoice…"),
-                            (f"/invoices/{unpaid.pk}/", "Paid in full…")):
+                            (f"/invoices/{unpaid.pk}/", "Paid in full…"),
+                            (f"/quotes/{quote.pk}/", "Decline…")):
             page.goto(url)
             page.get_by_role("button", name=button).click()
             expect(page.get_by_role("dialog")).to_be_visible()

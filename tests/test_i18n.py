@@ -26,7 +26,13 @@ from billing import services
 from billing.models import Invoice, Membership, UserPreferences
 from billing.pdf import document_pdf
 
-from .factories import ClientFactory, CompanyFactory, InvoiceFactory, MembershipFactory
+from .factories import (
+    ClientFactory,
+    CompanyFactory,
+    InvoiceFactory,
+    MembershipFactory,
+    QuoteFactory,
+)
 
 TRANSLATED = ["fr", "de", "es", "it", "nl"]  # every language of the app but English
 DOCUMENT_TEMPLATES = ["document_pdf.html", "email_subject.txt", "email_body.txt",
@@ -55,7 +61,9 @@ def test_the_document_templates_strings_are_found():
     strings = {s for name in DOCUMENT_TEMPLATES for s in msgids_of(name)}
     assert {"Invoice", "Credit note", "Due date", "Total due", "Kind regards,",
             "Please find attached our invoice %(number)s for %(total)s.",
-            "Invoice %(number)s from %(company)s"} <= strings
+            "Invoice %(number)s from %(company)s", "Quote", "Valid until",
+            "Quote %(number)s from %(company)s",
+            "Please find attached our quote %(number)s for %(total)s."} <= strings
     assert len(strings) >= 25
 
 
@@ -133,6 +141,33 @@ def test_a_client_gets_pdf_and_email_in_their_language(
     assert english_left(message.subject + "\n" + message.body, language) == []
     attached = pdf_text(message.attachments[0][1])
     assert english_left(attached, language) == [] and title in attached
+
+
+# Per language: the quote's title, its valid-until label and the e-mail's subject.
+QUOTE_EXPECTED = {
+    "fr": ("Devis", "Valable jusqu'au", "Devis {} de Northwind"),
+    "de": ("Angebot", "Gültig bis", "Angebot {} von Northwind"),
+    "es": ("Presupuesto", "Válido hasta", "Presupuesto {} de Northwind"),
+    "it": ("Preventivo", "Valido fino al", "Preventivo {} da Northwind"),
+    "nl": ("Offerte", "Geldig tot", "Offerte {} van Northwind"),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language", sorted(QUOTE_EXPECTED))
+def test_a_client_gets_a_quote_in_their_language(language, issue_on, run_jobs, mailoutbox):
+    title, label, subject = QUOTE_EXPECTED[language]
+    company = CompanyFactory(name="Northwind", locale="en")
+    client = ClientFactory(company=company, name="Client", language=language)
+    issue_on(date(2026, 3, 5))
+    quote = services.send_document(QuoteFactory(client=client, lines=LINES), email=True)
+    run_jobs()
+    text = pdf_text(document_pdf(quote))
+    assert f"{title} {quote.number}" in text and label.upper() in text.upper()
+    assert english_left(text, language) == []
+    [message] = mailoutbox
+    assert message.subject == subject.format(quote.number)
+    assert english_left(message.subject + "\n" + message.body, language) == []
 
 
 @pytest.mark.django_db

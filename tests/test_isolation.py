@@ -29,6 +29,7 @@ from .factories import (
     CreditNoteFactory,
     InvoiceFactory,
     MembershipFactory,
+    QuoteFactory,
     UserFactory,
 )
 
@@ -168,11 +169,12 @@ def company_with_documents():
                  for name, start in (("Due", date(2026, 1, 1)), ("Later", date(2099, 1, 1)))]
     for schedule in schedules:
         schedule.lines.create(description="Hosting", quantity=1, unit_price=10, tax_rate=20)
+    quotes = [QuoteFactory(client=client), send_document(QuoteFactory(client=client))]
     run = batches.create(client.company, "invoice", [draft.pk])  # a month-end run
     return {"client": [client], "invoice": [draft, sent], "credit_note": [credit_draft,
                                                                           credit_sent],
             "payment": [payment, reversed_payment], "recurringinvoice": schedules,
-            "sendbatch": [run]}
+            "sendbatch": [run], "quote": quotes}
 
 
 @pytest.fixture
@@ -324,6 +326,7 @@ ADMIN_MODELS = [
     ("billing", "invoice"), ("billing", "creditnote"), ("billing", "client"),
     ("billing", "company"), ("counters", "issuednumber"), ("counters", "sequence"),
     ("counters", "numberingsettings"), ("billing", "payment"), ("billing", "paymentreversal"),
+    ("billing", "quote"),
 ]
 
 

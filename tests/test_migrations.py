@@ -63,9 +63,11 @@ def test_the_bounds_migrations_keep_every_guard_both_ways():
     migrate([("billing", "0011_user_preferences"),
              ("counters", "0010_sequences_never_move_back")])
     try:
-        # Only the payments' guards (billing 0015) come off, with their tables.
+        # Only the payments' guards (billing 0015) and the quotes' come off, with their
+        # tables.
         assert triggers() == [(table, name) for table, name in before
-                              if table not in ("billing_payment", "billing_paymentreversal")]
+                              if table not in ("billing_payment", "billing_paymentreversal",
+                                               "billing_quote", "billing_quoteline")]
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
     assert triggers() == before
@@ -96,6 +98,22 @@ def test_the_payment_migrations_unapply_and_apply_again():
         names = {name for _table, name in triggers()}
         assert "billing_invoice_transitions" in names
         assert not any(name.startswith("billing_payment") for name in names)
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    assert triggers() == before
+
+
+def test_the_quotes_migration_unapplies_and_applies_again():
+    """billing 0021 takes the quotes' tables and guards, and gives the invoices' frozen guard
+    back without the quote column (which it covers once applied)."""
+    before = triggers()
+    assert ("billing_quote", "billing_quote_transitions") in before
+    assert ("billing_quoteline", "billing_quoteline_no_insert") in before
+    migrate([("billing", "0020_api_tokens_idempotency_keys")])
+    try:
+        assert not any(table.startswith("billing_quote") for table, _name in triggers())
+        assert triggers() == [(table, name) for table, name in before
+                              if not table.startswith("billing_quote")]
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
     assert triggers() == before

@@ -304,8 +304,8 @@ def test_the_drafts_of_a_recurring_run_from_the_schedules_page(browser, accounta
     other = drafts_of(accountant, 1)[0]  # a draft of another client, not the schedule's
     schedule = schedule_of(ClientFactory(company=accountant.company))
     made = recurring.run_schedule(schedule, date(2026, 3, 15)).created
-    page = reverse("recurring_invoice_detail", args=[schedule.pk])
-    assert "data-send-drafts" in browser.get(page).content.decode()
+    schedule_page = reverse("recurring_invoice_detail", args=[schedule.pk])
+    assert "data-send-drafts" in browser.get(schedule_page).content.decode()
     response = browser.post(reverse("sendbatch_start"), {
         "kind": "invoice", "recurring": schedule.pk, "email": "on"})
     run = SendBatch.objects.get()
@@ -314,7 +314,7 @@ def test_the_drafts_of_a_recurring_run_from_the_schedules_page(browser, accounta
     run_ready_jobs()
     assert all(not d.is_draft for d in Invoice.objects.filter(recurring=schedule))
     assert Invoice.objects.get(pk=other.pk).is_draft
-    assert "data-send-drafts" not in browser.get(page).content.decode()  # none left
+    assert "data-send-drafts" not in browser.get(schedule_page).content.decode()  # none left
 
 
 def test_runs_are_listed_and_another_companys_run_is_not_found(browser, accountant):

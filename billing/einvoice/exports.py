@@ -34,6 +34,8 @@ def export(document, syntax: str) -> Export:
     if syntax not in SYNTAXES:
         raise NotExportable(_("Unknown e-invoice syntax %(syntax)s: use one of %(syntaxes)s.")
                             % {"syntax": syntax, "syntaxes": ", ".join(SYNTAXES)})
+    if not document.is_einvoice_kind:
+        raise NotExportable(_("A quote is not an invoice: it has no e-invoice, only its PDF."))
     if document.is_draft:
         raise NotExportable(_("A draft has no e-invoice: it gets one when it is sent."))
     content = document.content

@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from billing import formats
-from billing.models import DocumentState, is_overdue
+from billing.models import DocumentState, QuoteState, is_overdue
 from counters import audit
 from counters.models import SERIES_CHOICES, NumberingSettings
 
@@ -38,11 +38,16 @@ def moment(value):
 
 @register.inclusion_tag("billing/_state_badge.html")
 def state_badge(document, today=None):
-    """A document's state badge; "Overdue" beside it when it is overdue on ``today``."""
+    """
+    A document's state badge; "Overdue" beside it when it is overdue on ``today``, "Expired"
+    beside a sent quote past its valid-until date.
+    """
     return {
         "state": document.state,
         "label": document.get_state_display(),
         "overdue": today is not None and is_overdue(document.state, document.due_date, today),
+        "expired": today is not None and hasattr(document, "is_expired_on")
+        and document.is_expired_on(today),
     }
 
 
@@ -52,10 +57,16 @@ def document_url(document, action="detail"):
     return reverse(f"{document.kind}_{action}", args=[document.pk])
 
 
+@register.simple_tag
+def kind_url(kind, action):
+    """The URL of a page of a kind of document: ``{% kind_url "quote" "create" %}``."""
+    return reverse(f"{kind}_{action}")
+
+
 @register.filter
 def state_label(state):
     """A document state's label; a state the app does not know is shown as it is."""
-    return dict(DocumentState.choices).get(state, state)
+    return {**dict(DocumentState.choices), **dict(QuoteState.choices)}.get(state, state)
 
 
 @register.filter

@@ -13,6 +13,7 @@ from billing.models import (
     Frequency,
     Invoice,
     Membership,
+    Quote,
     RecurringInvoice,
     RecurringMode,
 )
@@ -150,3 +151,17 @@ class Command(BaseCommand):
         maintenance.lines.create(position=0, description="Website maintenance, one month",
                                  quantity=Decimal("1"), unit_price=Decimal("180.00"),
                                  tax_rate=Decimal("20"), unit_code="MON")
+        self.create_quotes(company, user, clients, lines, draft)
+
+    def create_quotes(self, company, user, clients, lines, draft):
+        """Quotes in their own series: one accepted (its invoice is a draft), one sent and
+        waiting, one declined, one draft."""
+        numbering = NumberingSettings.for_company(company.pk)
+        numbering.quote_pattern = "Q-{YYYY}-{counter}"
+        save_numbering_settings(numbering, user=user)
+        accepted = services.send_document(draft(Quote, clients[0], lines[:2]), user=user)
+        services.accept_quote(accepted, user=user)
+        services.send_document(draft(Quote, clients[2], lines[2:]), user=user)
+        declined = services.send_document(draft(Quote, clients[1], lines[1:2]), user=user)
+        services.decline_quote(declined, user=user, reason="Went with another supplier")
+        draft(Quote, clients[0], lines[2:])

@@ -1,5 +1,5 @@
 """
-``manage.py send_drafts --company ID|NAME [--client ID|NAME] [--kind invoice|credit_note]
+``manage.py send_drafts --company ID|NAME [--client ID|NAME] [--kind invoice|credit_note|quote]
 [--user USERNAME]``: issue many drafts at once (a month-end run). With ``--user`` the drafts
 are issued in that person's name, and only if their role in the company allows sending
 (``billing.permissions``, the rule the pages and the admin ask); without it, by the operator
