@@ -372,7 +372,9 @@ def _client_counter_findings(scope):
         ORDER BY company_id, client_id, series, period, client_value
     """
     names = _ClientNames()
-    for row in _stream(sql, params):
+    # Only findings come back; read them all before naming their clients, which queries
+    # the database (a streaming result holds the connection until it is read to the end).
+    for row in list(_stream(sql, params)):
         (company_id, client_id, series, period, value, number, kind, document_id, issue_date,
          prev_value, prev_number) = row
         about = dict(company_id=company_id, client_id=client_id, series=series, period=period,
@@ -408,8 +410,8 @@ def _client_counter_findings(scope):
                AND m.series = s.series AND m.period = s.period
         WHERE COALESCE(s.last, 0) <> COALESCE(m.top, 0)
     """
-    for company_id, client_id, series, period, last, top, day in _stream(
-            sql, params_s + params_l):
+    for company_id, client_id, series, period, last, top, day in list(_stream(
+            sql, params_s + params_l)):
         about = dict(company_id=company_id, client_id=client_id, series=series, period=period,
                      date=_as_date(day))
         client = names[client_id]
