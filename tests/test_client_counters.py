@@ -422,3 +422,18 @@ def test_eight_workers_two_clients_keep_every_counter_whole():
     numbers = list(IssuedNumber.objects.values_list("number", flat=True))
     assert len(set(numbers)) == len(numbers) == 36
     assert list(run_audit(AuditScope(company_id=company.pk)).findings) == []
+
+
+@pytest.mark.django_db
+def test_the_client_page_edits_and_shows_the_code(client):
+    member = MembershipFactory(role=Membership.Role.OWNER)
+    client.force_login(member.user)
+    buyer = ClientFactory(company=member.company)
+    form = client.get(reverse("client_edit", args=[buyer.pk])).content.decode()
+    assert 'name="code"' in form
+    data = {"name": buyer.name, "country": "FR", "code": "acme", "language": ""}
+    assert client.post(reverse("client_edit", args=[buyer.pk]), data).status_code == 302
+    buyer.refresh_from_db()
+    assert buyer.code == "ACME"
+    page = client.get(reverse("client_detail", args=[buyer.pk])).content.decode()
+    assert "<dd data-client-code>ACME</dd>" in page
