@@ -437,3 +437,18 @@ def test_the_client_page_edits_and_shows_the_code(client):
     assert buyer.code == "ACME"
     page = client.get(reverse("client_detail", args=[buyer.pk])).content.decode()
     assert "<dd data-client-code>ACME</dd>" in page
+
+
+@pytest.mark.django_db
+def test_a_clients_counter_never_moves_back(issue_on):
+    from django.db import IntegrityError
+
+    issue_on(date(2026, 1, 15))
+    company = per_client_company()
+    acme = ClientFactory(company=company, code="ACME")
+    send_document(InvoiceFactory(client=acme))
+    sequence = ClientSequence.objects.filter(client_id=acme.pk)
+    for change in (lambda: sequence.update(last=0), sequence.delete):
+        with pytest.raises(IntegrityError, match="never moves back"), transaction.atomic():
+            change()
+    assert sequence.get().last == 1

@@ -5,9 +5,31 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from counters.dbguards import sqlite_triggers_lifted
+from counters.dbguards import create_guard, distinct, drop_guard, sqlite_triggers_lifted
 
 LIFT, RESTORE = sqlite_triggers_lifted()
+MESSAGE = "A client sequence never moves back: its values have been handed out."
+
+
+def guards(apps, vendor):
+    """A client's counter never moves back, as a sequence (0010): the same guards."""
+    table = apps.get_model("counters", "ClientSequence")._meta.db_table
+    moved = " OR ".join(distinct(column, vendor)
+                        for column in ("company_id", "client_id", "series", "period"))
+    yield dict(name=f"{table}_never_back", table=table, event="UPDATE", message=MESSAGE,
+               condition=f"NEW.last < OLD.last OR (OLD.last > 0 AND ({moved}))")
+    yield dict(name=f"{table}_kept", table=table, event="DELETE", message=MESSAGE,
+               condition="OLD.last > 0")
+
+
+def install(apps, schema_editor):
+    for guard in guards(apps, schema_editor.connection.vendor):
+        create_guard(schema_editor, **guard)
+
+
+def remove(apps, schema_editor):
+    for guard in guards(apps, schema_editor.connection.vendor):
+        drop_guard(schema_editor, name=guard["name"], table=guard["table"])
 
 
 class Migration(migrations.Migration):
@@ -82,4 +104,5 @@ class Migration(migrations.Migration):
             constraint=models.UniqueConstraint(fields=('company', 'client_id', 'series', 'period'), name='counters_client_sequence_unique'),
         ),
         RESTORE,
+        migrations.RunPython(install, remove),
     ]
