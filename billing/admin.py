@@ -64,15 +64,15 @@ class CompanyAdmin(CompanyScopedAdmin):
 
 @admin.register(Client)
 class ClientAdmin(CompanyScopedAdmin):
-    list_display = ["name", "company", "email", "country", "vat_id", "language"]
+    list_display = ["name", "code", "company", "email", "country", "vat_id", "language"]
     list_filter = ["company", "language", "country"]
     fieldsets = [
-        (None, {"fields": ["company", "name", "email", "language", "reference"]}),
+        (None, {"fields": ["company", "name", "code", "email", "language", "reference"]}),
         (_("Address"), {"fields": ["street", "postal_code", "city", "country"]}),
         (_("Electronic invoices"), {"fields": ["vat_id", "endpoint_scheme", "endpoint_id",
                                                "attach_ubl"]}),
     ]
-    search_fields = ["name", "email", "vat_id"]
+    search_fields = ["name", "code", "email", "vat_id"]
     list_select_related = ["company"]
 
 

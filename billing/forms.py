@@ -11,6 +11,7 @@ from counters.models import MAX_PADDING, NumberingSettings
 from . import formats, money
 from .einvoice.codes import CURRENCIES, TaxCategory, UnitCode
 from .models import (
+    CLIENT_CODE_RE,
     MAX_AMOUNT,
     REASON_MAX_LENGTH,
     REFERENCE_MAX_LENGTH,
@@ -44,8 +45,22 @@ PARTY_FIELDS = ["name", "street", "postal_code", "city", "country", "vat_id",
 class ClientForm(forms.ModelForm):
     class Meta:
         model = Client
-        fields = [*PARTY_FIELDS[:1], "email", "language", *PARTY_FIELDS[1:], "reference",
-                  "attach_ubl"]
+        fields = [*PARTY_FIELDS[:1], "code", "email", "language", *PARTY_FIELDS[1:],
+                  "reference", "attach_ubl"]
+
+    def clean_code(self):
+        """Upper case; unique within the company (the database refuses a repeat too)."""
+        code = (self.cleaned_data.get("code") or "").strip().upper()
+        if code and not CLIENT_CODE_RE.match(code):
+            raise forms.ValidationError(
+                _("Use capital letters, digits and hyphens only (e.g. ACME or ACME-FR)."),
+                code="invalid")
+        company_id = self.instance.company_id
+        if code and company_id and Client.objects.filter(company_id=company_id, code=code) \
+                .exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(_("Another client of this company has the code "
+                                          "%(code)s.") % {"code": code}, code="unique")
+        return code
 
 
 class CompanyForm(forms.ModelForm):
@@ -286,7 +301,7 @@ class NumberingSettingsForm(forms.ModelForm):
     class Meta:
         model = NumberingSettings
         fields = ["shared_counter", "invoice_pattern", "credit_note_pattern", "padding",
-                  "reset_period", "fiscal_year_start", "quote_pattern",
+                  "client_padding", "reset_period", "fiscal_year_start", "quote_pattern",
                   "quotes_share_invoice_counter"]
 
 

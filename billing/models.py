@@ -11,12 +11,13 @@ and database triggers refuse what bypasses the model): it is corrected by a cred
 
 import contextlib
 import json
+import re
 from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone, translation
@@ -25,7 +26,7 @@ from django_countries.fields import CountryField
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 from stdnum import bic, iban
 
-from counters.models import NUMBER_MAX_LENGTH, Kind
+from counters.models import CLIENT_REF_MAX_LENGTH, NUMBER_MAX_LENGTH, Kind
 from counters.services import allocate_number
 
 from . import money
@@ -287,8 +288,18 @@ class UserPreferences(models.Model):
         return str(self.user)
 
 
+# A client code: capital letters, digits and inner hyphens (ACME, ACME-FR).
+CLIENT_CODE_RE = re.compile(r"^[A-Z0-9]+(-[A-Z0-9]+)*$")
+
+
 class Client(Party):
     company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="clients")
+    code = models.CharField(
+        _("client code"), max_length=CLIENT_REF_MAX_LENGTH, blank=True,
+        validators=[RegexValidator(CLIENT_CODE_RE, _(
+            "Use capital letters, digits and hyphens only (e.g. ACME or ACME-FR)."))],
+        help_text=_("A short code for this client, printed by {client_ref} in numbers with "
+                    "a per-client counter (e.g. ACME). Unique within the company."))
     email = models.EmailField(_("e-mail"), blank=True)
     reference = models.CharField(
         _("buyer reference"), max_length=100, blank=True,
@@ -307,6 +318,10 @@ class Client(Party):
         verbose_name = _("client")
         ordering = ["name", "id"]
         indexes = [models.Index(fields=["company", "name"])]
+        constraints = [
+            models.UniqueConstraint(fields=["company", "code"], condition=~models.Q(code=""),
+                                    name="billing_client_code_unique"),
+        ]
 
     @property
     def document_language(self):
@@ -487,6 +502,11 @@ class Document(ConcurrentTransitionMixin, models.Model):
         """The lines' tax groups (``billing.money.TaxGroup``), in category and rate order."""
         return money.totals(self.lines.all()).groups
 
+    @property
+    def client_ref(self) -> str:
+        """The client's code, printed by ``{client_ref}`` in numbers."""
+        return self.client.code if self.client_id else ""
+
     # --- Lifecycle --------------------------------------------------------------------------
 
     def complete_for_issue(self):
@@ -534,6 +554,8 @@ class Document(ConcurrentTransitionMixin, models.Model):
             total=self.total,
             currency=self.currency,
             snapshot_digest=snapshots.digest(self.snapshot),
+            client_id=self.client_id,
+            client_ref=self.client_ref,
             user=user,
         )
         self.number = issued.number

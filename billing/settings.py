@@ -165,6 +165,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # counters is a reusable numbering app: it is told which model owns a numbering, and which
 # companies a staff user may see in the admin (None: all).
 COUNTERS_COMPANY_MODEL = "billing.Company"
+# The model whose ids counters.IssuedNumber.client_id holds: the audit names clients by it.
+COUNTERS_CLIENT_MODEL = "billing.Client"
 COUNTERS_ADMIN_COMPANIES = "billing.tenancy.admin_companies"
 
 AUTH_PASSWORD_VALIDATORS = [

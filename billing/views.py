@@ -33,7 +33,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from counters.audit import AuditScope, run_audit
 from counters.history import history_of
-from counters.models import Kind, NumberingSettings, NumberingSettingsChange
+from counters.models import EXAMPLE_CLIENT_REF, Kind, NumberingSettings, NumberingSettingsChange
 from counters.services import preview_number, preview_settings, save_numbering_settings
 
 from . import (
@@ -1002,7 +1002,10 @@ def _examples(form):
     """Next numbers under the settings in ``form``, or None while they are invalid."""
     if form.is_bound and not form.is_valid():
         return None
-    return preview_settings(form.instance)
+    numbering = form.instance
+    return {**preview_settings(numbering), "client_ref": EXAMPLE_CLIENT_REF,
+            "per_client": any(numbering.uses_client_counter(kind)
+                              or numbering.needs_client_ref(kind) for kind in Kind)}
 
 
 @require_POST

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .models import (
     REASON_MAX_LENGTH,
+    ClientSequence,
     IssuedNumber,
     NumberingSettings,
     NumberingSettingsChange,
@@ -180,8 +181,8 @@ class ReadOnlyAdmin(CompanyScopedAdmin):
 class NumberingSettingsAdmin(CompanyScopedAdmin):
     write_action = MANAGE_NUMBERING
     list_display = ["company", "shared_counter", "invoice_pattern", "credit_note_pattern",
-                    "quote_pattern", "quotes_share_invoice_counter", "padding", "reset_period",
-                    "fiscal_year_start"]
+                    "quote_pattern", "quotes_share_invoice_counter", "padding", "client_padding",
+                    "reset_period", "fiscal_year_start"]
     list_select_related = ["company"]
 
     def save_model(self, request, obj, form, change):
@@ -252,10 +253,20 @@ class SequenceAdmin(ReadOnlyAdmin):
         return ["company", "series", "period", "last"]
 
 
+@admin.register(ClientSequence)
+class ClientSequenceAdmin(ReadOnlyAdmin):
+    """Each client's own counter ({client_counter}): read only, it moves only by issuing."""
+
+    list_display = ["company", "client_id", "series", "period", "last"]
+    list_filter = ["series", "company"]
+    search_fields = ["=client_id"]
+    list_select_related = ["company"]
+
+
 @admin.register(IssuedNumber)
 class IssuedNumberAdmin(ReadOnlyAdmin):
-    list_display = ["number", "company", "kind", "series", "period", "value", "issue_date",
-                    "issued_by", "issued_at"]
+    list_display = ["number", "company", "kind", "series", "period", "value", "client_id",
+                    "client_value", "issue_date", "issued_by", "issued_at"]
     list_filter = ["kind", "series", "company"]
     search_fields = ["number"]
     list_select_related = ["company", "issued_by"]

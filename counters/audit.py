@@ -24,7 +24,15 @@ from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from . import chain, patterns, registry
-from .models import SHARED_SERIES, EventChain, IssuedNumber, NumberJump, Sequence, StateEvent
+from .models import (
+    SHARED_SERIES,
+    ClientSequence,
+    EventChain,
+    IssuedNumber,
+    NumberJump,
+    Sequence,
+    StateEvent,
+)
 
 GAP = "gap"
 DUPLICATE = "duplicate"
@@ -42,6 +50,7 @@ FINDING_KINDS = [GAP, DUPLICATE, NUMBERED_DRAFT, UNNUMBERED_ISSUED, LEDGER_MISMA
 LEDGER = IssuedNumber._meta.db_table
 EVENTS = StateEvent._meta.db_table
 SEQUENCES = Sequence._meta.db_table
+CLIENT_SEQUENCES = ClientSequence._meta.db_table
 
 
 @dataclass
@@ -56,6 +65,7 @@ class Finding:
     documents: list[str] = field(default_factory=list)
     date: date | None = None
     document_kind: str = ""  # for findings about a document outside any series
+    client_id: int | None = None  # for findings about a client's own counter
 
     def as_dict(self):
         data = asdict(self)
@@ -197,6 +207,7 @@ def _summaries(scope):
 def _all_findings(scope, summaries, checkpoint=None):
     with _reading():
         yield from _series_findings(scope, summaries)
+        yield from _client_counter_findings(scope)
         if checkpoint is not None:
             yield from checkpoint.findings(scope)
         yield from _hash_findings(scope)
@@ -335,6 +346,101 @@ def _series_findings(scope, summaries):
             yield from _gap((s.company_id, s.series, s.period), top + 1, s.sequence_last, jumps,
                             dict(company_id=s.company_id, series=s.series, period=s.period,
                                  date=s.last_issue_date), [])
+
+
+def _client_counter_findings(scope):
+    """
+    Each client's own counter ({client_counter}) in each series and period: 1..n in the
+    ledger, no value twice, and ending where the client's sequence says.
+    """
+    where, params = scope.where("l")
+    sql = f"""
+        SELECT company_id, client_id, series, period, client_value, number, kind, document_id,
+               issue_date, prev_value, prev_number
+        FROM (
+            SELECT l.company_id, l.client_id, l.series, l.period, l.client_value, l.number,
+                   l.kind, l.document_id, l.issue_date,
+                   LAG(l.client_value) OVER w AS prev_value, LAG(l.number) OVER w AS prev_number
+            FROM {LEDGER} l
+            WHERE {where} AND l.client_value IS NOT NULL
+            WINDOW w AS (PARTITION BY l.company_id, l.client_id, l.series, l.period
+                         ORDER BY l.client_value, l.id)
+        ) t
+        WHERE (prev_value IS NULL AND client_value > 1)
+           OR client_value - prev_value > 1
+           OR client_value = prev_value
+        ORDER BY company_id, client_id, series, period, client_value
+    """
+    names = _ClientNames()
+    # Only findings come back; read them all before naming their clients, which queries
+    # the database (a streaming result holds the connection until it is read to the end).
+    for row in list(_stream(sql, params)):
+        (company_id, client_id, series, period, value, number, kind, document_id, issue_date,
+         prev_value, prev_number) = row
+        about = dict(company_id=company_id, client_id=client_id, series=series, period=period,
+                     date=_as_date(issue_date), documents=[f"{kind} #{document_id}"])
+        client = names[client_id]
+        if value == prev_value:
+            yield Finding(DUPLICATE, values=[value], numbers=[prev_number, number], message=_(
+                "client %(client)s: its counter's value %(value)s issued twice (%(first)s and "
+                "%(second)s)") % {"client": client, "value": value, "first": prev_number,
+                                  "second": number}, **about)
+            continue
+        first, last = (prev_value or 0) + 1, value - 1
+        values = f"{first}" if first == last else f"{first}..{last}"
+        yield Finding(GAP, values=list(range(first, last + 1)) if last - first < 100
+                      else [first, last],
+                      numbers=[n for n in (prev_number, number) if n], message=_(
+                          "client %(client)s: its counter's value %(values)s missing (before "
+                          "%(number)s)") % {"client": client, "values": values,
+                                            "number": number}, **about)
+    where_s, params_s = scope.where("s")
+    where_l, params_l = scope.where("l")
+    sql = f"""
+        SELECT COALESCE(s.company_id, m.company_id), COALESCE(s.client_id, m.client_id),
+               COALESCE(s.series, m.series), COALESCE(s.period, m.period),
+               COALESCE(s.last, 0), COALESCE(m.top, 0), m.last_date
+        FROM (SELECT * FROM {CLIENT_SEQUENCES} s WHERE {where_s}) s
+        FULL JOIN (
+            SELECT l.company_id, l.client_id, l.series, l.period, MAX(l.client_value) AS top,
+                   MAX(l.issue_date) AS last_date
+            FROM {LEDGER} l WHERE {where_l} AND l.client_value IS NOT NULL
+            GROUP BY l.company_id, l.client_id, l.series, l.period
+        ) m ON m.company_id = s.company_id AND m.client_id = s.client_id
+               AND m.series = s.series AND m.period = s.period
+        WHERE COALESCE(s.last, 0) <> COALESCE(m.top, 0)
+    """
+    for company_id, client_id, series, period, last, top, day in list(_stream(
+            sql, params_s + params_l)):
+        about = dict(company_id=company_id, client_id=client_id, series=series, period=period,
+                     date=_as_date(day))
+        client = names[client_id]
+        if last < top:
+            yield Finding(SEQUENCE_BEHIND, values=[last, top], message=_(
+                "client %(client)s: its counter's last value is %(last)s but its ledger has "
+                "issued up to %(top)s") % {"client": client, "last": last, "top": top}, **about)
+        else:
+            first = top + 1
+            values = f"{first}" if first == last else f"{first}..{last}"
+            yield Finding(GAP, values=list(range(first, last + 1)) if last - first < 100
+                          else [first, last], message=_(
+                              "client %(client)s: its counter's value %(values)s missing "
+                              "(after the last entry)") % {"client": client, "values": values},
+                          **about)
+
+
+class _ClientNames(dict):
+    """Client ids to what findings call them: the client's name and id, looked up once."""
+
+    def __missing__(self, client_id):
+        label = f"#{client_id}"
+        model_label = getattr(settings, "COUNTERS_CLIENT_MODEL", None)
+        if model_label:
+            client = apps.get_model(model_label).objects.filter(pk=client_id).first()
+            if client is not None:
+                label = f"{client} (#{client_id})"
+        self[client_id] = label
+        return label
 
 
 def _gap(key, first, last, jumps, where, neighbours):

@@ -4,10 +4,12 @@ per company. Each record's hash covers its own content and the hash of the recor
 in its chain, so that changing or removing a record, or the document it records, with raw
 SQL shows when the audit recomputes the chains.
 
-A record's content is its model's ``HASHED_FIELDS`` as text, joined by '|', then, when it
-has one, '|' and its ``OPTIONAL_HASHED_FIELD`` (a field added after records were first
-chained: older records keep their content). ``record_hash`` computes it when a record is
-written. ``digest`` is the one hash function: SHA-256 of the content, or, when the
+A record's content is its model's ``HASHED_FIELDS`` as text, joined by '|', then its
+``OPTIONAL_HASHED_FIELDS`` (fields added after records were first chained), each as '|' and
+its text, up to the last one that is not empty: a record without them keeps the content it
+was chained with, and a later field's value can never pass for an earlier one's.
+``record_hash`` computes it when a record is written. ``digest`` is the one hash function:
+SHA-256 of the content, or, when the
 installation has a ledger key (``settings.FOLIO_LEDGER_KEY``, which the database never sees),
 HMAC-SHA256 under that key, so that someone with database rights alone cannot recompute a
 consistent chain. Keyed or not is per installation: every record is hashed the same way.
@@ -33,9 +35,12 @@ GENESIS = ""  # the previous hash of a chain's first record
 
 
 def content_fields(model) -> tuple[str, ...]:
-    """The fields a record's content is made of, in order (the optional one last)."""
-    optional = getattr(model, "OPTIONAL_HASHED_FIELD", None)
-    return (*model.HASHED_FIELDS, *([optional] if optional else []))
+    """The fields a record's content is made of, in order (the optional ones last)."""
+    return (*model.HASHED_FIELDS, *_optional(model))
+
+
+def _optional(model) -> tuple[str, ...]:
+    return tuple(getattr(model, "OPTIONAL_HASHED_FIELDS", ()))
 
 
 # The ledger's, in the order ``row_content`` reads a ledger row.
@@ -109,10 +114,13 @@ def _fields(model):
 
 
 def _join(model, texts) -> str:
-    if getattr(model, "OPTIONAL_HASHED_FIELD", None):
-        *texts, optional = texts
-        return "|".join(texts) + (f"|{optional}" if optional else "")
-    return "|".join(texts)
+    count = len(_optional(model))
+    if not count:
+        return "|".join(texts)
+    texts, optional = texts[:-count], list(texts[-count:])
+    while optional and not optional[-1]:
+        optional.pop()
+    return "|".join(texts) + "".join(f"|{text}" for text in optional)
 
 
 def _text(field: models.Field, value) -> str:
@@ -156,15 +164,23 @@ def hash_sql(alias: str, vendor: str, model=IssuedNumber) -> str:
 def content_sql(alias: str, vendor: str, model=IssuedNumber) -> str:
     """SQL writing ``record_content`` of the ``model`` row ``alias`` (``%`` written ``%%``)."""
     fields = _fields(model)
-    optional = getattr(model, "OPTIONAL_HASHED_FIELD", None)
-    if optional:
-        fields = fields[:-1]
-    content = " || '|' || ".join(
-        _text_sql(f"{alias}.{field.column}", field, vendor) for field in fields)
-    if optional:
-        column = f"{alias}.{model._meta.get_field(optional).column}"
-        content += f" || CASE WHEN {column} = '' THEN '' ELSE '|' || {column} END"
+    count = len(_optional(model))
+    texts = [_text_sql(f"{alias}.{field.column}", field, vendor) for field in fields]
+    if count:
+        texts, optional = texts[:-count], texts[-count:]
+    content = " || '|' || ".join(texts)
+    if count:
+        content += " || " + _optional_sql(optional)
     return content
+
+
+def _optional_sql(texts) -> str:
+    """SQL for ``_join``'s tail: '|' and each text, up to the last that is not empty."""
+    if not texts:
+        return "''"
+    all_empty = " AND ".join(f"{text} = ''" for text in texts)
+    return (f"CASE WHEN {all_empty} THEN '' "
+            f"ELSE '|' || {texts[0]} || {_optional_sql(texts[1:])} END")
 
 
 def _text_sql(column: str, field: models.Field, vendor: str) -> str:

@@ -19,11 +19,15 @@ from . import patterns
 
 COMPANY_MODEL = settings.COUNTERS_COMPANY_MODEL
 NUMBER_MAX_LENGTH = 64
-PATTERN_MAX_LENGTH = 48
+PATTERN_MAX_LENGTH = 64
 MAX_PADDING = patterns.MAX_PADDING
 # A pattern must leave room for this many counter digits within NUMBER_MAX_LENGTH.
 COUNTER_DIGITS_RESERVED = 9
 REASON_MAX_LENGTH = 500
+# The longest client code ({client_ref}) the issuing app may pass.
+CLIENT_REF_MAX_LENGTH = 16
+# An example client for previews of patterns with {client_ref} / {client_counter}.
+EXAMPLE_CLIENT_REF = "ACME"
 
 
 class Kind(models.TextChoices):
@@ -85,6 +89,14 @@ class NumberingSettings(models.Model):
         validators=[MaxValueValidator(MAX_PADDING)],
         help_text=_("The counter is zero-padded to this many digits."),
     )
+    # Optional in forms: a form without it (one written before it existed) keeps the value.
+    client_padding = models.PositiveSmallIntegerField(
+        _("client counter padding"),
+        default=3,
+        blank=True,
+        validators=[MaxValueValidator(MAX_PADDING)],
+        help_text=_("{client_counter} is zero-padded to this many digits."),
+    )
     reset_period = models.CharField(
         _("restart numbering"),
         max_length=10,
@@ -107,6 +119,10 @@ class NumberingSettings(models.Model):
                 condition=models.Q(padding__lte=MAX_PADDING), name="counters_padding_range"
             ),
             models.CheckConstraint(
+                condition=models.Q(client_padding__lte=MAX_PADDING),
+                name="counters_client_padding_range",
+            ),
+            models.CheckConstraint(
                 condition=models.Q(reset_period__in=ResetPeriod.values),
                 name="counters_reset_period_valid",
             ),
@@ -121,8 +137,8 @@ class NumberingSettings(models.Model):
     LAYOUT_FIELDS = ("shared_counter", "quotes_share_invoice_counter", "reset_period",
                      "fiscal_year_start")
     TRACKED_FIELDS = (
-        "shared_counter", "invoice_pattern", "credit_note_pattern", "padding", "reset_period",
-        "fiscal_year_start", "quote_pattern", "quotes_share_invoice_counter",
+        "shared_counter", "invoice_pattern", "credit_note_pattern", "padding", "client_padding",
+        "reset_period", "fiscal_year_start", "quote_pattern", "quotes_share_invoice_counter",
     )
     PATTERN_FIELDS = {Kind.INVOICE: "invoice_pattern", Kind.CREDIT_NOTE: "credit_note_pattern",
                       Kind.QUOTE: "quote_pattern"}
@@ -155,9 +171,25 @@ class NumberingSettings(models.Model):
     def series_in_use(self) -> list[str]:
         return list(dict.fromkeys(self.series_for(kind) for kind in Kind))
 
-    def format(self, kind, issue_date: date, value: int) -> str:
+    def format(self, kind, issue_date: date, value: int, *, client_value=None,
+               client_ref="") -> str:
         return patterns.format_number(self.pattern_for(kind), issue_date, value, self.padding,
-                                      self.fiscal_start)
+                                      self.fiscal_start, client_value=client_value,
+                                      client_padding=self.client_padding,
+                                      client_ref=client_ref)
+
+    def uses_client_counter(self, kind) -> bool:
+        """Whether ``kind``'s numbers carry a per-client counter ({client_counter})."""
+        return patterns.uses_client_counter(self.pattern_for(kind))
+
+    def needs_client_ref(self, kind) -> bool:
+        """Whether ``kind``'s numbers print the client's code ({client_ref})."""
+        return patterns.uses_client_ref(self.pattern_for(kind))
+
+    def counts_by_client_alone(self) -> bool:
+        """Whether a pattern numbers by {client_counter} without {counter}."""
+        return any(patterns.uses_client_counter(p) and patterns.COUNTER not in patterns.tokens(p)
+                   for p in (self.invoice_pattern, self.credit_note_pattern))
 
     @property
     def fiscal_start(self) -> int:
@@ -186,8 +218,11 @@ class NumberingSettings(models.Model):
         return {name: getattr(self, name) for name in self.TRACKED_FIELDS}
 
     def clean(self):
-        if not isinstance(self.padding, int) or not 0 <= self.padding <= MAX_PADDING:
-            # clean_fields says so; checking the patterns needs a padding within bounds.
+        if self.client_padding is None:
+            self.client_padding = self._meta.get_field("client_padding").default
+        if not all(isinstance(p, int) and 0 <= p <= MAX_PADDING
+                   for p in (self.padding, self.client_padding)):
+            # clean_fields says so; checking the patterns needs paddings within bounds.
             return
         errors = {}
         for kind, field in self.PATTERN_FIELDS.items():
@@ -202,7 +237,9 @@ class NumberingSettings(models.Model):
                 continue
             longest = patterns.format_number(
                 pattern, date(2099, 12, 31), 0, max(self.padding or 0, COUNTER_DIGITS_RESERVED),
-                self.fiscal_start,
+                self.fiscal_start, client_value=0,
+                client_padding=max(self.client_padding or 0, COUNTER_DIGITS_RESERVED),
+                client_ref="X" * CLIENT_REF_MAX_LENGTH,
             )
             if len(longest) > NUMBER_MAX_LENGTH:
                 errors[field] = ValidationError(
@@ -212,6 +249,16 @@ class NumberingSettings(models.Model):
                 )
         if errors:
             raise ValidationError(errors)
+        if self.pk and self.counts_by_client_alone():
+            stored = NumberingSettings.objects.filter(pk=self.pk).first()
+            if (stored is not None and stored.layout_differs(self)
+                    and ClientSequence.objects.filter(company_id=self.company_id).exists()):
+                # Client counters restart in the new layout's series: without {counter}
+                # their numbers would repeat those already issued.
+                raise ValidationError(_(
+                    "While a pattern numbers by {client_counter} without {counter}, the shared "
+                    "counter, the restart and the fiscal year cannot change: add {counter} to "
+                    "the patterns first."), code="client_counter_layout")
         if not self.shared_counter and patterns.patterns_may_collide(
             self.invoice_pattern, self.credit_note_pattern, self.fiscal_start
         ):
@@ -221,7 +268,9 @@ class NumberingSettings(models.Model):
                       "numbers (%(example)s). Give the patterns different text, e.g. INV- and "
                       "CN-."),
                     code="collision",
-                    params={"example": self.format(Kind.CREDIT_NOTE, date.today(), 1)},
+                    params={"example": self.format(Kind.CREDIT_NOTE, date.today(), 1,
+                                                   client_value=1,
+                                                   client_ref=EXAMPLE_CLIENT_REF)},
                 )
             })
         for other in (Kind.INVOICE, Kind.CREDIT_NOTE):
@@ -268,6 +317,37 @@ class Sequence(models.Model):
         return f"{self.series} {self.period or '-'}: {self.last}"
 
 
+class ClientSequence(models.Model):
+    """
+    The last value of one client's own counter ({client_counter}) in one series of one
+    company for one period: a second gapless counter, taken in the same transaction as the
+    series' own.
+    """
+
+    # No index of its own: the unique (company, client, series, period) index serves it.
+    company = models.ForeignKey(
+        COMPANY_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    client_id = models.BigIntegerField(_("client id"))
+    series = models.CharField(_("series"), max_length=20, choices=SERIES_CHOICES)
+    period = models.CharField(
+        _("period"), max_length=7, blank=True, help_text=_("Empty when numbers never restart.")
+    )
+    last = models.PositiveBigIntegerField(_("last value"), default=0)
+
+    class Meta:
+        verbose_name = _("client sequence")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "client_id", "series", "period"],
+                name="counters_client_sequence_unique",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.series} {self.period or '-'} client #{self.client_id}: {self.last}"
+
+
 class IssuedNumber(models.Model):
     """
     The ledger: one row per issued document, written in the transaction that issues it.
@@ -278,7 +358,9 @@ class IssuedNumber(models.Model):
     # What each entry's hash covers (counters.chain), in this order.
     HASHED_FIELDS = ("company_id", "series", "period", "value", "number", "kind",
                      "document_id", "issue_date", "total", "currency", "previous_hash")
-    OPTIONAL_HASHED_FIELD = "snapshot_digest"
+    # Fields added after entries were first chained: an entry without them (empty or NULL)
+    # keeps the content, and so the hash, it was chained with (counters.chain).
+    OPTIONAL_HASHED_FIELDS = ("snapshot_digest", "client_id", "client_value")
 
     # No index of its own: the unique (company, number) index serves company lookups, and
     # every index less is less work for each issue.
@@ -298,6 +380,10 @@ class IssuedNumber(models.Model):
     # issued before snapshots existed.
     snapshot_digest = models.CharField(_("content digest"), max_length=64, blank=True,
                                        default="")
+    # The client's own counter ({client_counter}): set only when the pattern carries one.
+    client_id = models.BigIntegerField(_("client id"), null=True, blank=True)
+    client_value = models.PositiveBigIntegerField(_("client counter value"), null=True,
+                                                  blank=True)
     previous_hash = models.CharField(_("previous hash"), max_length=64, blank=True)
     entry_hash = models.CharField(_("hash"), max_length=64)
     # PROTECT: the ledger never changes, so a user who issued numbers cannot be deleted
@@ -319,6 +405,16 @@ class IssuedNumber(models.Model):
             ),
             models.UniqueConstraint(fields=["kind", "document_id"], name="counters_document_once"),
             models.CheckConstraint(condition=models.Q(value__gte=1), name="counters_value_gte_1"),
+            models.UniqueConstraint(
+                fields=["company", "client_id", "series", "period", "client_value"],
+                condition=models.Q(client_value__isnull=False),
+                name="counters_client_value_unique",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(client_value__isnull=True)
+                | models.Q(client_value__gte=1, client_id__isnull=False),
+                name="counters_client_value_gte_1",
+            ),
         ]
 
     def __str__(self):

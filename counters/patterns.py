@@ -10,7 +10,13 @@ A pattern is literal text with tokens in braces, e.g. ``INV-{YYYY}-{counter}``:
 ``{FY}``   the fiscal year holding the issue date: ``2026-27`` for a year from April 2026
            to March 2027, plain ``2026`` when fiscal years are calendar years
 ``{counter}`` the sequence value, zero-padded to ``padding``
+``{client_counter}`` the client's own counter in the series (a second gapless counter per
+           client, series and period), zero-padded to ``client_padding``
+``{client_ref}`` the client's short code (e.g. ``ACME``)
 ========== ==========================================
+
+``{client_counter}`` may stand beside ``{counter}`` or, with ``{client_ref}`` to tell the
+clients apart, instead of it.
 
 A fiscal year is named by the calendar year it starts in (``fiscal_start`` is its first
 month, 1-12); yearly periods follow it.
@@ -26,6 +32,8 @@ from django.utils.translation import gettext as _
 
 TOKEN_RE = re.compile(r"\{([^{}]*)\}")
 COUNTER = "counter"
+CLIENT_COUNTER = "client_counter"
+CLIENT_REF = "client_ref"
 DATE_TOKENS = {
     "YYYY": lambda d: f"{d.year:04d}",
     "YY": lambda d: f"{d.year % 100:02d}",
@@ -33,7 +41,7 @@ DATE_TOKENS = {
 }
 FISCAL_YEAR = "FY"
 YEAR_TOKENS = {"YYYY", "YY"}
-KNOWN_TOKENS = {COUNTER, FISCAL_YEAR, *DATE_TOKENS}
+KNOWN_TOKENS = {COUNTER, CLIENT_COUNTER, CLIENT_REF, FISCAL_YEAR, *DATE_TOKENS}
 
 NEVER, YEARLY, MONTHLY = "never", "yearly", "monthly"
 # The widest a counter is ever zero-padded: a larger padding (an unsaved form's, say) is read
@@ -44,6 +52,14 @@ MAX_PADDING = 12
 def tokens(pattern):
     """The token names in ``pattern``, in order."""
     return TOKEN_RE.findall(pattern)
+
+
+def uses_client_counter(pattern) -> bool:
+    return CLIENT_COUNTER in tokens(pattern)
+
+
+def uses_client_ref(pattern) -> bool:
+    return CLIENT_REF in tokens(pattern)
 
 
 def fiscal_year(issue_date: date, fiscal_start: int = 1) -> int:
@@ -71,15 +87,37 @@ def validate_pattern(pattern, *, reset_period=NEVER, fiscal_start=1):
     unknown = [name for name in names if name not in KNOWN_TOKENS]
     if unknown:
         raise ValidationError(
-            _("Unknown token {%(token)s}. Use {YYYY}, {YY}, {MM}, {FY} and {counter}."),
+            _("Unknown token {%(token)s}. Use {YYYY}, {YY}, {MM}, {FY}, {counter}, "
+              "{client_counter} and {client_ref}."),
             code="unknown_token",
             params={"token": unknown[0]},
         )
     if "{" in TOKEN_RE.sub("", pattern) or "}" in TOKEN_RE.sub("", pattern):
         raise ValidationError(_("A brace in the pattern is not closed."), code="unbalanced")
-    if names.count(COUNTER) != 1:
+    if names.count(COUNTER) > 1 or names.count(CLIENT_COUNTER) > 1 or names.count(CLIENT_REF) > 1:
         raise ValidationError(
-            _("A pattern must contain {counter} exactly once."), code="counter"
+            _("{counter}, {client_counter} and {client_ref} can each appear only once."),
+            code="counter",
+        )
+    if COUNTER not in names and CLIENT_COUNTER not in names:
+        raise ValidationError(
+            _("A pattern must contain {counter} (or {client_counter} with {client_ref})."),
+            code="counter",
+        )
+    # Without {counter}, only the client's code tells two clients' numbers apart.
+    if COUNTER not in names and CLIENT_REF not in names:
+        raise ValidationError(
+            _("With {client_counter} but no {counter}, two clients would get the same "
+              "numbers: add {client_ref} (or {counter})."),
+            code="client_collision",
+        )
+    # A client code ends where literal text begins: ACME{client_counter} could be client
+    # ACME's 1001st number or client ACME1's first.
+    if re.search(r"\{client_ref\}\{|\}\{client_ref\}", pattern):
+        raise ValidationError(
+            _("Put some text (e.g. a hyphen) between {client_ref} and the tokens beside it: "
+              "otherwise two clients' numbers could be the same."),
+            code="client_ref_adjacent",
         )
     has_year = bool(YEAR_TOKENS.intersection(names))
     if reset_period == YEARLY and fiscal_start == 1 and not (has_year or FISCAL_YEAR in names):
@@ -106,17 +144,24 @@ def validate_pattern(pattern, *, reset_period=NEVER, fiscal_start=1):
 
 
 def format_number(pattern, issue_date: date, value: int, padding: int = 0,
-                  fiscal_start: int = 1) -> str:
+                  fiscal_start: int = 1, *, client_value: int | None = None,
+                  client_padding: int = 0, client_ref: str = "") -> str:
     """
     The number that ``value`` takes in ``pattern`` for a document issued on ``issue_date``,
-    fiscal years starting in month ``fiscal_start``.
+    fiscal years starting in month ``fiscal_start``; ``client_value`` and ``client_ref`` are
+    the client's counter value and code (``{client_counter}``, ``{client_ref}``).
     """
     padding = min(max(int(padding or 0), 0), MAX_PADDING)
+    client_padding = min(max(int(client_padding or 0), 0), MAX_PADDING)
 
     def replace(match):
         name = match.group(1)
         if name == COUNTER:
             return f"{value:0{padding}d}"
+        if name == CLIENT_COUNTER:
+            return f"{client_value or 0:0{client_padding}d}"
+        if name == CLIENT_REF:
+            return client_ref
         if name == FISCAL_YEAR:
             return fiscal_year_label(issue_date, fiscal_start)
         return DATE_TOKENS[name](issue_date)
@@ -189,4 +234,21 @@ def shape(pattern, fiscal_start: int = 1) -> str:
 
 
 def patterns_may_collide(first, second, fiscal_start: int = 1) -> bool:
-    return shape(first, fiscal_start) == shape(second, fiscal_start)
+    """
+    Whether two series' patterns could produce the same number. Without ``{client_ref}``:
+    when their shapes are the same. A client code can be any text, so with it the patterns
+    are compared by their shapes up to it: they stay apart only where those differ (INV-
+    and CN-, or 26… and CN…), before either reaches a client's code.
+    """
+    heads = []
+    for pattern in (first, second):
+        head, ref, _tail = pattern.partition("{" + CLIENT_REF + "}")
+        heads.append((shape(head, fiscal_start), bool(ref)))
+    (a, a_open), (b, b_open) = heads
+    common = min(len(a), len(b))
+    if a[:common] != b[:common]:
+        return False
+    if len(a) == len(b):
+        return True
+    # The shorter one ends there: a client's code could go on like the longer one.
+    return a_open if len(a) < len(b) else b_open

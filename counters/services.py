@@ -14,6 +14,8 @@ from django.utils.translation import gettext as _
 
 from . import chain, patterns
 from .models import (
+    EXAMPLE_CLIENT_REF,
+    ClientSequence,
     IssuedNumber,
     Kind,
     NumberingSettings,
@@ -27,12 +29,29 @@ class TransactionRequired(RuntimeError):
     """The allocator was called outside ``transaction.atomic()``: its number could leak."""
 
 
+def missing_client_ref(numbering, kind, client_ref) -> ValidationError | None:
+    """The refusal to number a document whose pattern prints a client code it lacks."""
+    if client_ref or not numbering.needs_client_ref(kind):
+        return None
+    return ValidationError(
+        _("The numbering pattern prints the client's code ({client_ref}), and this client "
+          "has none: give the client a code first."),
+        code="client_ref_missing",
+    )
+
+
 def allocate_number(*, company_id, kind, document_id, issue_date, total, currency,
-                    snapshot_digest="", user=None) -> IssuedNumber:
+                    snapshot_digest="", client_id=None, client_ref="",
+                    user=None) -> IssuedNumber:
     """
     Give the document ``(kind, document_id)`` the next number of its series and record it
     in the ledger, chained to the entry before it. ``snapshot_digest`` is the digest of what
     the document says as issued: the entry's hash covers it.
+
+    ``client_id`` and ``client_ref`` are the document's client and its code: when the
+    pattern carries ``{client_counter}``, the client's own counter in the series and period
+    is taken too (recorded and hashed with the entry); when it prints ``{client_ref}``, a
+    client without a code is refused (ValidationError) before any value is taken.
 
     Must run inside the transaction that issues the document, as its last step: the
     company's numbering settings and the sequence row stay locked until it commits, and a
@@ -48,15 +67,27 @@ def allocate_number(*, company_id, kind, document_id, issue_date, total, currenc
     numbering, _created = (
         NumberingSettings.objects.select_for_update().get_or_create(company_id=company_id)
     )
+    refusal = missing_client_ref(numbering, kind, client_ref)
+    if refusal is not None:
+        raise refusal
     series = numbering.series_for(kind)
     period = numbering.period_for(issue_date)
     value, previous_hash = take_next(Sequence, company_id=company_id, series=series,
                                      period=period)
+    client_value = None
+    if numbering.uses_client_counter(kind):
+        if client_id is None:
+            raise ValueError("allocate_number(): this pattern counts per client: pass client_id")
+        client_value, = take_next(ClientSequence, company_id=company_id, client_id=client_id,
+                                  series=series, period=period)
     entry = IssuedNumber(
         company_id=company_id, series=series, period=period, value=value,
-        number=numbering.format(kind, issue_date, value), kind=str(kind),
-        document_id=document_id, issue_date=issue_date, total=total, currency=currency,
-        snapshot_digest=snapshot_digest, previous_hash=previous_hash,
+        number=numbering.format(kind, issue_date, value, client_value=client_value,
+                                client_ref=client_ref),
+        kind=str(kind), document_id=document_id, issue_date=issue_date, total=total,
+        currency=currency, snapshot_digest=snapshot_digest,
+        client_id=client_id if client_value is not None else None, client_value=client_value,
+        previous_hash=previous_hash,
         issued_by=user if user is not None and user.is_authenticated else None,
     )
     entry.entry_hash = chain.record_hash(entry)
@@ -66,20 +97,24 @@ def allocate_number(*, company_id, kind, document_id, issue_date, total, currenc
     return entry
 
 
-def take_next(model, **key) -> tuple[int, str]:
+def take_next(model, **key) -> tuple:
     """
-    Take the next value of the chain head ``model`` (a row with ``last`` and ``last_hash``)
-    identified by ``key``, creating it at 1, in one statement that leaves the row locked
-    until the transaction ends: (the value, the hash of the record before it).
+    Take the next value of the counter ``model`` (a row with ``last``) identified by
+    ``key``, creating it at 1, in one statement that leaves the row locked until the
+    transaction ends: (the value, the hash of the record before it) for a chain head (a row
+    with ``last_hash``), (the value,) for a plain counter.
     """
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(column) for column in key)
+    head = any(field.name == "last_hash" for field in model._meta.concrete_fields)
+    insert, values, returning = ("last, last_hash", "1, %s", "last, last_hash") if head \
+        else ("last", "1", "last")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} AS h ({columns}, last, last_hash) "
-            f"VALUES ({', '.join(['%s'] * len(key))}, 1, %s) ON CONFLICT ({columns}) "
-            f"DO UPDATE SET last = h.last + 1 RETURNING last, last_hash",
-            [*key.values(), chain.GENESIS],
+            f"INSERT INTO {table} AS h ({columns}, {insert}) "
+            f"VALUES ({', '.join(['%s'] * len(key))}, {values}) ON CONFLICT ({columns}) "
+            f"DO UPDATE SET last = h.last + 1 RETURNING {returning}",
+            [*key.values(), *([chain.GENESIS] if head else [])],
         )
         return cursor.fetchone()
 
@@ -97,28 +132,45 @@ def _next_value(numbering, kind, issue_date, *, layout_changed=False) -> int:
     return max(lasts, default=0) + 1
 
 
+def _next_client_value(numbering, kind, issue_date, client_id) -> int | None:
+    if not numbering.uses_client_counter(kind):
+        return None
+    last = ClientSequence.objects.filter(
+        company_id=numbering.company_id, client_id=client_id,
+        series=numbering.series_for(kind), period=numbering.period_for(issue_date),
+    ).values_list("last", flat=True).first()
+    return (last or 0) + 1
+
+
 def preview_number(document, issue_date=None) -> str:
     """
     The number ``document`` would take if it were issued now. Reads only: consumes nothing,
-    and another document issued first will take this number instead.
+    and another document issued first will take this number instead. The document's
+    ``client_id`` and ``client_ref`` (its client's code) fill the per-client tokens.
     """
     issue_date = issue_date or timezone.localdate()
     numbering = NumberingSettings.for_company(document.company_id)
-    return numbering.format(document.kind, issue_date,
-                            _next_value(numbering, document.kind, issue_date))
+    client_id = getattr(document, "client_id", None)
+    return numbering.format(
+        document.kind, issue_date, _next_value(numbering, document.kind, issue_date),
+        client_value=_next_client_value(numbering, document.kind, issue_date, client_id),
+        client_ref=getattr(document, "client_ref", "") or "",
+    )
 
 
 def preview_settings(numbering: NumberingSettings, issue_date=None) -> dict:
     """
     The next invoice and credit-note numbers if ``numbering`` (unsaved, perhaps invalid)
-    were saved now: {kind: number}. Reads only.
+    were saved now: {kind: number}, per-client tokens shown for an example client's first
+    document (code ``EXAMPLE_CLIENT_REF``). Reads only.
     """
     issue_date = issue_date or timezone.localdate()
     stored = NumberingSettings.objects.filter(pk=numbering.pk).first() if numbering.pk else None
     changed = stored is not None and stored.layout_differs(numbering)
     return {
         kind: numbering.format(kind, issue_date,
-                               _next_value(numbering, kind, issue_date, layout_changed=changed))
+                               _next_value(numbering, kind, issue_date, layout_changed=changed),
+                               client_value=1, client_ref=EXAMPLE_CLIENT_REF)
         for kind in Kind
     }
 

@@ -63,11 +63,12 @@ def test_the_bounds_migrations_keep_every_guard_both_ways():
     migrate([("billing", "0011_user_preferences"),
              ("counters", "0010_sequences_never_move_back")])
     try:
-        # Only the payments' guards (billing 0015) and the quotes' come off, with their
-        # tables.
+        # Only the payments' guards (billing 0015), the quotes' and the client sequences'
+        # (counters 0014) come off, with their tables.
         assert triggers() == [(table, name) for table, name in before
                               if table not in ("billing_payment", "billing_paymentreversal",
-                                               "billing_quote", "billing_quoteline")]
+                                               "billing_quote", "billing_quoteline",
+                                               "counters_clientsequence")]
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
     assert triggers() == before

@@ -14,6 +14,10 @@ and removes them.
 2. folio send, 1 company: ``billing.services.send_document`` of prepared drafts of one
    company (one shared counter);
 3. folio send, 16 companies: the same, spread over 16 companies (independent counters).
+4. with ``--client-counter``: folio send, 1 company, per-client counter: the send of row 2
+   with the pattern ``INV-{YYYY}-{counter}-{client_ref}-{client_counter}`` and the drafts
+   alternating between two clients, so that each send also takes its client's own counter.
+   Its ratio to row 2, measured in the same run, is the per-client goal (>= 0.9).
 
 Both sides' drafts have the same line. The ratio printed is the goal's: folio send (one
 company) / peer send, which should reach 1.0 with 4 workers. In brackets, how busy the
@@ -50,6 +54,10 @@ WORKERS = (1, 4, 8, 16)
 GOAL_WORKERS = 4
 RUNS = [("peer", "peer send (django-sequences)"), ("send", "folio send, 1 company"),
         ("send16", "folio send, 16 companies")]
+CLIENT_COUNTER_RUN = ("sendcc", "folio send, per-client counter")
+CLIENT_COUNTER_PATTERN = "INV-{YYYY}-{counter}-{client_ref}-{client_counter}"
+CLIENT_CODES = ("ACME", "BOLT")
+CLIENT_COUNTER_GOAL = 0.9
 # The one line of every draft, Folio's and the peer's.
 LINE = {"description": "Bench", "quantity": Decimal("1"), "unit_price": Decimal("100.00"),
         "tax_rate": Decimal("20.00")}
@@ -206,8 +214,12 @@ class Command(BaseCommand):
                             help="Documents sent per measurement, shared by the workers.")
         parser.add_argument("--workers", default=",".join(map(str, WORKERS)),
                             help="Comma-separated worker counts.")
+        parser.add_argument("--client-counter", action="store_true",
+                            help="Also measure the send of one company whose pattern carries "
+                                 "a per-client counter, against the plain one.")
 
-    def handle(self, *args, ops, workers, **options):
+    def handle(self, *args, ops, workers, client_counter=False, **options):
+        self.client_counter = client_counter
         _require_peer()
         if connection.vendor != "postgresql":
             raise CommandError("bench_numbering measures PostgreSQL: set DATABASE_URL.")
@@ -233,6 +245,9 @@ class Command(BaseCommand):
             row["peer"] = _run(workers, self.peer_work(workers, per), per)
             row["send"] = _run(workers, self.send_work(workers, per, companies=1), per)
             row["send16"] = _run(workers, self.send_work(workers, per, companies=16), per)
+            if self.client_counter:
+                row["sendcc"] = _run(workers, self.send_work(workers, per, companies=1,
+                                                             per_client=True), per)
             self.stdout.write(f"  measured {workers} worker(s)")
             self.stdout.flush()
         return table
@@ -252,8 +267,8 @@ class Command(BaseCommand):
 
         return work
 
-    def send_work(self, workers, per_worker, companies):
-        drafts = self.drafts(workers * per_worker, companies)
+    def send_work(self, workers, per_worker, companies, per_client=False):
+        drafts = self.drafts(workers * per_worker, companies, per_client)
 
         def work(index, n):
             for draft in drafts[index * per_worker:(index + 1) * per_worker][:n]:
@@ -273,21 +288,30 @@ class Command(BaseCommand):
             editor.create_model(PeerLine)
         self.peer_tables = True
 
-    def company(self, label):
+    def company(self, label, per_client=False):
         company = Company.objects.create(name=f"Bench {label} {timezone.now():%H%M%S%f}",
                                          **SELLER)
-        NumberingSettings.objects.create(company=company, shared_counter=True)
+        patterns = {"invoice_pattern": CLIENT_COUNTER_PATTERN,
+                    "credit_note_pattern": CLIENT_COUNTER_PATTERN} if per_client else {}
+        NumberingSettings.objects.create(company=company, shared_counter=True, **patterns)
         self.companies.append(company)
         return company
 
-    def drafts(self, count, companies):
-        """``count`` drafts, interleaving the companies so that each worker's share spans
-        all of them."""
-        owners = [self.company(f"send{companies}") for _ in range(companies)]
-        clients = [Client.objects.create(company=c, name="Bench client", **BUYER)
-                   for c in owners]
+    def drafts(self, count, companies, per_client=False):
+        """``count`` drafts, interleaving the companies (and, ``per_client``, two clients of
+        one company) so that each worker's share spans all of them."""
+        if per_client:
+            owner = self.company("sendcc", per_client=True)
+            owners = [owner] * len(CLIENT_CODES)
+            clients = [Client.objects.create(company=owner, name=f"Bench client {code}",
+                                             code=code, **BUYER) for code in CLIENT_CODES]
+        else:
+            owners = [self.company(f"send{companies}") for _ in range(companies)]
+            clients = [Client.objects.create(company=c, name="Bench client", **BUYER)
+                       for c in owners]
         invoices = Invoice.objects.bulk_create([
-            Invoice(company=owners[i % companies], client=clients[i % companies], **TOTALS)
+            Invoice(company=owners[i % len(owners)], client=clients[i % len(clients)],
+                    **TOTALS)
             for i in range(count)
         ])
         InvoiceLine.objects.bulk_create([InvoiceLine(document=invoice, **LINE)
@@ -305,6 +329,12 @@ class Command(BaseCommand):
                           .values_list("value", flat=True))
             if values != list(range(1, len(values) + 1)):
                 raise CommandError(f"{company}: the series is not 1..{len(values)}")
+            for client_id in Client.objects.filter(company=company).values_list("pk", flat=True):
+                mine = list(IssuedNumber.objects.filter(company=company, client_id=client_id)
+                            .order_by("client_value").values_list("client_value", flat=True))
+                if mine != list(range(1, len(mine) + 1)):
+                    raise CommandError(f"{company}: client #{client_id}'s counter is not "
+                                       f"1..{len(mine)}")
             findings = list(run_audit(AuditScope(company_id=company.pk)).findings)
             if findings:
                 raise CommandError(f"{company}: {findings[0].message}")
@@ -338,7 +368,8 @@ class Command(BaseCommand):
         out.write("\nDocuments sent per second (higher is better); in brackets, how busy the "
                   "machine's CPUs were")
         out.write(f"{'':30}" + "".join(f"{f'{w} w':>16}" for w in counts))
-        for key, label in RUNS:
+        runs = [*RUNS, CLIENT_COUNTER_RUN] if self.client_counter else RUNS
+        for key, label in runs:
             cells = []
             for w in counts:
                 rate, busy = table[w][key]
@@ -347,3 +378,8 @@ class Command(BaseCommand):
         ratios = "".join(f"{table[w]['send'][0] / table[w]['peer'][0]:>16.2f}" for w in counts)
         out.write(f"{'folio send / peer send':30}{ratios}")
         out.write(f"Goal: folio send / peer send >= 1.00 with {GOAL_WORKERS} workers.")
+        if self.client_counter:
+            ratios = "".join(f"{table[w]['sendcc'][0] / table[w]['send'][0]:>16.2f}"
+                             for w in counts)
+            out.write(f"{'per-client / plain send':30}{ratios}")
+            out.write(f"Goal: per-client / plain send >= {CLIENT_COUNTER_GOAL:.2f}.")

@@ -23,7 +23,8 @@ from counters.services import save_numbering_settings
 from . import _parties as parties
 
 DEMO_COMPANY = "Atelier Demo SARL"
-# A second company of the demo user's, whose fiscal year starts in July.
+# A second company of the demo user's, whose fiscal year starts in July and whose numbers
+# carry each client's own counter beside the company's (EX-2026-27-0001-MARTIN-001).
 FISCAL_COMPANY = "Atelier Demo Export SAS"
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "folio-demo-2026"
@@ -74,10 +75,10 @@ class Command(BaseCommand):
             return
         numbering = NumberingSettings.for_company(company.pk)
         numbering.fiscal_year_start = 7
-        numbering.invoice_pattern = "EX-{FY}-{counter}"
-        numbering.credit_note_pattern = "EXA-{FY}-{counter}"
+        numbering.invoice_pattern = "EX-{FY}-{counter}-{client_ref}-{client_counter}"
+        numbering.credit_note_pattern = "EXA-{FY}-{counter}-{client_ref}-{client_counter}"
         save_numbering_settings(numbering, user=user)
-        client = Client.objects.create(company=company, **CLIENTS[0])
+        client = Client.objects.create(company=company, code="MARTIN", **CLIENTS[0])
         invoice = Invoice.objects.create(company=company, client=client)
         invoice.lines.create(position=0, description="Export consulting", quantity=Decimal("1"),
                              unit_price=Decimal("900.00"), tax_rate=Decimal("20"),
