@@ -6,7 +6,7 @@ from django.forms import inlineformset_factory
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
-from counters.models import MAX_PADDING, NumberingSettings
+from counters.models import MAX_PADDING, IssuedNumber, NumberingSettings
 
 from . import formats, money
 from .einvoice.codes import CURRENCIES, TaxCategory, UnitCode
@@ -56,6 +56,14 @@ class ClientForm(forms.ModelForm):
                 _("Use capital letters, digits and hyphens only (e.g. ACME or ACME-FR)."),
                 code="invalid")
         company_id = self.instance.company_id
+        if (self.instance.pk and code != self.instance.code
+                and IssuedNumber.objects.filter(company_id=company_id,
+                                                client_id=self.instance.pk).exists()):
+            # Its counter goes by the client, its numbers print the code: a new code (or
+            # the old one given to another client) would print numbers already issued.
+            raise forms.ValidationError(
+                _("This client's code is printed in numbers already issued with a per-client "
+                  "counter: it cannot change."), code="code_in_use")
         if code and company_id and Client.objects.filter(company_id=company_id, code=code) \
                 .exclude(pk=self.instance.pk).exists():
             raise forms.ValidationError(_("Another client of this company has the code "

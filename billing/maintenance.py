@@ -10,16 +10,28 @@ _PURGE = [
     "(SELECT id FROM billing_invoice WHERE company_id IN ({ids}))",
     "DELETE FROM billing_creditnoteline WHERE document_id IN "
     "(SELECT id FROM billing_creditnote WHERE company_id IN ({ids}))",
+    "DELETE FROM billing_quoteline WHERE document_id IN "
+    "(SELECT id FROM billing_quote WHERE company_id IN ({ids}))",
+    "DELETE FROM billing_paymentreversal WHERE payment_id IN "
+    "(SELECT id FROM billing_payment WHERE company_id IN ({ids}))",
+    "DELETE FROM billing_payment WHERE company_id IN ({ids})",
     "DELETE FROM counters_issuednumber WHERE company_id IN ({ids})",
     "DELETE FROM counters_numberjump WHERE company_id IN ({ids})",
     "DELETE FROM counters_stateevent WHERE company_id IN ({ids})",
     "DELETE FROM counters_eventchain WHERE company_id IN ({ids})",
     "DELETE FROM billing_emaildelivery WHERE company_id IN ({ids})",
+    "DELETE FROM billing_reminder WHERE invoice_id IN "
+    "(SELECT id FROM billing_invoice WHERE company_id IN ({ids}))",
     "DELETE FROM billing_sendbatchitem WHERE batch_id IN "
     "(SELECT id FROM billing_sendbatch WHERE company_id IN ({ids}))",
     "DELETE FROM billing_sendbatch WHERE company_id IN ({ids})",
     "DELETE FROM billing_creditnote WHERE company_id IN ({ids})",
     "DELETE FROM billing_invoice WHERE company_id IN ({ids})",
+    "DELETE FROM billing_quote WHERE company_id IN ({ids})",
+    "DELETE FROM billing_recurringline WHERE document_id IN "
+    "(SELECT id FROM billing_recurringinvoice WHERE company_id IN ({ids}))",
+    "DELETE FROM billing_recurringinvoice WHERE company_id IN ({ids})",
+    "DELETE FROM counters_clientsequence WHERE company_id IN ({ids})",
     "DELETE FROM counters_sequence WHERE company_id IN ({ids})",
     "DELETE FROM counters_numberingsettingschange WHERE company_id IN ({ids})",
     "DELETE FROM counters_numberingsettings WHERE company_id IN ({ids})",

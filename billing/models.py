@@ -189,7 +189,7 @@ class Company(Party):
 
 
 class Membership(models.Model):
-    class Role(models.TextChoices):
+    class Role(models.TextChoices):  # highest first (set_membership relies on it)
         OWNER = "owner", _("Owner")
         ACCOUNTANT = "accountant", _("Accountant")
         VIEWER = "viewer", _("Viewer")
@@ -688,6 +688,15 @@ class Invoice(Document):
         # The lists: newest first, all or by state.
         indexes = [models.Index(fields=["company", "-created_at", "-id"]),
                    models.Index(fields=["company", "state", "-created_at", "-id"])]
+
+    def delete(self, *args, **kwargs):
+        # An accepted quote always has its invoice (the database refuses "accepted" without
+        # one): the draft drafted from it is edited, not deleted.
+        if self.quote_id is not None:
+            raise ValidationError(
+                _("This draft was made from an accepted quote, which keeps it: edit it "
+                  "rather than delete it."), code="from_quote")
+        return super().delete(*args, **kwargs)
 
     def complete_for_issue(self):
         super().complete_for_issue()

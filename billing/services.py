@@ -502,6 +502,11 @@ def set_membership(company, user, role) -> Membership:
             _keep_an_owner(memberships, current)
         membership, _created = Membership.objects.update_or_create(
             company=company, user=user, defaults={"role": role})
+        # A token never acts above its maker's role: those above the new one are revoked.
+        Role = Membership.Role
+        above = Role.values[:Role.values.index(role)]  # the roles, highest first
+        ApiToken.objects.filter(company=company, created_by=user, role__in=above,
+                                revoked_at__isnull=True).update(revoked_at=timezone.now())
     return membership
 
 

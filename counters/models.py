@@ -187,9 +187,9 @@ class NumberingSettings(models.Model):
         return patterns.uses_client_ref(self.pattern_for(kind))
 
     def counts_by_client_alone(self) -> bool:
-        """Whether a pattern numbers by {client_counter} without {counter}."""
+        """Whether a pattern (of any kind) numbers by {client_counter} without {counter}."""
         return any(patterns.uses_client_counter(p) and patterns.COUNTER not in patterns.tokens(p)
-                   for p in (self.invoice_pattern, self.credit_note_pattern))
+                   for p in map(self.pattern_for, Kind))
 
     @property
     def fiscal_start(self) -> int:

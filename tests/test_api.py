@@ -146,6 +146,18 @@ def test_a_member_who_leaves_takes_the_tokens_they_made(client, company, owner):
     assert other_company.get("/clients").status_code == 200
 
 
+def test_a_lowered_role_revokes_the_makers_tokens_above_it(client, company, owner):
+    """A token never acts above its maker's role."""
+    from billing.services import set_membership
+
+    member = MembershipFactory(company=company, role=Membership.Role.OWNER)
+    as_owner = api_for(client, company, "owner", member.user)
+    as_viewer = api_for(client, company, "viewer", member.user)
+    set_membership(company, member.user, Membership.Role.ACCOUNTANT)
+    assert_problem(as_owner.get("/clients"), 401)
+    assert as_viewer.get("/clients").status_code == 200
+
+
 def test_a_token_records_when_it_was_last_used(client, company):
     row, token = create_token(company, "viewer")
     assert row.last_used_at is None
@@ -213,6 +225,13 @@ def test_create_read_update_a_client(api):
     response = api.patch(f"/clients/{created['id']}", {"city": "Paris"})
     assert response.json()["city"] == "Paris" and response.json()["name"] == "Acme"
     assert api.get(f"/clients/{created['id']}").json()["city"] == "Paris"
+
+
+def test_a_clients_code_is_read_written_and_kept_by_a_partial_update(api):
+    created = api.post("/clients", {"name": "Acme", "country": "FR", "code": "acme"}).json()
+    assert created["code"] == "ACME"
+    patched = api.patch(f"/clients/{created['id']}", {"email": "ap@acme.example"}).json()
+    assert patched["code"] == "ACME" and patched["email"] == "ap@acme.example"
 
 
 def test_a_client_is_checked_by_the_pages_form(api):

@@ -29,6 +29,7 @@ from .factories import (
     CreditNoteFactory,
     InvoiceFactory,
     MembershipFactory,
+    QuoteFactory,
     configure_numbering,
 )
 
@@ -167,7 +168,9 @@ def test_with_a_shared_counter_invoices_and_credit_notes_share_the_clients_count
 def test_numbers_by_client_code_and_client_counter_alone(issue_on):
     issue_on(date(2026, 5, 4))
     company = CompanyFactory()
-    configure_numbering(company, shared_counter=True,
+    # Quotes too draw from the shared counter: their own would print Q-ACME-2026-001, which
+    # is also the invoice number of a client coded Q-ACME.
+    configure_numbering(company, shared_counter=True, quotes_share_invoice_counter=True,
                         invoice_pattern="{client_ref}-{YYYY}-{client_counter}",
                         credit_note_pattern="{client_ref}-{YYYY}-{client_counter}")
     acme = ClientFactory(company=company, code="ACME")
@@ -452,3 +455,29 @@ def test_a_clients_counter_never_moves_back(issue_on):
         with pytest.raises(IntegrityError, match="never moves back"), transaction.atomic():
             change()
     assert sequence.get().last == 1
+
+
+@pytest.mark.django_db
+def test_a_clients_code_cannot_change_once_printed_with_its_counter(issue_on):
+    """Its counter goes by the client: a new code, or the old one given to another client,
+    would print a number already issued."""
+    issue_on(date(2026, 1, 15))
+    company = per_client_company()
+    acme = ClientFactory(company=company, code="ACME")
+    data = {"name": acme.name, "country": "FR", "language": "", "code": "ACMEX"}
+    assert ClientForm(data, instance=Client.objects.get(pk=acme.pk)).is_valid()  # not yet
+    send_document(InvoiceFactory(client=acme))
+    form = ClientForm(data, instance=Client.objects.get(pk=acme.pk))
+    assert not form.is_valid() and "cannot change" in form.errors["code"][0]
+    same = ClientForm({**data, "code": "ACME"}, instance=Client.objects.get(pk=acme.pk))
+    assert same.is_valid(), same.errors  # its other fields still can
+
+
+@pytest.mark.django_db
+def test_the_layout_cannot_change_while_quotes_count_by_client_alone():
+    company = CompanyFactory()
+    configure_numbering(company, quote_pattern="Q-{client_ref}-{YYYY}-{client_counter}")
+    send_document(QuoteFactory(client=ClientFactory(company=company, code="ACME")))
+    with pytest.raises(ValidationError) as caught:
+        configure_numbering(company, quotes_share_invoice_counter=True)
+    assert "cannot change" in str(caught.value)

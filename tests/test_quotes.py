@@ -269,6 +269,14 @@ def test_a_quote_is_accepted_once(sent_quote):
                                quote=sent_quote)
 
 
+def test_the_invoice_drafted_from_a_quote_is_edited_not_deleted(sent_quote):
+    """An accepted quote keeps its invoice: deleting that draft is refused with a message."""
+    invoice = services.accept_quote(sent_quote)
+    with pytest.raises(ValidationError, match="made from an accepted quote"):
+        invoice.delete()
+    assert Invoice.objects.filter(pk=invoice.pk, quote=sent_quote).exists()
+
+
 def test_a_draft_quote_cannot_be_accepted(company):
     draft = quote_for(company)
     with pytest.raises(ValidationError):

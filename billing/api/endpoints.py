@@ -104,8 +104,9 @@ def page(queryset, cursor, limit):
 # --- Output -------------------------------------------------------------------------------
 
 
-CLIENT_FIELDS = ["name", "email", "language", "street", "postal_code", "city", "country",
-                 "vat_id", "endpoint_scheme", "endpoint_id", "reference", "attach_ubl"]
+CLIENT_FIELDS = ["name", "code", "email", "language", "street", "postal_code", "city",
+                 "country", "vat_id", "endpoint_scheme", "endpoint_id", "reference",
+                 "attach_ubl"]
 
 
 def client_out(client):

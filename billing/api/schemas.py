@@ -29,6 +29,8 @@ Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class ClientFields(Schema):
+    code: Annotated[str, Field(max_length=16, description=(
+        "Printed by {client_ref} in numbers with a per-client counter."))] = ""
     email: Annotated[str, Field(max_length=254)] = ""
     language: Annotated[str, Field(max_length=10, description="Empty: the company's.")] = ""
     street: Annotated[str, Field(max_length=200)] = ""
@@ -48,6 +50,7 @@ class ClientIn(ClientFields):
 
 class ClientPatch(Schema):
     name: Annotated[str, Field(max_length=200)] | None = None
+    code: Annotated[str, Field(max_length=16)] | None = None
     email: Annotated[str, Field(max_length=254)] | None = None
     language: Annotated[str, Field(max_length=10)] | None = None
     street: Annotated[str, Field(max_length=200)] | None = None
