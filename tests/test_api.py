@@ -301,6 +301,17 @@ def test_schema_errors_are_problems_too(api):
     assert body["errors"]
 
 
+def test_an_unreadable_body_is_a_documented_400_problem(client, api):
+    """A body that is not JSON answers 400, which the schema lists for operations with one."""
+    response = client.patch(f"{API}/clients/1", data=b"\t\x1fY",
+                            content_type="application/json",
+                            HTTP_AUTHORIZATION=f"Bearer {api.token}")
+    assert_problem(response, 400)
+    schema = client.get(f"{API}/openapi.json").json()
+    assert "400" in schema["paths"]["/api/v1/clients/{id}"]["patch"]["responses"]
+    assert "400" not in schema["paths"]["/api/v1/clients/{id}"]["get"]["responses"]
+
+
 # --- Lists ----------------------------------------------------------------------------------
 
 

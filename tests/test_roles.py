@@ -15,7 +15,7 @@ from django.urls import reverse
 from billing.models import EmailDelivery, Invitation, Membership, Reminder
 from billing.permissions import RULES, Action, can, user_can
 from counters.admin import CompanyScopedAdmin
-from counters.models import NumberingSettings, Sequence
+from counters.models import ClientSequence, NumberingSettings, Sequence
 from counters.services import save_numbering_settings, set_next_number
 
 from .factories import InvoiceFactory, MembershipFactory, UserFactory
@@ -62,6 +62,8 @@ def world():
                                  recipient="a@example.com")
     Invitation.objects.create(company=company, email="b@example.com", role="viewer")
     Reminder.objects.create(company=company, invoice=sent, step=3, due_on=sent.issue_date)
+    ClientSequence.objects.create(company=company, client_id=sent.client_id, series="invoice",
+                                  period="2026", last=1)
     return company
 
 

@@ -17,6 +17,7 @@ ERRORS = {
     "404": "No such resource in the token's company.",
     "422": "The input was refused; `detail` says why, `errors` lists each field's problem.",
 }
+UNREADABLE = {"400": "The body could not be read as JSON."}
 CONFLICT = {
     "409": "The document is not in a state that allows this (already issued, not sent, a "
            "draft has no e-invoice…), or a request with the same Idempotency-Key is still "
@@ -63,7 +64,8 @@ def document_problems(schema):
             responses = {str(k): v for k, v in operation.get("responses", {}).items()}
             operation["responses"] = responses
             conflicts = method != "get" or path.endswith(("/pdf", "/ubl", "/cii", "/facturx"))
-            errors = {**ERRORS, **(CONFLICT if conflicts else {})}
+            errors = {**ERRORS, **(CONFLICT if conflicts else {}),
+                      **(UNREADABLE if "requestBody" in operation else {})}
             for status, description in errors.items():
                 responses.setdefault(status, {"description": description})
                 responses[status]["content"] = problem

@@ -1,5 +1,7 @@
 """`manage.py worker`: one background worker (django-tasks-db underneath)."""
 
+import signal
+import sys
 import time
 
 from django.conf import settings
@@ -28,7 +30,7 @@ class Command(BaseCommand):
     def handle(self, *, interval, queue_name, batch, worker_id, verbosity, **options):
         worker_id = worker_id or get_random_string(20)
         worker = jobs.worker(queue_names=queue_name.split(","), worker_id=worker_id)
-        worker.configure_signals()  # SIGTERM / SIGINT: finish the current job, then stop
+        self.stop_on_signals(worker)
         if verbosity:
             self.stdout.write(f"Worker {worker_id} started (queues: {queue_name}).")
         sweep_every = max(min(settings.FOLIO_JOB_LEASE / 4, 60), 1)
@@ -48,3 +50,20 @@ class Command(BaseCommand):
                 time.sleep(interval)
         if verbosity:
             self.stdout.write(f"Worker {worker_id} stopped.")
+
+    @staticmethod
+    def stop_on_signals(worker):
+        """
+        SIGTERM / SIGINT: finish the current job, then stop; a second one stops at once.
+        (django-tasks-db's own handler exits from wherever the signal lands when no job is
+        running, which can be the middle of a query whose rollback then fails.)
+        """
+        def stop(signum, frame):
+            if not worker.running:
+                worker.reset_signals()
+                sys.exit(1)
+            worker.running = False
+
+        for name in ("SIGINT", "SIGTERM", "SIGQUIT"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), stop)
