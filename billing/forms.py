@@ -308,9 +308,23 @@ class NumberingSettingsForm(forms.ModelForm):
 
     class Meta:
         model = NumberingSettings
-        fields = ["shared_counter", "invoice_pattern", "credit_note_pattern", "padding",
-                  "client_padding", "reset_period", "fiscal_year_start", "quote_pattern",
-                  "quotes_share_invoice_counter"]
+        fields = ["name", "code", "shared_counter", "invoice_pattern", "credit_note_pattern",
+                  "padding", "client_padding", "reset_period", "fiscal_year_start",
+                  "quote_pattern", "quotes_share_invoice_counter"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A form written before series had names (an API client's, a bookmarked page's)
+        # keeps the series' name.
+        self.fields["name"].required = self.instance.pk is None
+
+    def clean_name(self):
+        return self.cleaned_data["name"] or self.instance.name
+
+    def clean_code(self):
+        if self.add_prefix("code") not in self.data:
+            return self.instance.code
+        return self.cleaned_data["code"]
 
 
 class CreditForm(forms.Form):

@@ -313,6 +313,12 @@ class Client(Party):
         help_text=_("The language of this client's invoices, credit notes and e-mails. "
                     "Empty: the company's language."),
     )
+    series = models.ForeignKey(
+        "counters.NumberingSettings", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", verbose_name=_("numbering series"),
+        help_text=_("The series this client's documents are numbered in. Empty: the "
+                    "company's default series."),
+    )
 
     class Meta:
         verbose_name = _("client")
@@ -367,6 +373,13 @@ class Document(ConcurrentTransitionMixin, models.Model):
     )
     client = models.ForeignKey(
         Client, on_delete=models.PROTECT, related_name="%(class)ss", verbose_name=_("client")
+    )
+    # Chosen on the draft (empty: the client's series, else the company's default); set to
+    # the series it was numbered in when issued.
+    series = models.ForeignKey(
+        "counters.NumberingSettings", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", verbose_name=_("numbering series"),
+        help_text=_("Empty: the client's series, or else the company's default series."),
     )
     state = FSMField(
         _("state"), default=DRAFT, choices=DocumentState.choices, protected=True
@@ -484,6 +497,8 @@ class Document(ConcurrentTransitionMixin, models.Model):
     def clean(self):
         if self.client_id and self.company_id and self.client.company_id != self.company_id:
             raise ValidationError({"client": _("This client belongs to another company.")})
+        if self.series_id and self.company_id and self.series.company_id != self.company_id:
+            raise ValidationError({"series": _("This series belongs to another company.")})
 
     # --- Money ------------------------------------------------------------------------------
 
@@ -506,6 +521,14 @@ class Document(ConcurrentTransitionMixin, models.Model):
     def client_ref(self) -> str:
         """The client's code, printed by ``{client_ref}`` in numbers."""
         return self.client.code if self.client_id else ""
+
+    @property
+    def issuing_series_id(self):
+        """The series this document is (or would be) numbered in: its own choice, else its
+        client's, else None for the company's default."""
+        if self.series_id is not None:
+            return self.series_id
+        return self.client.series_id if self.client_id else None
 
     # --- Lifecycle --------------------------------------------------------------------------
 
@@ -556,8 +579,10 @@ class Document(ConcurrentTransitionMixin, models.Model):
             snapshot_digest=snapshots.digest(self.snapshot),
             client_id=self.client_id,
             client_ref=self.client_ref,
+            series_id=self.issuing_series_id,
             user=user,
         )
+        self.series = issued.numbering
         self.number = issued.number
         self.sequence_value = issued.value
         return issued

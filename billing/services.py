@@ -346,6 +346,7 @@ def draft_credit_note(invoice: Invoice, *, reason="", amount_lines=None) -> Cred
             )
         credit_note = CreditNote(
             company_id=invoice.company_id, client_id=invoice.client_id, invoice=invoice,
+            series_id=invoice.series_id,  # corrected in the invoice's series
             currency=invoice.currency, reason=reason,
             buyer_reference=invoice.buyer_reference,  # the buyer routes it as its invoice
         )
@@ -454,6 +455,7 @@ def accept_quote(quote: Quote, user=None) -> Invoice:
             quote, _("Only a sent quote can be accepted; %(quote)s is %(state)s."))
         content = locked.content  # as sent
         invoice = Invoice(company_id=locked.company_id, client_id=locked.client_id,
+                          series_id=locked.series_id,
                           currency=locked.currency, buyer_reference=locked.buyer_reference,
                           quote=locked)
         invoice.save()

@@ -34,7 +34,14 @@ from django.views.decorators.http import require_GET, require_POST
 from counters.audit import AuditScope, run_audit
 from counters.history import history_of
 from counters.models import EXAMPLE_CLIENT_REF, Kind, NumberingSettings, NumberingSettingsChange
-from counters.services import preview_number, preview_settings, save_numbering_settings
+from counters.services import (
+    delete_series,
+    make_default_series,
+    preview_number,
+    preview_settings,
+    save_numbering_settings,
+    series_is_used,
+)
 
 from . import (
     balances,
@@ -983,19 +990,66 @@ def company_settings(request):
 
 
 @company_required(post_action=Action.MANAGE_NUMBERING)
-def numbering_settings(request):
-    numbering = NumberingSettings.for_company(request.company.pk)
+def numbering_settings(request, pk=None):
+    """A numbering series' settings (default: the company's default series)."""
+    numbering = _numbering_series(request, pk)
+    return _numbering_page(request, numbering, _("Numbering settings saved."))
+
+
+@company_required(action=Action.MANAGE_NUMBERING)
+def numbering_series_create(request):
+    NumberingSettings.for_company(request.company.pk)  # the default series comes first
+    numbering = NumberingSettings(company=request.company)
+    return _numbering_page(request, numbering, _("Series created."))
+
+
+def _numbering_series(request, pk):
+    if pk is None:
+        return NumberingSettings.for_company(request.company.pk)
+    return get_object_or_404(NumberingSettings, company=request.company, pk=pk)
+
+
+def _numbering_page(request, numbering, saved_message):
     form = NumberingSettingsForm(request.POST or None, instance=numbering)
     if request.method == "POST" and form.is_valid():
-        save_numbering_settings(form.instance, user=request.user)
-        messages.success(request, _("Numbering settings saved."))
-        return redirect("numbering_settings")
+        saved = save_numbering_settings(form.instance, user=request.user)
+        messages.success(request, saved_message)
+        return redirect("numbering_series", pk=saved.pk)
+    series = list(NumberingSettings.objects.filter(company=request.company))
     return render(request, "billing/numbering_settings.html", {
-        "form": form, "examples": _examples(form),
+        "form": form, "examples": _examples(form), "numbering": numbering,
+        "all_series": series,
+        "deletable": numbering.pk and not numbering.is_default
+        and not series_is_used(numbering),
         "can_manage": can(request.membership, Action.MANAGE_NUMBERING),
-        "changes": NumberingSettingsChange.objects.filter(company=request.company)
-        .select_related("changed_by")[:20],
+        "changes": [
+            (change, (change.new or {}).get("name") or (change.old or {}).get("name") or "")
+            for change in NumberingSettingsChange.objects.filter(company=request.company)
+            .select_related("changed_by")[:20]],
     })
+
+
+@require_POST
+@company_required(action=Action.MANAGE_NUMBERING)
+def numbering_series_default(request, pk):
+    numbering = get_object_or_404(NumberingSettings, company=request.company, pk=pk)
+    make_default_series(numbering, user=request.user)
+    messages.success(request, _("%(series)s is now the default series.") % {
+        "series": numbering})
+    return redirect("numbering_series", pk=numbering.pk)
+
+
+@require_POST
+@company_required(action=Action.MANAGE_NUMBERING)
+def numbering_series_delete(request, pk):
+    numbering = get_object_or_404(NumberingSettings, company=request.company, pk=pk)
+    try:
+        delete_series(numbering, user=request.user)
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+        return redirect("numbering_series", pk=numbering.pk)
+    messages.success(request, _("Series %(series)s deleted.") % {"series": numbering})
+    return redirect("numbering_settings")
 
 
 def _examples(form):
@@ -1011,8 +1065,13 @@ def _examples(form):
 @require_POST
 @company_required
 def numbering_preview(request):
-    """htmx: the live example of the next numbers under the settings being edited."""
-    numbering = NumberingSettings.for_company(request.company.pk)
+    """htmx: the live example of the next numbers under the settings being edited, of the
+    series ``?series=`` (its id, ``new`` for a series being created; none: the default)."""
+    series_id = request.GET.get("series", "")
+    if series_id == "new":
+        numbering = NumberingSettings(company=request.company)
+    else:
+        numbering = _numbering_series(request, int(series_id) if series_id.isdigit() else None)
     form = NumberingSettingsForm(request.POST, instance=numbering)
     return render(request, "billing/_numbering_examples.html",
                   {"examples": _examples(form), "form": form})

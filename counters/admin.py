@@ -17,7 +17,13 @@ from .models import (
     NumberJump,
     Sequence,
 )
-from .services import save_numbering_settings, set_next_number
+from .services import (
+    delete_series,
+    make_default_series,
+    save_numbering_settings,
+    series_is_used,
+    set_next_number,
+)
 
 # The actions the admin asks about (the host app's permission rule knows them all).
 READ = "read"
@@ -177,21 +183,47 @@ class ReadOnlyAdmin(CompanyScopedAdmin):
         return False
 
 
+@company_action(MANAGE_NUMBERING, description=_("Make the default series"))
+def make_default_action(modeladmin, request, queryset):
+    if queryset.count() != 1:
+        modeladmin.message_user(request, _("Choose exactly one series."), messages.ERROR)
+        return
+    numbering = queryset.get()
+    make_default_series(numbering, user=request.user)
+    modeladmin.message_user(request, _("%(series)s is now the default series.") % {
+        "series": numbering}, messages.SUCCESS)
+
+
 @admin.register(NumberingSettings)
 class NumberingSettingsAdmin(CompanyScopedAdmin):
     write_action = MANAGE_NUMBERING
-    list_display = ["company", "shared_counter", "invoice_pattern", "credit_note_pattern",
-                    "quote_pattern", "quotes_share_invoice_counter", "padding", "client_padding",
+    list_display = ["name", "company", "code", "is_default", "shared_counter",
+                    "invoice_pattern", "credit_note_pattern", "quote_pattern",
+                    "quotes_share_invoice_counter", "padding", "client_padding",
                     "reset_period", "fiscal_year_start"]
+    list_filter = ["company"]
     list_select_related = ["company"]
+    readonly_fields = ["is_default"]
+    actions = [make_default_action]
 
     def save_model(self, request, obj, form, change):
         # The service validates again under a row lock, records the change and carries
         # values over when the counter layout changes.
         save_numbering_settings(obj, user=request.user)
 
+    def get_actions(self, request):
+        # One at a time, through delete_series: the default series and a series with
+        # numbers are kept.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
     def has_delete_permission(self, request, obj=None):
-        return False
+        return (obj is not None and not obj.is_default and not series_is_used(obj)
+                and super().has_delete_permission(request, obj))
+
+    def delete_model(self, request, obj):
+        delete_series(obj, user=request.user)
 
 
 class NextNumberForm(forms.Form):

@@ -1,6 +1,6 @@
 """
-Numbering for business documents: settings, sequences, the ledger of issued numbers and the
-record of deliberate jumps.
+Numbering for business documents: named series and their settings, sequences, the ledger of
+issued numbers and the record of deliberate jumps.
 
 The app knows three kinds of document (invoices, credit notes and quotes) and the model that
 owns a numbering (``settings.COUNTERS_COMPANY_MODEL``); it imports nothing from the app that issues.
@@ -10,7 +10,7 @@ from datetime import date
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.utils.dates import MONTHS
 from django.utils.translation import gettext_lazy as _
@@ -55,13 +55,56 @@ QUOTE_COLLISIONS = {
 }
 SERIES_CHOICES = [(SHARED_SERIES, _("Shared"))] + list(Kind.choices)
 
+# A named series' code prefixes the keys of its counters in the books ("SHOP/invoice"), so
+# that each series is numbered, and audited, on its own; a company's first series has none,
+# and its keys are the counters' own names ("invoice"), as they were before named series.
+SERIES_CODE_MAX_LENGTH = 8
+SERIES_KEY_SEPARATOR = "/"
+
+
+def series_key(code, counter) -> str:
+    """The key the books record ``counter`` ("invoice", "shared"...) of the series ``code``
+    under."""
+    return f"{code}{SERIES_KEY_SEPARATOR}{counter}" if code else str(counter)
+
+
+def split_series_key(key) -> tuple[str, str]:
+    """(series code, counter) of a key written by ``series_key``."""
+    code, _separator, counter = key.rpartition(SERIES_KEY_SEPARATOR)
+    return code, counter
+
+
+def series_label(key) -> str:
+    """A key as people read it: "Invoice", or "SHOP · Invoice" in a named series."""
+    code, counter = split_series_key(key)
+    label = str(dict(SERIES_CHOICES).get(counter, counter))
+    return f"{code} · {label}" if code else label
+
 
 class NumberingSettings(models.Model):
-    """How one company numbers its documents. Change it through ``save_numbering_settings``."""
+    """
+    One named series of a company ("Main", "Shop", "Madrid"...) and how it numbers its
+    documents: its patterns, padding, restart and counters. Each company has one default
+    series; a document is numbered in the series its draft chose, else its client's, else
+    the default. Change it through ``save_numbering_settings``.
+    """
 
-    company = models.OneToOneField(
-        COMPANY_MODEL, on_delete=models.CASCADE, related_name="numbering_settings"
+    company = models.ForeignKey(
+        COMPANY_MODEL, on_delete=models.CASCADE, related_name="numbering_series",
+        db_index=False,
     )
+    name = models.CharField(_("series name"), max_length=40,
+                            help_text=_("How people call this series, e.g. Shop or Madrid."))
+    code = models.CharField(
+        _("series code"), max_length=SERIES_CODE_MAX_LENGTH, blank=True,
+        validators=[RegexValidator(r"^[A-Z0-9]+\Z", _(
+            "Use capital letters and digits only (e.g. SHOP)."))],
+        help_text=_("A short code the books and the audit record this series under (e.g. "
+                    "SHOP). Only the company's first series has none."),
+    )
+    is_default = models.BooleanField(
+        _("default series"), default=False,
+        help_text=_("Documents whose draft and client name no series are numbered in it."))
     shared_counter = models.BooleanField(
         _("shared counter"),
         default=False,
@@ -112,9 +155,23 @@ class NumberingSettings(models.Model):
     )
 
     class Meta:
-        verbose_name = _("numbering settings")
-        verbose_name_plural = _("numbering settings")
+        verbose_name = _("numbering series")
+        verbose_name_plural = _("numbering series")
+        ordering = ["company", "-is_default", "name"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["company", "name"], name="counters_series_name_unique",
+                violation_error_message=_("This company already has a series of that name."),
+            ),
+            models.UniqueConstraint(
+                fields=["company", "code"], name="counters_series_code_unique",
+                violation_error_message=_("This company already has a series with that code."),
+            ),
+            models.UniqueConstraint(
+                fields=["company"], condition=models.Q(is_default=True),
+                name="counters_one_default_series",
+                violation_error_message=_("A company has one default series."),
+            ),
             models.CheckConstraint(
                 condition=models.Q(padding__lte=MAX_PADDING), name="counters_padding_range"
             ),
@@ -137,28 +194,41 @@ class NumberingSettings(models.Model):
     LAYOUT_FIELDS = ("shared_counter", "quotes_share_invoice_counter", "reset_period",
                      "fiscal_year_start")
     TRACKED_FIELDS = (
-        "shared_counter", "invoice_pattern", "credit_note_pattern", "padding", "client_padding",
+        "name", "code", "shared_counter", "invoice_pattern", "credit_note_pattern", "padding",
+        "client_padding",
         "reset_period", "fiscal_year_start", "quote_pattern", "quotes_share_invoice_counter",
     )
     PATTERN_FIELDS = {Kind.INVOICE: "invoice_pattern", Kind.CREDIT_NOTE: "credit_note_pattern",
                       Kind.QUOTE: "quote_pattern"}
 
     def __str__(self):
-        return str(_("Numbering of %(company)s") % {"company": self.company})
+        return self.name
 
     @classmethod
-    def for_company(cls, company_id):
-        settings_, _created = cls.objects.get_or_create(company_id=company_id)
+    def for_company(cls, company_id, series_id=None):
+        """
+        The series ``series_id`` of the company, or, when None, its default series (made on
+        first use). A series of another company raises ``DoesNotExist``.
+        """
+        if series_id is not None:
+            return cls.objects.get(company_id=company_id, pk=series_id)
+        settings_, _created = cls.objects.get_or_create(
+            company_id=company_id, is_default=True, defaults={"name": _("Main")})
         return settings_
 
     def series_for(self, kind) -> str:
-        """The series ``kind`` draws its values from: its own, the shared one, or (a quote
-        sharing the invoices' counter) the invoices'."""
+        """The key of the counter ``kind`` draws its values from in this series
+        (``series_key``): its own, the shared one, or (a quote sharing the invoices' counter)
+        the invoices'."""
         if kind == Kind.QUOTE:
             if not self.quotes_share_invoice_counter:
-                return str(Kind.QUOTE)
+                return series_key(self.code, Kind.QUOTE)
             kind = Kind.INVOICE
-        return SHARED_SERIES if self.shared_counter else str(kind)
+        return series_key(self.code, SHARED_SERIES if self.shared_counter else kind)
+
+    def counter_keys(self) -> list[str]:
+        """The keys of every counter this series could ever have drawn from."""
+        return [series_key(self.code, counter) for counter, _label in SERIES_CHOICES]
 
     def pattern_for(self, kind) -> str:
         """The pattern of ``kind``; a quote's, when left empty, is the invoices' after Q-
@@ -249,16 +319,18 @@ class NumberingSettings(models.Model):
                 )
         if errors:
             raise ValidationError(errors)
-        if self.pk and self.counts_by_client_alone():
-            stored = NumberingSettings.objects.filter(pk=self.pk).first()
-            if (stored is not None and stored.layout_differs(self)
-                    and ClientSequence.objects.filter(company_id=self.company_id).exists()):
-                # Client counters restart in the new layout's series: without {counter}
-                # their numbers would repeat those already issued.
-                raise ValidationError(_(
-                    "While a pattern numbers by {client_counter} without {counter}, the shared "
-                    "counter, the restart and the fiscal year cannot change: add {counter} to "
-                    "the patterns first."), code="client_counter_layout")
+        stored = NumberingSettings.objects.filter(pk=self.pk).first() if self.pk else None
+        self._clean_code(stored)
+        if (stored is not None and self.counts_by_client_alone()
+                and stored.layout_differs(self)
+                and ClientSequence.objects.filter(company_id=self.company_id,
+                                                  series__in=self.counter_keys()).exists()):
+            # Client counters restart in the new layout's series: without {counter} their
+            # numbers would repeat those already issued.
+            raise ValidationError(_(
+                "While a pattern numbers by {client_counter} without {counter}, the shared "
+                "counter, the restart and the fiscal year cannot change: add {counter} to "
+                "the patterns first."), code="client_counter_layout")
         if not self.shared_counter and patterns.patterns_may_collide(
             self.invoice_pattern, self.credit_note_pattern, self.fiscal_start
         ):
@@ -287,6 +359,49 @@ class NumberingSettings(models.Model):
                         params={"example": self.format(Kind.QUOTE, date.today(), 1)},
                     )
                 })
+        self._refuse_collisions_with_other_series()
+
+    def other_series(self):
+        """The company's other series."""
+        return NumberingSettings.objects.filter(company_id=self.company_id).exclude(pk=self.pk)
+
+    def _clean_code(self, stored):
+        """Only a company's first series goes without a code, and a code the books already
+        hold numbers under stays."""
+        if not self.company_id:
+            return
+        if not self.code and self.other_series().filter(code="").exists():
+            raise ValidationError({"code": ValidationError(
+                _("Give this series a code: the company's first series already goes "
+                  "without one."), code="code_required")})
+        if (stored is not None and stored.code != self.code
+                and Sequence.objects.filter(company_id=self.company_id,
+                                            series__in=stored.counter_keys()).exists()):
+            raise ValidationError({"code": ValidationError(
+                _("Numbers were issued in this series under its code: it cannot change."),
+                code="code_used")})
+
+    def _refuse_collisions_with_other_series(self):
+        """Series count apart: their patterns must tell their numbers apart."""
+        if not self.company_id:
+            return
+        for other in self.other_series():
+            for kind in Kind:
+                for other_kind in Kind:
+                    if patterns.patterns_may_collide(
+                            self.pattern_for(kind), other.pattern_for(other_kind),
+                            self.fiscal_start, other.fiscal_start):
+                        raise ValidationError({self.PATTERN_FIELDS[kind]: ValidationError(
+                            _("Numbers of this series could repeat those of the series "
+                              "%(series)s (%(example)s). Give its patterns their own text, "
+                              "e.g. %(prefix)s-."),
+                            code="series_collision",
+                            params={"series": other.name,
+                                    "example": other.format(other_kind, date.today(), 1,
+                                                            client_value=1,
+                                                            client_ref=EXAMPLE_CLIENT_REF),
+                                    "prefix": self.code or "A"},
+                        )})
 
 
 class Sequence(models.Model):
@@ -296,7 +411,7 @@ class Sequence(models.Model):
     company = models.ForeignKey(
         COMPANY_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
     )
-    series = models.CharField(_("series"), max_length=20, choices=SERIES_CHOICES)
+    series = models.CharField(_("series"), max_length=20)  # a series_key
     period = models.CharField(
         _("period"), max_length=7, blank=True, help_text=_("Empty when numbers never restart.")
     )
@@ -329,7 +444,7 @@ class ClientSequence(models.Model):
         COMPANY_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
     )
     client_id = models.BigIntegerField(_("client id"))
-    series = models.CharField(_("series"), max_length=20, choices=SERIES_CHOICES)
+    series = models.CharField(_("series"), max_length=20)  # a series_key
     period = models.CharField(
         _("period"), max_length=7, blank=True, help_text=_("Empty when numbers never restart.")
     )
@@ -367,7 +482,7 @@ class IssuedNumber(models.Model):
     company = models.ForeignKey(
         COMPANY_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False
     )
-    series = models.CharField(_("series"), max_length=20, choices=SERIES_CHOICES)
+    series = models.CharField(_("series"), max_length=20)  # a series_key
     period = models.CharField(_("period"), max_length=7, blank=True)
     value = models.PositiveBigIntegerField(_("value"))
     number = models.CharField(_("number"), max_length=NUMBER_MAX_LENGTH)
@@ -428,7 +543,7 @@ class NumberJump(models.Model):
     """
 
     company = models.ForeignKey(COMPANY_MODEL, on_delete=models.PROTECT, related_name="+")
-    series = models.CharField(_("series"), max_length=20, choices=SERIES_CHOICES)
+    series = models.CharField(_("series"), max_length=20)  # a series_key
     period = models.CharField(_("period"), max_length=7, blank=True)
     first_value = models.PositiveBigIntegerField(_("first skipped value"))
     last_value = models.PositiveBigIntegerField(_("last skipped value"))

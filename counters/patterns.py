@@ -233,17 +233,20 @@ def shape(pattern, fiscal_start: int = 1) -> str:
     return re.sub(r"\d+", "#", digits)
 
 
-def patterns_may_collide(first, second, fiscal_start: int = 1) -> bool:
+def patterns_may_collide(first, second, fiscal_start: int = 1,
+                         second_fiscal_start: int | None = None) -> bool:
     """
     Whether two series' patterns could produce the same number. Without ``{client_ref}``:
     when their shapes are the same. A client code can be any text, so with it the patterns
     are compared by their shapes up to it: they stay apart only where those differ (INV-
-    and CN-, or 26… and CN…), before either reaches a client's code.
+    and CN-, or 26… and CN…), before either reaches a client's code. ``second_fiscal_start``
+    is the second pattern's fiscal year, when it is not the first's.
     """
     heads = []
-    for pattern in (first, second):
+    starts = (fiscal_start, fiscal_start if second_fiscal_start is None else second_fiscal_start)
+    for pattern, start in zip((first, second), starts, strict=True):
         head, ref, _tail = pattern.partition("{" + CLIENT_REF + "}")
-        heads.append((shape(head, fiscal_start), bool(ref)))
+        heads.append((shape(head, start), bool(ref)))
     (a, a_open), (b, b_open) = heads
     common = min(len(a), len(b))
     if a[:common] != b[:common]:

@@ -22,6 +22,7 @@ from .models import (
     NumberingSettingsChange,
     NumberJump,
     Sequence,
+    series_key,
 )
 
 
@@ -41,12 +42,14 @@ def missing_client_ref(numbering, kind, client_ref) -> ValidationError | None:
 
 
 def allocate_number(*, company_id, kind, document_id, issue_date, total, currency,
-                    snapshot_digest="", client_id=None, client_ref="",
+                    snapshot_digest="", client_id=None, client_ref="", series_id=None,
                     user=None) -> IssuedNumber:
     """
-    Give the document ``(kind, document_id)`` the next number of its series and record it
-    in the ledger, chained to the entry before it. ``snapshot_digest`` is the digest of what
-    the document says as issued: the entry's hash covers it.
+    Give the document ``(kind, document_id)`` the next number of its series (the company's
+    series ``series_id``, or its default series) and record it in the ledger, chained to the
+    entry before it. ``snapshot_digest`` is the digest of what the document says as issued:
+    the entry's hash covers it. The entry's ``numbering`` (not a column) is the series it
+    was numbered in.
 
     ``client_id`` and ``client_ref`` are the document's client and its code: when the
     pattern carries ``{client_counter}``, the client's own counter in the series and period
@@ -62,11 +65,9 @@ def allocate_number(*, company_id, kind, document_id, issue_date, total, currenc
             "allocate_number() must run inside transaction.atomic(), in the transaction "
             "that issues the document."
         )
-    # Locked, so that the counter layout cannot change between choosing the series and the
+    # Locked, so that the counter layout cannot change between choosing the counter and the
     # commit (save_numbering_settings locks it too, before it carries values over).
-    numbering, _created = (
-        NumberingSettings.objects.select_for_update().get_or_create(company_id=company_id)
-    )
+    numbering = locked_series(company_id, series_id)
     refusal = missing_client_ref(numbering, kind, client_ref)
     if refusal is not None:
         raise refusal
@@ -94,7 +95,19 @@ def allocate_number(*, company_id, kind, document_id, issue_date, total, currenc
     entry.save(force_insert=True)
     Sequence.objects.filter(company_id=company_id, series=series, period=period).update(
         last_hash=entry.entry_hash)
+    entry.numbering = numbering
     return entry
+
+
+def locked_series(company_id, series_id=None) -> NumberingSettings:
+    """The company's series ``series_id`` (default: its default series, made on first use),
+    locked until the transaction ends."""
+    rows = NumberingSettings.objects.select_for_update()
+    if series_id is not None:
+        return rows.get(company_id=company_id, pk=series_id)
+    numbering, _created = rows.get_or_create(company_id=company_id, is_default=True,
+                                             defaults={"name": _("Main")})
+    return numbering
 
 
 def take_next(model, **key) -> tuple:
@@ -122,7 +135,8 @@ def take_next(model, **key) -> tuple:
 def _next_value(numbering, kind, issue_date, *, layout_changed=False) -> int:
     series = numbering.series_for(kind)
     period = numbering.period_for(issue_date)
-    rows = Sequence.objects.filter(company_id=numbering.company_id)
+    rows = Sequence.objects.filter(company_id=numbering.company_id,
+                                   series__in=numbering.counter_keys())
     if layout_changed:
         # The carry-over rule of save_numbering_settings.
         lasts = [last for row_period, last in rows.values_list("period", "last")
@@ -146,10 +160,12 @@ def preview_number(document, issue_date=None) -> str:
     """
     The number ``document`` would take if it were issued now. Reads only: consumes nothing,
     and another document issued first will take this number instead. The document's
-    ``client_id`` and ``client_ref`` (its client's code) fill the per-client tokens.
+    ``client_id`` and ``client_ref`` (its client's code) fill the per-client tokens; its
+    ``issuing_series_id`` (None: the default) is the series it would be numbered in.
     """
     issue_date = issue_date or timezone.localdate()
-    numbering = NumberingSettings.for_company(document.company_id)
+    numbering = NumberingSettings.for_company(document.company_id,
+                                              getattr(document, "issuing_series_id", None))
     client_id = getattr(document, "client_id", None)
     return numbering.format(
         document.kind, issue_date, _next_value(numbering, document.kind, issue_date),
@@ -160,8 +176,8 @@ def preview_number(document, issue_date=None) -> str:
 
 def preview_settings(numbering: NumberingSettings, issue_date=None) -> dict:
     """
-    The next invoice and credit-note numbers if ``numbering`` (unsaved, perhaps invalid)
-    were saved now: {kind: number}, per-client tokens shown for an example client's first
+    The next numbers of each kind in the series ``numbering`` if it (unsaved, perhaps
+    invalid) were saved now: {kind: number}, per-client tokens shown for an example client's first
     document (code ``EXAMPLE_CLIENT_REF``). Reads only.
     """
     issue_date = issue_date or timezone.localdate()
@@ -252,7 +268,8 @@ def save_numbering_settings(numbering: NumberingSettings, user=None) -> Numberin
 def _carry_values_over(numbering, user):
     today = timezone.localdate()
     sequences = list(
-        Sequence.objects.select_for_update().filter(company_id=numbering.company_id)
+        Sequence.objects.select_for_update().filter(company_id=numbering.company_id,
+                                                    series__in=numbering.counter_keys())
     )
     reason = _("Counter layout changed (shared counter: %(shared)s, restart: %(reset)s, "
                "fiscal year from: %(month)s).") % {
@@ -263,12 +280,12 @@ def _carry_values_over(numbering, user):
 
     # A quote series with no quote ever numbered has nothing to repeat (its pattern never
     # gives another kind's numbers): it is left to start at 1, without a jump.
-    quoted = IssuedNumber.objects.filter(company_id=numbering.company_id,
-                                         kind=Kind.QUOTE).exists()
+    quoted = IssuedNumber.objects.filter(company_id=numbering.company_id, kind=Kind.QUOTE,
+                                         series__in=numbering.counter_keys()).exists()
 
     def start_after(period, floor):
         for series in numbering.series_in_use():
-            if series == Kind.QUOTE and not quoted:
+            if series == series_key(numbering.code, Kind.QUOTE) and not quoted:
                 continue
             sequence, _created = Sequence.objects.select_for_update().get_or_create(
                 company_id=numbering.company_id, series=series, period=period
@@ -293,3 +310,51 @@ def _carry_values_over(numbering, user):
                      and patterns.periods_overlap(s.period, period)), default=0)
         if floor:
             start_after(period, floor)
+
+
+@transaction.atomic
+def make_default_series(numbering: NumberingSettings, user=None) -> NumberingSettings:
+    """Make ``numbering`` its company's default series (the one documents whose draft and
+    client name none are numbered in), recording the change."""
+    series = list(NumberingSettings.objects.select_for_update().filter(
+        company_id=numbering.company_id))
+    previous = next((s for s in series if s.is_default), None)
+    if previous is not None and previous.pk == numbering.pk:
+        return numbering
+    if previous is not None:
+        previous.is_default = False
+        previous.save(update_fields=["is_default"])
+    numbering.is_default = True
+    numbering.save(update_fields=["is_default"])
+    NumberingSettingsChange.objects.create(
+        company_id=numbering.company_id,
+        changed_by=user if user is not None and user.is_authenticated else None,
+        old={"default_series": previous.name if previous else ""},
+        new={"default_series": numbering.name},
+    )
+    return numbering
+
+
+def series_is_used(numbering: NumberingSettings) -> bool:
+    """Whether any value was ever taken in ``numbering`` (its books must keep it)."""
+    return Sequence.objects.filter(company_id=numbering.company_id,
+                                   series__in=numbering.counter_keys()).exists()
+
+
+@transaction.atomic
+def delete_series(numbering: NumberingSettings, user=None):
+    """Delete a series no number was ever taken in and that is not the default; drafts and
+    clients that chose it fall back to the default."""
+    numbering = NumberingSettings.objects.select_for_update().get(pk=numbering.pk)
+    if numbering.is_default:
+        raise ValidationError(_("The default series cannot be deleted: make another series "
+                                "the default first."), code="default_series")
+    if series_is_used(numbering):
+        raise ValidationError(_("Numbers were taken in this series: the books keep it."),
+                              code="series_used")
+    NumberingSettingsChange.objects.create(
+        company_id=numbering.company_id,
+        changed_by=user if user is not None and user.is_authenticated else None,
+        old=numbering.as_dict(), new={},
+    )
+    numbering.delete()

@@ -50,7 +50,8 @@ def test_issued_documents_are_read_only_in_the_admin(admin_client):
 def test_settings_admin_validates_and_records_changes(admin_client):
     numbering = NumberingSettings.for_company(InvoiceFactory().company_id)
     url = reverse("admin:counters_numberingsettings_change", args=[numbering.pk])
-    form = {"company": numbering.company_id, "invoice_pattern": "INV-{YYYY}-{countr}",
+    form = {"company": numbering.company_id, "name": numbering.name,
+            "invoice_pattern": "INV-{YYYY}-{countr}",
             "credit_note_pattern": "CN-{YYYY}-{counter}", "padding": 4, "reset_period": "yearly",
             "fiscal_year_start": 1}
     page = admin_client.post(url, form)

@@ -306,8 +306,9 @@ def test_the_admin_edits_the_fiscal_year(admin_client):
     settings_ = NumberingSettings.for_company(InvoiceFactory().company_id)
     url = reverse("admin:counters_numberingsettings_change", args=[settings_.pk])
     assert 'name="fiscal_year_start"' in admin_client.get(url).content.decode()
-    form = {"company": settings_.company_id, "padding": 4, "reset_period": "yearly",
-            "invoice_pattern": "INV-{FY}-{counter}", "credit_note_pattern": "CN-{FY}-{counter}",
+    form = {"company": settings_.company_id, "name": settings_.name, "padding": 4,
+            "reset_period": "yearly", "invoice_pattern": "INV-{FY}-{counter}",
+            "credit_note_pattern": "CN-{FY}-{counter}",
             "fiscal_year_start": 7}
     assert admin_client.post(url, form).status_code == 302
     settings_.refresh_from_db()

@@ -22,6 +22,8 @@ from billing import batches
 from billing.models import Membership, RecurringInvoice
 from billing.services import record_payment, reverse_payment, send_document
 from billing.tenancy import SESSION_KEY
+from counters.models import NumberingSettings
+from counters.services import save_numbering_settings
 
 from .factories import (
     ClientFactory,
@@ -90,6 +92,8 @@ def object_kind(pattern):
     """
     if "kind" in pattern.default_args:
         return str(pattern.default_args["kind"])
+    if (pattern.name or "").startswith("numbering_series"):
+        return "numberingsettings"  # a named series (counters)
     squashed = (pattern.name or "").replace("_", "")
     models = sorted(apps.get_app_config("billing").get_models(),
                     key=lambda model: len(model._meta.model_name), reverse=True)
@@ -171,7 +175,14 @@ def company_with_documents():
         schedule.lines.create(description="Hosting", quantity=1, unit_price=10, tax_rate=20)
     quotes = [QuoteFactory(client=client), send_document(QuoteFactory(client=client))]
     run = batches.create(client.company, "invoice", [draft.pk])  # a month-end run
-    return {"client": [client], "invoice": [draft, sent], "credit_note": [credit_draft,
+    # Numbering series: the default, and another that can still be deleted.
+    series = [NumberingSettings.for_company(client.company.pk),
+              save_numbering_settings(NumberingSettings(
+                  company=client.company, name="Shop", code="SHOP",
+                  invoice_pattern="SHOP-{YYYY}-{counter}",
+                  credit_note_pattern="SHOP-CN-{YYYY}-{counter}"))]
+    return {"numberingsettings": series,
+            "client": [client], "invoice": [draft, sent], "credit_note": [credit_draft,
                                                                           credit_sent],
             "payment": [payment, reversed_payment], "recurringinvoice": schedules,
             "sendbatch": [run], "quote": quotes}

@@ -7,7 +7,8 @@ from django.utils.translation import gettext_lazy as _
 from billing import formats
 from billing.models import DocumentState, QuoteState, is_overdue
 from counters import audit
-from counters.models import SERIES_CHOICES, NumberingSettings
+from counters.models import NumberingSettings
+from counters.models import series_label as models_series_label
 
 register = template.Library()
 
@@ -71,8 +72,9 @@ def state_label(state):
 
 @register.filter
 def series_label(series):
-    """A numbering series as people call it: "credit_note" -> "Credit note"."""
-    return dict(SERIES_CHOICES).get(series, series)
+    """A counter's key as people call it: "credit_note" -> "Credit note", "SHOP/invoice" ->
+    "SHOP · Invoice"."""
+    return models_series_label(series)
 
 
 FINDING_LABELS = {
@@ -95,6 +97,10 @@ def finding_label(kind):
     return FINDING_LABELS.get(kind, kind)
 
 
+# What a numbering change records beside the settings' own fields.
+CHANGE_LABELS = {"default_series": _("default series")}
+
+
 @register.simple_tag
 def settings_changes(change):
     """
@@ -109,7 +115,7 @@ def settings_changes(change):
         try:
             field = NumberingSettings._meta.get_field(name)
         except FieldDoesNotExist:
-            label, shown = name, str
+            label, shown = CHANGE_LABELS.get(name, name), str
         else:
             label, shown = field.verbose_name, _shown_as(field)
         rows.append((label, shown(before) if change.old else "", shown(after)))

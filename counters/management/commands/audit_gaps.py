@@ -5,8 +5,10 @@ Exit status: 0 when the books are clean, 1 when there are findings, 2 for bad ar
 for a checkpoint that cannot be read or verified, or a checkpoint to write without a key).
 """
 
+import argparse
 import json
 import os
+import re
 import sys
 from datetime import date
 from pathlib import Path
@@ -17,7 +19,18 @@ from django.core.management.base import BaseCommand, CommandError
 
 from counters import chain, checkpoint, patterns
 from counters.audit import AuditScope, company_names, run_audit
-from counters.models import SERIES_CHOICES
+from counters.models import SERIES_CHOICES, split_series_key
+
+
+def counter_key(value):
+    """A --series value: a counter (invoice, credit_note, quote, shared), after a named
+    series' code and a slash."""
+    code, counter = split_series_key(value)
+    if counter not in dict(SERIES_CHOICES) or not re.fullmatch(r"[A-Z0-9]*", code):
+        choices = ", ".join(dict(SERIES_CHOICES))
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {value!r} (choose from {choices}, or CODE/one of them)")
+    return value
 
 
 def bad_argument(message):
@@ -43,8 +56,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--company", help="Company id or exact name (default: all).")
         parser.add_argument(
-            "--series", choices=[value for value, _label in SERIES_CHOICES],
-            help="Only this series.",
+            "--series", type=counter_key,
+            help="Only this counter: invoice, credit_note, quote or shared, after a named "
+                 "series' code and a slash for that series (SHOP/invoice).",
         )
         parser.add_argument(
             "--period",

@@ -1,0 +1,41 @@
+"""Drafts and clients choose the series they are numbered in (counters 0015)."""
+
+import django.db.models.deletion
+from django.db import migrations, models
+
+from counters.dbguards import sqlite_triggers_lifted
+
+LIFT, RESTORE = sqlite_triggers_lifted()
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('billing', '0023_client_code'),
+        ('counters', '0015_named_series'),
+    ]
+
+    operations = [
+        LIFT,
+        migrations.AddField(
+            model_name='client',
+            name='series',
+            field=models.ForeignKey(blank=True, help_text="The series this client's documents are numbered in. Empty: the company's default series.", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='counters.numberingsettings', verbose_name='numbering series'),
+        ),
+        migrations.AddField(
+            model_name='creditnote',
+            name='series',
+            field=models.ForeignKey(blank=True, help_text="Empty: the client's series, or else the company's default series.", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='counters.numberingsettings', verbose_name='numbering series'),
+        ),
+        migrations.AddField(
+            model_name='invoice',
+            name='series',
+            field=models.ForeignKey(blank=True, help_text="Empty: the client's series, or else the company's default series.", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='counters.numberingsettings', verbose_name='numbering series'),
+        ),
+        migrations.AddField(
+            model_name='quote',
+            name='series',
+            field=models.ForeignKey(blank=True, help_text="Empty: the client's series, or else the company's default series.", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='counters.numberingsettings', verbose_name='numbering series'),
+        ),
+        RESTORE,
+    ]
