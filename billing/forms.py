@@ -42,11 +42,42 @@ PARTY_FIELDS = ["name", "street", "postal_code", "city", "country", "vat_id",
                 "endpoint_scheme", "endpoint_id"]
 
 
+def offer_series(form, company_id, empty_label):
+    """
+    Let ``form`` choose one of the company's numbering series when it has more than one
+    (``empty_label``: what choosing none means); with a single series the field is left
+    out. A request that leaves the field out keeps the object's series (see
+    ``kept_series``).
+    """
+    series = list(NumberingSettings.objects.filter(company_id=company_id))
+    if len(series) < 2:
+        del form.fields["series"]
+        return
+    field = form.fields["series"]
+    field.queryset = NumberingSettings.objects.filter(company_id=company_id)
+    field.empty_label = empty_label % {
+        "default": next((s.name for s in series if s.is_default), "")}
+
+
+def kept_series(form):
+    """The series ``form`` chose, or its object's when the request left the field out."""
+    if form.add_prefix("series") not in form.data:
+        return form.instance.series
+    return form.cleaned_data["series"]
+
+
 class ClientForm(forms.ModelForm):
     class Meta:
         model = Client
-        fields = [*PARTY_FIELDS[:1], "code", "email", "language", *PARTY_FIELDS[1:],
+        fields = [*PARTY_FIELDS[:1], "code", "email", "language", "series", *PARTY_FIELDS[1:],
                   "reference", "attach_ubl"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        offer_series(self, self.instance.company_id, _("The default series (%(default)s)"))
+
+    def clean_series(self):
+        return kept_series(self)
 
     def clean_code(self):
         """Upper case; unique within the company (the database refuses a repeat too)."""
@@ -103,6 +134,11 @@ class DocumentForm(forms.ModelForm):
         self.fields["client"].queryset = Client.objects.filter(company=company)
         if not self.instance.pk:
             self.initial.setdefault("currency", company.currency)
+        offer_series(self, company.pk,
+                     _("The client's series, else the default (%(default)s)"))
+
+    def clean_series(self):
+        return kept_series(self)
 
     def clean_currency(self):
         return clean_currency_code(self.cleaned_data["currency"])
@@ -118,14 +154,15 @@ def clean_currency_code(value):
 class InvoiceForm(DocumentForm):
     class Meta:
         model = Invoice
-        fields = ["client", "due_date", "currency", "buyer_reference", "notes"]
+        fields = ["client", "series", "due_date", "currency", "buyer_reference", "notes"]
         widgets = {"due_date": DATE_INPUT, "notes": forms.Textarea(attrs={"rows": 3})}
 
 
 class CreditNoteForm(DocumentForm):
     class Meta:
         model = CreditNote
-        fields = ["client", "invoice", "reason", "currency", "buyer_reference", "notes"]
+        fields = ["client", "series", "invoice", "reason", "currency", "buyer_reference",
+                  "notes"]
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args, company, **kwargs):
@@ -142,7 +179,7 @@ class CreditNoteForm(DocumentForm):
 class QuoteForm(DocumentForm):
     class Meta:
         model = Quote
-        fields = ["client", "valid_until", "currency", "buyer_reference", "notes"]
+        fields = ["client", "series", "valid_until", "currency", "buyer_reference", "notes"]
         widgets = {"valid_until": DATE_INPUT, "notes": forms.Textarea(attrs={"rows": 3})}
 
     def clean_valid_until(self):

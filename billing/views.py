@@ -492,7 +492,8 @@ def document_totals(request, kind):
 def document_detail(request, kind, pk):
     spec = KINDS[kind]
     document = get_object_or_404(
-        scoped(request, spec.model).select_related("client__company", "company"), pk=pk)
+        scoped(request, spec.model).select_related("client__company", "company", "series"),
+        pk=pk)
     return render(request, "billing/document_detail.html",
                   _detail_context(request, spec, document))
 

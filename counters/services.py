@@ -244,6 +244,9 @@ def save_numbering_settings(numbering: NumberingSettings, user=None) -> Numberin
     that begins later but overlaps a period already used (a fiscal year moved from April to
     July shares April-June with the old one, and its {FY} label) starts after it too.
     """
+    if numbering.pk is None and not numbering.is_default:
+        # A company's first series is its default: made before any other.
+        NumberingSettings.for_company(numbering.company_id)
     numbering.full_clean()
     before = (
         NumberingSettings.objects.select_for_update().filter(pk=numbering.pk).first()

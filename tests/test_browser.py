@@ -250,6 +250,41 @@ def test_numbering_settings_show_a_live_example(page, owner):
         "Invoice pattern: INV-{YYYY}-{counter} → FA-{YYYY}-{counter}")
 
 
+def test_a_second_series_numbers_the_drafts_that_choose_it(page, owner):
+    from .factories import ClientFactory
+
+    ClientFactory(company=owner.company, name="Casa Verde")
+    log_in(page)
+    page.get_by_role("link", name="Numbering").click()
+    page.get_by_role("link", name="+ New series").click()
+    page.get_by_label("Series name").fill("Madrid")
+    page.get_by_label("Series code").fill("MAD")
+    page.get_by_label("Invoice pattern").fill("MAD-{YYYY}-{counter}")
+    # The credit note pattern is still the first series' own: the numbers could repeat.
+    expect(page.locator("#examples")).to_contain_text("could repeat those of the series Main")
+    page.get_by_label("Credit note pattern").fill("MAD-R-{YYYY}-{counter}")
+    expect(page.locator("[data-example=invoice]")).to_have_text(re.compile(r"MAD-\d{4}-0001"))
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_text("Series created.")).to_be_visible()
+    expect(page.locator("[data-series-tabs] [aria-current=page]")).to_contain_text("Madrid")
+    page.shot("series")
+
+    page.goto("/invoices/new/")
+    page.get_by_label("Client", exact=True).select_option(label="Casa Verde")
+    page.get_by_label("Numbering series").select_option(label="Madrid")
+    row = page.locator("#line-rows tr.line-row:visible").nth(0)
+    row.get_by_label("Description").fill("Rent")
+    row.get_by_label("Quantity").fill("1")
+    row.get_by_label("Unit price").fill("100")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.locator("[data-preview]")).to_contain_text(re.compile(r"MAD-\d{4}-0001"))
+    expect(page.locator("[data-series]")).to_have_text("Series: Madrid")
+    page.get_by_role("button", name="Send…").click()
+    page.get_by_role("dialog").get_by_role("button", name="Send and issue").click()
+    expect(page.locator("[data-number]")).to_have_text(re.compile(r"MAD-\d{4}-0001"))
+    assert IssuedNumber.objects.get().series == "MAD/invoice"
+
+
 def test_the_fiscal_year_shows_in_the_live_example(page, owner):
     log_in(page)
     page.get_by_role("link", name="Numbering").click()
@@ -398,6 +433,8 @@ def test_no_serious_accessibility_finding_on_any_page(page, owner):
     from axe_playwright_python.sync_playwright import Axe
 
     from billing.services import send_document
+    from counters.models import NumberingSettings
+    from counters.services import save_numbering_settings
 
     from .factories import ClientFactory, CreditNoteFactory, InvoiceFactory, QuoteFactory
 
@@ -411,12 +448,15 @@ def test_no_serious_accessibility_finding_on_any_page(page, owner):
     credit_note = send_document(CreditNoteFactory(client=client, invoice=invoice, lines=work))
     unpaid = send_document(InvoiceFactory(client=client, lines=work))
     quote = send_document(QuoteFactory(client=client, lines=work))
+    shop = save_numbering_settings(NumberingSettings(  # a second series: forms offer a choice
+        company=owner.company, name="Shop", code="SHOP", invoice_pattern="S-{YYYY}-{counter}",
+        credit_note_pattern="SC-{YYYY}-{counter}"))
     pages = ["/", "/clients/", f"/clients/{client.pk}/", "/clients/new/", f"/invoices/{unpaid.pk}/",
              f"/clients/{client.pk}/edit/", "/invoices/", f"/invoices/{invoice.pk}/",
              f"/invoices/{draft.pk}/", "/invoices/new/", f"/invoices/{draft.pk}/edit/",
              f"/invoices/{invoice.pk}/credit/", "/credit-notes/",
              f"/credit-notes/{credit_note.pk}/", "/credit-notes/new/", "/members/", "/company/",
-             "/numbering/",
+             "/numbering/", "/numbering/new/", f"/numbering/{shop.pk}/",
              "/audit/",
              "/accounts/preferences/", "/invoices/999999/",
              "/quotes/", f"/quotes/{quote.pk}/", "/quotes/new/"]

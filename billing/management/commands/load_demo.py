@@ -153,6 +153,7 @@ class Command(BaseCommand):
                                  quantity=Decimal("1"), unit_price=Decimal("180.00"),
                                  tax_rate=Decimal("20"), unit_code="MON")
         self.create_quotes(company, user, clients, lines, draft)
+        self.create_online_series(company, user, clients, lines, draft)
 
     def create_quotes(self, company, user, clients, lines, draft):
         """Quotes in their own series: one accepted (its invoice is a draft), one sent and
@@ -166,3 +167,14 @@ class Command(BaseCommand):
         declined = services.send_document(draft(Quote, clients[1], lines[1:2]), user=user)
         services.decline_quote(declined, user=user, reason="Went with another supplier")
         draft(Quote, clients[0], lines[2:])
+
+    def create_online_series(self, company, user, clients, lines, draft):
+        """A second named series, "Online shop" (code WEB): one client is numbered in it by
+        default, and one of its invoices is issued there."""
+        online = save_numbering_settings(NumberingSettings(
+            company=company, name="Online shop", code="WEB",
+            invoice_pattern="WEB-{YYYY}-{counter}", credit_note_pattern="WEB-CN-{YYYY}-{counter}",
+            quote_pattern="WEB-Q-{YYYY}-{counter}"), user=user)
+        clients[2].series = online
+        clients[2].save(update_fields=["series"])
+        services.send_document(draft(Invoice, clients[2], lines[:1]), user=user)
