@@ -6,16 +6,16 @@ it (``billing.tasks.send_batch``) in one transaction: a rolled-back start leaves
 The job (``run``) sends the items still pending with ``send_item``, which is also what
 ``manage.py send_drafts`` calls: one item, one transaction, in which the draft is issued
 by ``billing.services.send_document`` *and* the item records it (its number), or the send
-is rolled back and the item records why it failed. One failure neither stops nor undoes
-the others.
+is rolled back and the item then records why it failed. One failure neither stops nor
+undoes the others.
 
 A worker may die during a run (SIGKILL, power): the job is then run again
 (``billing.jobs.reclaim_abandoned``) and goes on with the items still pending; an item
 with an outcome is never sent again. The job works for at most ``time_budget()`` seconds,
 then queues its own continuation: a long run never outlives the job lease, and other jobs
-(the e-mails it queues) run in between. Two runs of one job at once are harmless: each
-item is claimed with a row lock that the other skips, and a run that skipped some checks
-again later that they got an outcome.
+(the e-mails it queues) run in between. Two runs of one job at once are harmless: they
+queue on each draft's row lock, and the second finds the draft issued and its item
+recorded, and leaves it.
 """
 
 import time
@@ -78,36 +78,63 @@ def start(company, kind, document_ids, user, *, email=True) -> SendBatch:
     return batch
 
 
-def send_item(item_id, model, user, email) -> SendBatchItem | None:
+class OutcomeRecorded(Exception):
+    """Another run recorded the item's outcome first: this send is rolled back."""
+
+
+def send_item(item_id, model, user, email, *, document_id=None) -> SendBatchItem | None:
     """
-    Send one item's draft in one transaction with the item's outcome. Returns the item, or
-    None when it has an outcome already or another run holds it.
+    Send one item's draft and record its outcome. Returns the item, or None when it has an
+    outcome already. ``document_id`` is the item's draft, when the caller read it with the
+    item (it is read otherwise).
+
+    The draft is issued by ``send_document`` with the item's outcome written last in that
+    same transaction, as a top-level transaction: no savepoint, the fewest round trips
+    beside a send one by one. An issued draft so always has its outcome, and an item
+    without one was never issued. A send that fails is rolled back whole, and its reason is
+    then recorded in a transaction of its own, unless another run recorded an outcome first.
+    Two runs sending one item queue on the draft's row lock: the second finds it issued and
+    its item recorded, and leaves it.
     """
     from .services import send_document
 
+    if document_id is None:
+        document_id = (SendBatchItem.objects.filter(pk=item_id, outcome=Outcome.PENDING)
+                       .values_list("document_id", flat=True).first())
+        if document_id is None:
+            return None
+
+    def record_issued(document):
+        if not SendBatchItem.objects.filter(pk=item_id, outcome=Outcome.PENDING).update(
+                outcome=Outcome.ISSUED, number=document.number, finished_at=timezone.now()):
+            raise OutcomeRecorded
+
+    try:
+        document = send_document(model(pk=document_id), user=user, email=email,
+                                 on_issued=record_issued)
+    except OutcomeRecorded:
+        return None
+    except model.DoesNotExist:
+        reason = _("The draft no longer exists.")
+    except (ValidationError, DatabaseError) as error:
+        reason = " ".join(getattr(error, "messages", None) or [str(error)])
+    else:
+        return SendBatchItem(pk=item_id, document_id=document_id, outcome=Outcome.ISSUED,
+                             number=document.number)
     with transaction.atomic():
-        item = (SendBatchItem.objects.select_for_update(skip_locked=True)
+        item = (SendBatchItem.objects.select_for_update()
                 .filter(pk=item_id, outcome=Outcome.PENDING).first())
         if item is None:
             return None
-        try:
-            document = send_document(model(pk=item.document_id), user=user, email=email)
-        except model.DoesNotExist:
-            item.outcome, item.reason = Outcome.FAILED, _("The draft no longer exists.")
-        except (ValidationError, DatabaseError) as error:
-            messages = getattr(error, "messages", None) or [str(error)]
-            item.outcome, item.reason = Outcome.FAILED, " ".join(messages)
-        else:
-            item.outcome, item.number = Outcome.ISSUED, document.number
-        item.finished_at = timezone.now()
-        item.save(update_fields=["outcome", "reason", "number", "finished_at"])
+        item.outcome, item.reason, item.finished_at = Outcome.FAILED, reason, timezone.now()
+        item.save(update_fields=["outcome", "reason", "finished_at"])
     return item
 
 
 def pending(batch):
-    """The ids of the batch's items without an outcome, in order."""
+    """The (id, document id) of the batch's items without an outcome, in order."""
     return batch.items.filter(outcome=Outcome.PENDING).order_by("pk").values_list(
-        "pk", flat=True)
+        "pk", "document_id")
 
 
 def time_budget() -> float:
@@ -131,9 +158,9 @@ def run(batch_id: int, budget: float | None = None) -> str:
         return finish(batch)
     deadline = time.monotonic() + (time_budget() if budget is None else budget)
     held = set()  # items another run of this job is sending: theirs to finish
-    while ids := list(pending(batch).exclude(pk__in=held)[:CHUNK]):
-        for item_id in ids:
-            if send_item(item_id, model, user, batch.email) is None:
+    while items := list(pending(batch).exclude(pk__in=held)[:CHUNK]):
+        for item_id, document_id in items:
+            if send_item(item_id, model, user, batch.email, document_id=document_id) is None:
                 held.add(item_id)
             if time.monotonic() >= deadline and pending(batch).exclude(pk__in=held).exists():
                 send_batch.enqueue(batch.pk)  # the rest, by the next job

@@ -363,6 +363,20 @@ class NumberingSettingsForm(forms.ModelForm):
             return self.instance.code
         return self.cleaned_data["code"]
 
+    def _post_clean(self):
+        super()._post_clean()
+        # The company is not a field of this form, so the model's checks left out the
+        # constraints that hold within it (one name, one code): they are checked here, on
+        # the field they concern, with the model's own messages.
+        for constraint in NumberingSettings._meta.constraints:
+            fields = set(getattr(constraint, "fields", ())) - {"company"}
+            if len(fields) != 1 or fields & {"is_default"} or set(self.errors) & fields:
+                continue
+            try:
+                constraint.validate(NumberingSettings, self.instance)
+            except forms.ValidationError as error:
+                self.add_error(fields.pop(), error)
+
 
 class CreditForm(forms.Form):
     """

@@ -123,7 +123,8 @@ def _check_credit(credit_note, totals):
     return invoice
 
 
-def send_document(document: Document, user=None, *, email=False) -> Document:
+def send_document(document: Document, user=None, *, email=False,
+                  on_issued=None) -> Document:
     """
     Issue a draft: give it its number, date and frozen totals, in one transaction.
 
@@ -132,6 +133,8 @@ def send_document(document: Document, user=None, *, email=False) -> Document:
     record the change in the company's history. With ``email``, the job that e-mails the PDF
     to the client is written in the same transaction: a rolled-back send queues nothing, a
     committed one is e-mailed by a worker even if this process dies the next instant.
+    ``on_issued(document)``, when given, runs last in that transaction too (a month-end
+    run records its item's outcome there); what it raises rolls the send back.
     """
     with transaction.atomic():
         locked = _lock(document)
@@ -152,6 +155,8 @@ def send_document(document: Document, user=None, *, email=False) -> Document:
             _settle(invoice, user)  # its credit may leave nothing to pay after payments
         if email:
             emails.queue(locked, user=user)
+        if on_issued is not None:
+            on_issued(locked)
     return locked
 
 

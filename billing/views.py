@@ -1013,9 +1013,15 @@ def _numbering_series(request, pk):
 def _numbering_page(request, numbering, saved_message):
     form = NumberingSettingsForm(request.POST or None, instance=numbering)
     if request.method == "POST" and form.is_valid():
-        saved = save_numbering_settings(form.instance, user=request.user)
-        messages.success(request, saved_message)
-        return redirect("numbering_series", pk=saved.pk)
+        try:
+            # The service checks again with every series of the company locked, the
+            # company-wide rules (one name, one code) included.
+            saved = save_numbering_settings(form.instance, user=request.user)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, saved_message)
+            return redirect("numbering_series", pk=saved.pk)
     series = list(NumberingSettings.objects.filter(company=request.company))
     return render(request, "billing/numbering_settings.html", {
         "form": form, "examples": _examples(form), "numbering": numbering,

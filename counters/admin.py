@@ -203,8 +203,11 @@ class NumberingSettingsAdmin(CompanyScopedAdmin):
                     "reset_period", "fiscal_year_start"]
     list_filter = ["company"]
     list_select_related = ["company"]
-    readonly_fields = ["is_default"]
     actions = [make_default_action]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A series stays with its company: its books are there.
+        return ["is_default", "company"] if obj is not None else ["is_default"]
 
     def save_model(self, request, obj, form, change):
         # The service validates again under a row lock, records the change and carries

@@ -32,6 +32,7 @@ from .models import (
     NumberJump,
     Sequence,
     StateEvent,
+    split_series_key,
 )
 
 GAP = "gap"
@@ -123,7 +124,8 @@ class AuditScope:
         if finding.series or not finding.document_kind:
             return True
         # A document-level finding has no series: match it by kind and date.
-        if self.series and self.series not in (SHARED_SERIES, finding.document_kind):
+        counter = split_series_key(self.series)[1] if self.series else None
+        if counter and counter not in (SHARED_SERIES, finding.document_kind):
             return False
         return not (self.period and day and not patterns.period_contains(self.period, day))
 

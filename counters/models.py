@@ -230,6 +230,12 @@ class NumberingSettings(models.Model):
         """The keys of every counter this series could ever have drawn from."""
         return [series_key(self.code, counter) for counter, _label in SERIES_CHOICES]
 
+    def is_used(self) -> bool:
+        """Whether a value was ever taken in this series (issued, or skipped by a recorded
+        jump): its books keep it, under its code."""
+        return Sequence.objects.filter(company_id=self.company_id, series__in=self.counter_keys(),
+                                       last__gt=0).exists()
+
     def pattern_for(self, kind) -> str:
         """The pattern of ``kind``; a quote's, when left empty, is the invoices' after Q-
         (valid whatever the restart, and never the invoices' shape)."""
@@ -374,17 +380,30 @@ class NumberingSettings(models.Model):
             raise ValidationError({"code": ValidationError(
                 _("Give this series a code: the company's first series already goes "
                   "without one."), code="code_required")})
-        if (stored is not None and stored.code != self.code
-                and Sequence.objects.filter(company_id=self.company_id,
-                                            series__in=stored.counter_keys()).exists()):
+        if stored is not None and stored.code != self.code and stored.is_used():
             raise ValidationError({"code": ValidationError(
                 _("Numbers were issued in this series under its code: it cannot change."),
                 code="code_used")})
 
     def _refuse_collisions_with_other_series(self):
-        """Series count apart: their patterns must tell their numbers apart."""
-        if not self.company_id:
+        """Series count apart: their patterns must tell their numbers apart, and a series
+        never takes a pattern that could repeat a number another series already issued
+        (with a pattern it no longer uses)."""
+        if not self.company_id or not self.other_series().exists():
             return
+        issued_elsewhere = IssuedNumber.objects.filter(company_id=self.company_id).exclude(
+            series__in=self.counter_keys())
+        for kind in Kind:
+            repeated = issued_elsewhere.filter(number__regex=patterns.number_regex(
+                self.pattern_for(kind), self.fiscal_start)).values_list("number", flat=True)
+            if number := repeated.first():
+                raise ValidationError({self.PATTERN_FIELDS[kind]: ValidationError(
+                    _("Numbers of this series could repeat %(number)s, already issued in "
+                      "another series. Give its patterns their own text, e.g. "
+                      "%(prefix)s-."),
+                    code="series_collision", params={"number": number,
+                                                     "prefix": self.code or "A"},
+                )})
         for other in self.other_series():
             for kind in Kind:
                 for other_kind in Kind:

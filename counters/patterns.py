@@ -233,6 +233,27 @@ def shape(pattern, fiscal_start: int = 1) -> str:
     return re.sub(r"\d+", "#", digits)
 
 
+def number_regex(pattern, fiscal_start: int = 1) -> str:
+    """
+    A regular expression (Python's and PostgreSQL's alike) matching every number
+    ``pattern`` can produce, and some more: each token is any run of digits (``{FY}`` two
+    when fiscal years straddle calendar years), ``{client_ref}`` any text.
+    """
+    parts, position = ["^"], 0
+    for match in TOKEN_RE.finditer(pattern):
+        parts.append(re.escape(pattern[position:match.start()]))
+        token = match.group(1)
+        if token == CLIENT_REF:
+            parts.append(".+")
+        elif token == FISCAL_YEAR and fiscal_start != 1:
+            parts.append("[0-9]+-[0-9]+")
+        else:
+            parts.append("[0-9]+")
+        position = match.end()
+    parts.append(re.escape(pattern[position:]) + "$")
+    return "".join(parts)
+
+
 def patterns_may_collide(first, second, fiscal_start: int = 1,
                          second_fiscal_start: int | None = None) -> bool:
     """

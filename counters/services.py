@@ -104,7 +104,11 @@ def locked_series(company_id, series_id=None) -> NumberingSettings:
     locked until the transaction ends."""
     rows = NumberingSettings.objects.select_for_update()
     if series_id is not None:
-        return rows.get(company_id=company_id, pk=series_id)
+        try:
+            return rows.get(company_id=company_id, pk=series_id)
+        except NumberingSettings.DoesNotExist:
+            raise ValidationError(_("This document's numbering series no longer exists: "
+                                    "choose another one."), code="series_gone") from None
     numbering, _created = rows.get_or_create(company_id=company_id, is_default=True,
                                              defaults={"name": _("Main")})
     return numbering
@@ -247,11 +251,14 @@ def save_numbering_settings(numbering: NumberingSettings, user=None) -> Numberin
     if numbering.pk is None and not numbering.is_default:
         # A company's first series is its default: made before any other.
         NumberingSettings.for_company(numbering.company_id)
+    # Every series of the company, locked: each is validated against the others' patterns
+    # and codes as they stand.
+    series = {s.pk: s for s in NumberingSettings.objects.select_for_update().filter(
+        company_id=numbering.company_id)}
+    before = series.get(numbering.pk)
+    if before is not None:
+        numbering.is_default = before.is_default  # moved by make_default_series only
     numbering.full_clean()
-    before = (
-        NumberingSettings.objects.select_for_update().filter(pk=numbering.pk).first()
-        if numbering.pk else None
-    )
     old = before.as_dict() if before else {}
     new = numbering.as_dict()
     if before and old == new:
@@ -340,8 +347,7 @@ def make_default_series(numbering: NumberingSettings, user=None) -> NumberingSet
 
 def series_is_used(numbering: NumberingSettings) -> bool:
     """Whether any value was ever taken in ``numbering`` (its books must keep it)."""
-    return Sequence.objects.filter(company_id=numbering.company_id,
-                                   series__in=numbering.counter_keys()).exists()
+    return numbering.is_used()
 
 
 @transaction.atomic

@@ -10,6 +10,8 @@ from billing import batches, recurring, services
 from billing.api.tokens import create_token
 from billing.maintenance import purge_companies
 from billing.models import Company, Reminder
+from counters.models import NumberingSettings
+from counters.services import save_numbering_settings
 
 from .factories import (
     ClientFactory,
@@ -39,8 +41,12 @@ def test_a_company_is_purged_with_all_its_documents_history_and_settings():
     kept = InvoiceFactory(client=ClientFactory(company=CompanyFactory()))
     configure_numbering(company, invoice_pattern="INV-{YYYY}-{counter}-{client_ref}"
                                                  "-{client_counter}")
-    client = ClientFactory(company=company, code="ACME")
-    sent = services.send_document(InvoiceFactory(client=client))
+    shop = save_numbering_settings(NumberingSettings(
+        company=company, name="Shop", code="SHOP", invoice_pattern="S-{YYYY}-{counter}",
+        credit_note_pattern="SC-{YYYY}-{counter}"))
+    client = ClientFactory(company=company, code="ACME", series=shop)
+    services.send_document(InvoiceFactory(client=ClientFactory(company=company, code="B")))
+    sent = services.send_document(InvoiceFactory(client=client))  # in its client's Shop
     payment = services.record_payment(sent, amount=Decimal("1.00"), method="cash")
     services.reverse_payment(payment, reason="wrong invoice")
     services.cancel_invoice(services.send_document(InvoiceFactory(client=client)))

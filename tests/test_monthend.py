@@ -159,6 +159,20 @@ def test_an_item_with_an_outcome_is_never_sent_again(accountant):
     assert IssuedNumber.objects.count() == 1
 
 
+def test_a_send_whose_item_got_an_outcome_meanwhile_is_rolled_back(accountant):
+    draft, = drafts_of(accountant, 1)
+    batch = batches.create(accountant.company, "invoice", [draft.pk], accountant.user,
+                           email=False)
+    item = batch.items.get()
+    # Another run recorded the item after this one read it as pending.
+    batch.items.update(outcome=Outcome.FAILED, reason="by the other run")
+    assert batches.send_item(item.pk, Invoice, accountant.user, False,
+                             document_id=draft.pk) is None
+    draft.refresh_from_db()
+    assert draft.is_draft and not IssuedNumber.objects.exists()
+    assert batch.items.get().reason == "by the other run"
+
+
 def test_a_draft_issued_meanwhile_by_someone_else_is_recorded_as_such(accountant):
     draft, other = drafts_of(accountant, 2)
     batch = batches.start(accountant.company, "invoice", [draft.pk, other.pk],
@@ -202,7 +216,8 @@ def test_send_drafts_sends_through_the_same_step_and_is_listed_as_a_run(
     calls = []
     original = batches.send_item
     monkeypatch.setattr(batches, "send_item",
-                        lambda *args: calls.append(args[0]) or original(*args))
+                        lambda *args, **kwargs: calls.append(args[0]) or original(*args,
+                                                                                  **kwargs))
     out = StringIO()
     with pytest.raises(Exception, match="1 draft"):
         call_command("send_drafts", "--company", str(accountant.company_id),

@@ -17,7 +17,7 @@ from django.db import IntegrityError, connections, transaction
 from django.urls import reverse
 
 from billing.forms import ClientForm, InvoiceForm
-from billing.models import Invoice, Membership
+from billing.models import Client, Invoice, Membership
 from billing.services import accept_quote, draft_credit_note, send_document
 from counters.audit import AuditScope, run_audit
 from counters.models import ClientSequence, IssuedNumber, NumberingSettings, Sequence
@@ -155,6 +155,9 @@ def test_a_draft_of_another_companys_series_is_refused():
     form = InvoiceForm({"client": mine.pk, "series": foreign.pk, "currency": "EUR"},
                        company=mine.company)
     assert not form.is_valid() and "series" in form.errors
+    with pytest.raises(ValidationError, match="numbering series no longer exists"):
+        send_document(draft)  # nor is it numbered there, however it got it
+    assert not IssuedNumber.objects.exists()
 
 
 # --- The series themselves -----------------------------------------------------------------
@@ -190,6 +193,18 @@ def test_series_whose_numbers_could_collide_are_refused():
 
 
 @pytest.mark.django_db
+def test_a_series_never_takes_a_pattern_that_repeats_a_number_issued_elsewhere(issue_on):
+    issue_on(date(2026, 3, 10))
+    client = ClientFactory()
+    send_document(InvoiceFactory(client=client))  # INV-2026-0001 in Main
+    configure_numbering(client.company, invoice_pattern="FA-{YYYY}-{counter}")
+    with pytest.raises(ValidationError) as refused:
+        add_series(client.company, invoice_pattern="INV-{YYYY}-{counter}")
+    assert "could repeat INV-2026-0001, already issued in another series" in str(
+        refused.value)
+
+
+@pytest.mark.django_db
 def test_a_series_code_cannot_change_once_numbers_were_taken_under_it(issue_on):
     issue_on(date(2026, 3, 10))
     client = ClientFactory()
@@ -201,6 +216,30 @@ def test_a_series_code_cannot_change_once_numbers_were_taken_under_it(issue_on):
     with pytest.raises(ValidationError) as refused:
         save_numbering_settings(shop)
     assert "cannot change" in str(refused.value)
+
+
+@pytest.mark.django_db
+def test_a_layout_change_leaves_an_unused_series_unused():
+    shop = add_series(CompanyFactory())
+    shop.shared_counter = True
+    shop.credit_note_pattern = "SHOP-C-{YYYY}-{counter}"
+    save_numbering_settings(shop)
+    shop.code = "STORE"
+    shop.invoice_pattern = "STORE-{YYYY}-{counter}"
+    shop.credit_note_pattern = "STORE-C-{YYYY}-{counter}"
+    save_numbering_settings(shop)  # no value was taken: its code may still change
+    delete_series(shop)
+
+
+@pytest.mark.django_db
+def test_saving_a_series_read_before_it_became_the_default_keeps_it_the_default():
+    company = CompanyFactory()
+    shop = add_series(company)
+    stale = NumberingSettings.objects.get(pk=shop.pk)
+    make_default_series(shop)
+    stale.padding = 6
+    save_numbering_settings(stale)  # the edit page was opened before "make default"
+    assert NumberingSettings.objects.get(company=company, is_default=True) == shop
 
 
 @pytest.mark.django_db
@@ -313,6 +352,50 @@ def test_the_numbering_page_makes_a_series_the_default_and_deletes_an_unused_one
 
 
 @pytest.mark.django_db
+def test_a_name_or_code_taken_by_another_series_is_a_form_error(client):
+    owner = MembershipFactory(role=Membership.Role.OWNER)
+    client.force_login(owner.user)
+    add_series(owner.company)
+    form = {"name": "Shop", "code": "WEB", "invoice_pattern": "WEB-{YYYY}-{counter}",
+            "credit_note_pattern": "WEB-C-{YYYY}-{counter}", "padding": "4",
+            "client_padding": "3", "reset_period": "yearly", "fiscal_year_start": "1"}
+    page = client.post(reverse("numbering_series_create"), form)
+    assert page.status_code == 200 and "already has a series of that name" in \
+        page.content.decode()
+    page = client.post(reverse("numbering_series_create"), {**form, "name": "Web",
+                                                           "code": "SHOP"})
+    assert page.status_code == 200 and "already has a series with that code" in \
+        page.content.decode()
+    assert NumberingSettings.objects.filter(company=owner.company).count() == 2
+
+
+@pytest.mark.django_db
+def test_the_live_preview_shows_the_series_being_edited(client):
+    owner = MembershipFactory(role=Membership.Role.OWNER)
+    client.force_login(owner.user)
+    shop = add_series(owner.company, padding=2)
+    form = {"name": "Shop", "code": "SHOP", "invoice_pattern": "SHOP-{counter}",
+            "credit_note_pattern": "SHOP-C-{counter}", "padding": "2", "client_padding": "3",
+            "reset_period": "never", "fiscal_year_start": "1"}
+    preview = client.post(reverse("numbering_preview") + f"?series={shop.pk}", form)
+    assert 'data-example="invoice">SHOP-01<' in preview.content.decode()
+    new = client.post(reverse("numbering_preview") + "?series=new", form).content.decode()
+    assert "already has a series" in new or "could repeat" in new
+
+
+@pytest.mark.django_db
+def test_the_admin_moves_the_default_and_never_a_series_to_another_company(admin_client):
+    shop = add_series(CompanyFactory())
+    changelist = reverse("admin:counters_numberingsettings_changelist")
+    admin_client.post(changelist, {"action": "make_default_action",
+                                   "_selected_action": [shop.pk]})
+    assert NumberingSettings.for_company(shop.company_id) == shop
+    page = admin_client.get(reverse("admin:counters_numberingsettings_change",
+                                    args=[shop.pk])).content.decode()
+    assert 'name="company"' not in page and 'name="name"' in page
+
+
+@pytest.mark.django_db
 def test_an_accountant_reads_the_series_but_cannot_add_or_change_them(client):
     accountant = MembershipFactory(role=Membership.Role.ACCOUNTANT)
     client.force_login(accountant.user)
@@ -331,9 +414,11 @@ def test_the_client_form_offers_the_companys_series_and_keeps_it_when_left_out()
     form = ClientForm({"name": buyer.name, "series": shop.pk}, instance=buyer)
     assert form.is_valid(), form.errors
     form.save()
-    assert ClientForm({"name": "Renamed"}, instance=buyer).is_valid()
+    renamed = ClientForm({"name": "Renamed"}, instance=Client.objects.get(pk=buyer.pk))
+    renamed.save()
     buyer.refresh_from_db()
-    assert buyer.series == shop  # a form without the field (the API's) keeps it
+    assert (buyer.name, buyer.series) == ("Renamed", shop)  # a form without the field (the
+    # API's) keeps it
 
 
 # --- Under concurrency -----------------------------------------------------------------------

@@ -61,7 +61,8 @@ class Command(BaseCommand):
             company = Company.objects.create(name=f"Benchmark {timezone.now():%Y%m%d%H%M%S}",
                                              **SELLER)
             client = Client.objects.create(company=company, name="Benchmark client", **BUYER)
-            NumberingSettings.objects.create(company=company, padding=7)
+            NumberingSettings.objects.create(company=company, name="Main", is_default=True,
+                                             padding=7)
             first_id = (Invoice.objects.order_by("-id").values_list("id", flat=True).first()
                         or 0) + 1
             now = timezone.now()

@@ -293,7 +293,8 @@ class Command(BaseCommand):
                                          **SELLER)
         patterns = {"invoice_pattern": CLIENT_COUNTER_PATTERN,
                     "credit_note_pattern": CLIENT_COUNTER_PATTERN} if per_client else {}
-        NumberingSettings.objects.create(company=company, shared_counter=True, **patterns)
+        NumberingSettings.objects.create(company=company, name="Main", is_default=True,
+                                         shared_counter=True, **patterns)
         self.companies.append(company)
         return company
 

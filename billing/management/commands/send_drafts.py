@@ -69,8 +69,12 @@ class Command(BaseCommand):
         failures, sent = [], 0
         started = time.perf_counter()
         items = list(batches.pending(batch))
-        for item_id in tqdm(items, unit="doc", disable=no_progress, file=self.stderr):
-            item = batches.send_item(item_id, MODELS[kind], user, email)
+        for item_id, document_id in tqdm(items, unit="doc", disable=no_progress,
+                                         file=self.stderr):
+            item = batches.send_item(item_id, MODELS[kind], user, email,
+                                     document_id=document_id)
+            if item is None:
+                continue  # another run recorded it
             if item.outcome == item.Outcome.ISSUED:
                 sent += 1
             else:
