@@ -406,6 +406,32 @@ def test_downloads(api, company):
         assert response.content.startswith(start), syntax
 
 
+def test_a_draft_chooses_its_numbering_series(api, company):
+    from counters.models import NumberingSettings
+    from counters.services import save_numbering_settings
+
+    shop = save_numbering_settings(NumberingSettings(
+        company=company, name="Shop", code="SHOP", invoice_pattern="SHOP-{YYYY}-{counter}",
+        credit_note_pattern="SHOP-C-{YYYY}-{counter}"))
+    listed = api.get("/numbering/series").json()
+    assert [(s["name"], s["code"], s["is_default"]) for s in listed] == [
+        ("Main", "", True), ("Shop", "SHOP", False)]
+    assert api.get(f"/numbering/preview?series={shop.pk}").json()["invoice"].startswith(
+        "SHOP-")
+    buyer = ClientFactory(company=company)
+    draft = api.post("/invoices", a_draft_body(buyer.pk, series=shop.pk)).json()
+    assert draft["series"] == shop.pk and draft["number_preview"].startswith("SHOP-")
+    patched = api.patch(f"/invoices/{draft['id']}", {"notes": "kept"}).json()
+    assert patched["series"] == shop.pk  # a patch without it keeps it
+    sent = api.post(f"/invoices/{draft['id']}/send").json()
+    assert sent["number"].startswith("SHOP-") and sent["series"] == shop.pk
+    foreign = save_numbering_settings(NumberingSettings(
+        company=CompanyFactory(), name="Theirs", code="T", invoice_pattern="T-{counter}",
+        credit_note_pattern="TC-{counter}", reset_period="never"))
+    assert_problem(api.post("/invoices", a_draft_body(buyer.pk, series=foreign.pk)), 422)
+    assert api.get(f"/numbering/preview?series={foreign.pk}").status_code == 404
+
+
 def test_numbering_preview_consumes_nothing(api, company):
     body = api.get("/numbering/preview").json()
     assert body["invoice"].startswith("INV-") and body["credit_note"].startswith("CN-")

@@ -118,7 +118,8 @@ def client_out(client):
 def summary(document):
     data = {
         "id": document.pk, "state": document.state, "number": document.number or None,
-        "client": document.client_id, "issue_date": document.issue_date,
+        "client": document.client_id, "series": document.series_id,
+        "issue_date": document.issue_date,
         "due_date": document.due_date, "currency": document.currency,
         "buyer_reference": document.buyer_reference, "notes": document.notes,
         "subtotal": document.subtotal, "tax_total": document.tax_total,
@@ -230,10 +231,11 @@ class DocumentKind:
 
 INVOICES = DocumentKind(
     Invoice, InvoiceForm, InvoiceLineFormSet,
-    ["client", "due_date", "currency", "buyer_reference", "notes"], DocumentState.values)
+    ["client", "series", "due_date", "currency", "buyer_reference", "notes"],
+    DocumentState.values)
 CREDIT_NOTES = DocumentKind(
     CreditNote, CreditNoteForm, CreditNoteLineFormSet,
-    ["client", "invoice", "reason", "currency", "buyer_reference", "notes"],
+    ["client", "series", "invoice", "reason", "currency", "buyer_reference", "notes"],
     [DocumentState.DRAFT, DocumentState.SENT])
 LINE_FIELDS = list(s.LineIn.model_fields)
 
@@ -328,7 +330,8 @@ def _update(request, spec, pk, payload):
     changes.pop("lines", None)
     # Each line whole, its defaults included (exclude_unset would drop them).
     lines = [line.dict() for line in payload.lines] if payload.lines is not None else None
-    fields = {name: getattr(document, f"{name}_id" if name in ("client", "invoice") else name)
+    fields = {name: getattr(document, f"{name}_id" if name in ("client", "series", "invoice")
+                            else name)
               for name in spec.fields}
     fields.update(changes)
     return detail(_save_draft(request, spec, document, fields, lines))
@@ -552,12 +555,23 @@ def record_payment(request, payload: s.PaymentIn, id: int = ID):
 # --- Numbering and audit ------------------------------------------------------------------
 
 
-@router.get("/numbering/preview", response=s.NumberingPreview, tags=["numbering"])
-def numbering_preview(request):
-    """The numbers the next invoice and credit note would take if sent now (consumes
-    nothing: another document sent first takes them)."""
+@router.get("/numbering/series", response=list[s.NumberingSeriesOut], tags=["numbering"])
+def numbering_series(request):
+    """The company's numbering series, the default first."""
     allow(request, Action.READ)
-    preview = preview_settings(NumberingSettings.for_company(request.auth.company_id))
+    NumberingSettings.for_company(request.auth.company_id)  # the default, made on first use
+    return list(NumberingSettings.objects.filter(company_id=request.auth.company_id))
+
+
+@router.get("/numbering/preview", response=s.NumberingPreview, tags=["numbering"])
+def numbering_preview(request, series: int = Query(None, ge=1, le=s.MAX_ID, description=(
+        "A series' id (GET /numbering/series); none: the default series."))):
+    """The numbers the next invoice and credit note of a series would take if sent now
+    (consumes nothing: another document sent first takes them)."""
+    allow(request, Action.READ)
+    numbering = get(request, NumberingSettings, series) if series else \
+        NumberingSettings.for_company(request.auth.company_id)
+    preview = preview_settings(numbering)
     return {"invoice": preview[Kind.INVOICE], "credit_note": preview[Kind.CREDIT_NOTE]}
 
 

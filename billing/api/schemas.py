@@ -113,6 +113,9 @@ Lines = Annotated[list[LineIn], Field(max_length=200)]
 class DraftFields(Schema):
     currency: Annotated[str, Field(max_length=3)] | None = Field(
         None, description="Empty: the company's default currency.")
+    series: Id | None = Field(None, description="The numbering series it is numbered in "
+                                           "(an id from GET /numbering/series); empty: its "
+                                           "client's, else the company's default.")
     buyer_reference: Annotated[str, Field(max_length=100)] = ""
     notes: Annotated[str, Field(max_length=2000)] = ""
 
@@ -134,6 +137,7 @@ class InvoicePatch(Schema):
     """What to change; ``lines``, when given, replace every line."""
 
     client: Id | None = None
+    series: Id | None = None
     due_date: Date | None = None
     currency: Annotated[str, Field(max_length=3)] | None = None
     buyer_reference: Annotated[str, Field(max_length=100)] | None = None
@@ -145,6 +149,7 @@ class CreditNotePatch(Schema):
     """What to change; ``lines``, when given, replace every line."""
 
     client: Id | None = None
+    series: Id | None = None
     invoice: Id | None = None
     reason: Text | None = None
     currency: Annotated[str, Field(max_length=3)] | None = None
@@ -159,6 +164,9 @@ class DocumentSummary(Schema):
     number: str | None = Field(description="Given when the document is sent; null for a "
                                            "draft.")
     client: int
+    series: int | None = Field(description="The numbering series chosen (a draft) or numbered "
+                                           "in (issued); null: the client's, else the "
+                                           "default.")
     issue_date: Date | None
     due_date: Date | None
     currency: str
@@ -258,6 +266,13 @@ class PaymentOut(Schema):
 class NumberingPreview(Schema):
     invoice: str
     credit_note: str
+
+
+class NumberingSeriesOut(Schema):
+    id: int
+    name: str
+    code: str = Field(description="Empty for the company's first series.")
+    is_default: bool
 
 
 class SeriesOut(Schema):
