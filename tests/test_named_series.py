@@ -7,13 +7,12 @@ the books record each series under its code and the audit checks each on its own
 
 import subprocess
 import sys
-import threading
 from datetime import date
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from billing.forms import ClientForm, InvoiceForm
@@ -36,6 +35,7 @@ from .factories import (
     QuoteFactory,
     configure_numbering,
 )
+from .test_concurrency import Rollback, run_threads
 
 
 def add_series(company, name="Shop", code="SHOP", **fields):
@@ -424,10 +424,6 @@ def test_the_client_form_offers_the_companys_series_and_keeps_it_when_left_out()
 # --- Under concurrency -----------------------------------------------------------------------
 
 
-class Rollback(Exception):
-    """Raised after the allocation to make the whole transaction roll back."""
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_workers_sending_in_two_series_keep_each_whole():
@@ -437,12 +433,9 @@ def test_workers_sending_in_two_series_keep_each_whole():
     plans = [[(InvoiceFactory(client=client, series=shop if (t + i) % 2 else None),
                (t * per_thread + i) % 5 == 0) for i in range(per_thread)]
              for t in range(threads)]
-    errors = []
-    barrier = threading.Barrier(threads)
 
-    def worker(plan):
-        try:
-            barrier.wait(timeout=30)
+    def sender(plan):
+        def send_all():
             for document, roll_back in plan:
                 try:
                     with transaction.atomic():
@@ -451,18 +444,9 @@ def test_workers_sending_in_two_series_keep_each_whole():
                             raise Rollback
                 except Rollback:
                     pass
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-        finally:
-            connections.close_all()
+        return send_all
 
-    workers = [threading.Thread(target=worker, args=(plan,)) for plan in plans]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in workers), "a worker hung"
-    assert not errors, errors[0]
+    run_threads([sender(plan) for plan in plans])
     for key in ("invoice", "SHOP/invoice"):
         values = sorted(IssuedNumber.objects.filter(series=key)
                         .values_list("value", flat=True))
