@@ -164,3 +164,16 @@ def test_bench_pages_times_each_page_and_removes_its_data():
         assert 4 <= int(queries) <= 11, line
         assert 0 < float(median) <= float(p90), line
     assert "benchmark data removed" in text and not Invoice.objects.exists()
+
+
+def test_bench_audit_fills_books_that_audit_clean():
+    """The benchmark times the audit of a clean series: what it writes must be one."""
+    from billing.management.commands.bench_audit import Command
+
+    company = Command().fill(30)
+
+    audit = run_audit(AuditScope(company_id=company.pk))
+    assert list(audit.findings) == []
+    [series] = audit.series
+    assert (series.first_value, series.last_value, series.issued) == (1, 30, 30)
+    assert Invoice.objects.filter(company=company, state="sent").count() == 30
