@@ -511,8 +511,8 @@ class RecurringInvoiceForm(forms.ModelForm):
 
     class Meta:
         model = RecurringInvoice
-        fields = ["name", "client", "frequency", "day_of_month", "start_date", "end_date",
-                  "mode", "email", "currency", "buyer_reference", "notes"]
+        fields = ["name", "client", "series", "frequency", "day_of_month", "start_date",
+                  "end_date", "mode", "email", "currency", "buyer_reference", "notes"]
         widgets = {"start_date": DATE_INPUT, "end_date": DATE_INPUT,
                    "notes": forms.Textarea(attrs={"rows": 3})}
 
@@ -524,6 +524,11 @@ class RecurringInvoiceForm(forms.ModelForm):
         if not self.instance.pk:
             self.initial.setdefault("currency", company.currency)
             self.initial.setdefault("start_date", timezone.localdate())
+        offer_series(self, company.pk,
+                     _("The client's series, else the default (%(default)s)"))
+
+    def clean_series(self):
+        return kept_series(self)
 
     def clean_currency(self):
         return clean_currency_code(self.cleaned_data["currency"])

@@ -1142,6 +1142,12 @@ class RecurringInvoice(models.Model):
                             help_text=_("What the schedule is for, such as \"Hosting\"."))
     client = models.ForeignKey(Client, on_delete=models.PROTECT,
                                related_name="recurring_invoices", verbose_name=_("client"))
+    # The series its invoices are numbered in, given to each draft it makes.
+    series = models.ForeignKey(
+        "counters.NumberingSettings", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", verbose_name=_("numbering series"),
+        help_text=_("Empty: the client's series, or else the company's default series."),
+    )
     currency = models.CharField(_("currency"), max_length=3, default="EUR")
     buyer_reference = models.CharField(_("buyer reference"), max_length=100, blank=True)
     notes = models.TextField(_("notes"), blank=True, max_length=NOTES_MAX_LENGTH)
@@ -1199,6 +1205,8 @@ class RecurringInvoice(models.Model):
     def clean(self):
         if self.client_id and self.company_id and self.client.company_id != self.company_id:
             raise ValidationError({"client": _("This client belongs to another company.")})
+        if self.series_id and self.company_id and self.series.company_id != self.company_id:
+            raise ValidationError({"series": _("This series belongs to another company.")})
         if self.end_date and self.start_date and self.end_date < self.start_date:
             raise ValidationError({"end_date": _("The end date comes before the start date.")})
 

@@ -164,8 +164,8 @@ def make_invoice(schedule, period) -> Invoice | None:
             with transaction.atomic():  # a savepoint: the conflict leaves the rest usable
                 invoice = Invoice.objects.create(
                     company_id=schedule.company_id, client_id=schedule.client_id,
-                    currency=schedule.currency, notes=schedule.notes,
-                    buyer_reference=schedule.buyer_reference,
+                    series_id=schedule.series_id, currency=schedule.currency,
+                    notes=schedule.notes, buyer_reference=schedule.buyer_reference,
                     recurring=schedule, recurring_period=period)
         except IntegrityError:
             if not Invoice.objects.filter(recurring=schedule, recurring_period=period).exists():

@@ -75,7 +75,7 @@ def recurring_invoice_totals(request):
 
 @company_required
 def recurring_invoice_detail(request, pk):
-    schedule = get_object_or_404(_schedules(request).select_related("owner"), pk=pk)
+    schedule = get_object_or_404(_schedules(request).select_related("owner", "series"), pk=pk)
     upcoming = recurring.period_dates(schedule, date.max.replace(year=9000),
                                       after=schedule.last_period, limit=UPCOMING)
     invoices = list(schedule.invoices.select_related("client").order_by(

@@ -638,6 +638,37 @@ def test_a_recurring_invoice_is_set_up_and_run_now(page, owner, run_jobs, mailou
     # Its e-mail is a durable job: a worker delivers it.
     run_jobs()
     assert [m.to for m in mailoutbox] == [[buyer.email]]
+
+
+def test_a_recurring_invoice_is_numbered_in_the_series_it_chose(page, owner):
+    from django.utils import timezone
+
+    from counters.models import NumberingSettings
+    from counters.services import save_numbering_settings
+
+    from .factories import ClientFactory
+
+    save_numbering_settings(NumberingSettings(
+        company=owner.company, name="Web shop", code="WEB", invoice_pattern="WEB-{YYYY}-{counter}",
+        credit_note_pattern="WEB-R-{YYYY}-{counter}"))
+    buyer = ClientFactory(company=owner.company, name="Casa Verde")
+    log_in(page)
+    page.goto("/recurring/new/")
+    page.get_by_label("Name", exact=True).fill("Hosting")
+    page.get_by_label("Client", exact=True).select_option(label=buyer.name)
+    page.get_by_label("Numbering series").select_option(label="Web shop")
+    page.get_by_label("Start date").fill(timezone.localdate().replace(day=1).isoformat())
+    page.get_by_label("Day of the month").select_option("1")
+    page.get_by_label("Mode").select_option(label="Create and send")
+    row = page.locator("#line-rows tr.line-row:visible").nth(0)
+    row.get_by_label("Description").fill("Hosting")
+    row.get_by_label("Quantity").fill("1")
+    row.get_by_label("Unit price").fill("30")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator("[data-series]")).to_have_text("Series: Web shop")
+    page.get_by_role("button", name="Run now").click()
+    page.locator("[data-schedule-invoices] a").first.click()
+    expect(page.locator("[data-number]")).to_have_text(re.compile(r"WEB-\d{4}-0001"))
     # Run again: nothing new.
     page.locator("[data-recurring] a").click()
     page.get_by_role("button", name="Run now").click()

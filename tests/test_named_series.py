@@ -421,6 +421,61 @@ def test_the_client_form_offers_the_companys_series_and_keeps_it_when_left_out()
     # API's) keeps it
 
 
+# --- Recurring invoices ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_recurring_schedule_numbers_its_invoices_in_the_series_it_chose(issue_on):
+    from billing import recurring
+    from billing.models import RecurringMode
+
+    from .test_recurring import schedule_of
+
+    issue_on(date(2026, 3, 2))
+    sender = MembershipFactory(role=Membership.Role.ACCOUNTANT)
+    shop = add_series(sender.company)
+    schedule = schedule_of(ClientFactory(company=sender.company), owner=sender.user,
+                           mode=RecurringMode.SEND, series=shop)
+    outcome = recurring.run_schedule(schedule, date(2026, 3, 2))
+    assert outcome.failed == []
+    invoices = list(schedule.invoices.order_by("recurring_period"))
+    assert [i.number for i in invoices] == [f"SHOP-2026-000{n}" for n in (1, 2, 3)]
+    assert {i.series for i in invoices} == {shop}
+    # A schedule without a series keeps the default's numbers.
+    plain = schedule_of(ClientFactory(company=sender.company), owner=sender.user,
+                        mode=RecurringMode.SEND, start_date=date(2026, 3, 1))
+    [invoice] = recurring.run_schedule(plain, date(2026, 3, 2)).created
+    invoice.refresh_from_db()
+    assert invoice.number == "INV-2026-0001"
+
+
+@pytest.mark.django_db
+def test_the_schedule_page_offers_the_companys_series_only_and_shows_the_choice(client):
+    from billing.models import RecurringInvoice
+
+    from .test_recurring import form_data
+
+    owner = MembershipFactory(role=Membership.Role.OWNER)
+    client.force_login(owner.user)
+    buyer = ClientFactory(company=owner.company)
+    page = client.get(reverse("recurring_invoice_create"))
+    assert "series" not in page.context["form"].fields  # one series: nothing to choose
+    shop = add_series(owner.company)
+    foreign = add_series(CompanyFactory(), name="Theirs", code="THEIRS")
+    response = client.post(reverse("recurring_invoice_create"),
+                           form_data(buyer, series=foreign.pk))
+    assert "series" in response.context["form"].errors
+    assert not RecurringInvoice.objects.exists()
+    response = client.post(reverse("recurring_invoice_create"), form_data(buyer, series=shop.pk))
+    schedule = RecurringInvoice.objects.get()
+    assert response.status_code == 302 and schedule.series == shop
+    page = client.get(reverse("recurring_invoice_detail", args=[schedule.pk]))
+    assert "Series: Shop" in page.content.decode()
+    with pytest.raises(ValidationError):  # the model refuses it too (the admin's path)
+        RecurringInvoice(company=owner.company, client=buyer, series=foreign, name="x",
+                         start_date=date(2026, 1, 1)).full_clean()
+
+
 # --- Under concurrency -----------------------------------------------------------------------
 
 
