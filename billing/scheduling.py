@@ -1,5 +1,7 @@
 """
-The periodic work: recurring invoices and reminders, run as one durable job.
+The periodic work: recurring invoices and reminders, then housekeeping (finished jobs older
+than ``FOLIO_JOB_RETENTION_DAYS``, the API's expired idempotency keys), run as one durable
+job.
 
 django-tasks has no periodic scheduler, so the worker (`manage.py worker`) writes a
 ``run_schedules`` job every ``FOLIO_SCHEDULE_INTERVAL`` seconds unless one is already waiting
@@ -13,6 +15,8 @@ the tick. A job whose worker died is taken back after ``FOLIO_JOB_LEASE`` (``bil
 from datetime import date
 from typing import NamedTuple
 
+from django.conf import settings
+from django.core.management import call_command
 from django.utils import timezone
 from django_tasks_db.compat import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
@@ -28,10 +32,26 @@ class Outcome(NamedTuple):
 
 
 def run(today: date | None = None) -> Outcome:
-    """Make the recurring invoices due by ``today``, then send the reminders due."""
+    """Make the recurring invoices due by ``today``, send the reminders due, then tidy up."""
     today = today or timezone.localdate()
     made = recurring.run_due(today)
-    return Outcome(made.created, made.sent, made.failed, reminders.run_due(today))
+    outcome = Outcome(made.created, made.sent, made.failed, reminders.run_due(today))
+    prune()
+    return outcome
+
+
+def prune():
+    """
+    Delete what is only kept for a while: finished jobs older than
+    ``FOLIO_JOB_RETENTION_DAYS`` (django-tasks-db's own pruning; what a job did stays
+    recorded where it belongs, such as a document's deliveries) and the API's idempotency keys
+    past their retention. Jobs waiting or running are never touched.
+    """
+    from .api.idempotency import prune as prune_idempotency_keys
+
+    call_command("prune_db_task_results", queue_name="*",
+                 min_age_days=settings.FOLIO_JOB_RETENTION_DAYS, verbosity=0)
+    prune_idempotency_keys()
 
 
 def enqueue_tick() -> bool:

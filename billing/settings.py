@@ -241,6 +241,9 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # A job claimed longer ago than this (seconds) by a worker that never finished it is taken
 # for abandoned (the worker died) and run again.
 FOLIO_JOB_LEASE = int(os.environ.get("FOLIO_JOB_LEASE", "600"))
+# Finished jobs (done or failed) are deleted by the periodic work this many days after they
+# ended (billing.scheduling.prune); what they did stays recorded, e.g. as deliveries.
+FOLIO_JOB_RETENTION_DAYS = int(os.environ.get("FOLIO_JOB_RETENTION_DAYS", "30"))
 # An e-mail is tried this many times, waiting FOLIO_EMAIL_BACKOFF seconds after the first
 # failure, doubling each time (at most an hour), then marked failed.
 FOLIO_EMAIL_ATTEMPTS = int(os.environ.get("FOLIO_EMAIL_ATTEMPTS", "5"))

@@ -158,3 +158,42 @@ def test_abandoned_jobs_are_taken_back_after_the_lease(settings):
     assert jobs.reclaim_abandoned() == 1
     assert DBTaskResult.objects.get(pk=running.pk).status == "READY"
     assert DBTaskResult.objects.get(pk=fresh.pk).status == "RUNNING"  # may still be at work
+
+
+@pytest.mark.django_db
+def test_the_periodic_work_prunes_old_finished_jobs_and_expired_idempotency_keys(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    from billing import scheduling
+    from billing.api.models import IdempotencyKey
+    from billing.tasks import deliver_email
+
+    from .factories import CompanyFactory
+
+    settings.FOLIO_JOB_RETENTION_DAYS = 30
+    now = timezone.now()
+
+    def job(status, days_ago):
+        result = DBTaskResult.objects.get(pk=deliver_email.enqueue(1).id)
+        if status != "READY":
+            DBTaskResult.objects.filter(pk=result.pk).update(
+                status=status, finished_at=now - timedelta(days=days_ago))
+        return result.pk
+
+    old_done, old_failed = job("SUCCESSFUL", 31), job("FAILED", 45)
+    recent_done, waiting = job("SUCCESSFUL", 29), job("READY", 0)
+    DBTaskResult.objects.filter(pk=waiting).update(enqueued_at=now - timedelta(days=90))
+    company = CompanyFactory()
+    expired, kept = (IdempotencyKey.objects.create(company=company, key=key, method="POST",
+                                                   path="/", body_hash="")
+                     for key in ("expired", "kept"))
+    IdempotencyKey.objects.filter(pk=expired.pk).update(created_at=now - timedelta(days=2))
+
+    scheduling.run()
+
+    assert set(DBTaskResult.objects.values_list("pk", flat=True)) >= {recent_done, waiting}
+    assert not DBTaskResult.objects.filter(pk__in=[old_done, old_failed]).exists()
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["kept"]

@@ -1,7 +1,8 @@
 """
 ``manage.py prune_idempotency_keys``: delete the API's idempotency keys older than
-``FOLIO_IDEMPOTENCY_HOURS`` (24 by default). Run it daily (cron); a key younger than that is
-always kept, so a retry within a day is always replayed.
+``FOLIO_IDEMPOTENCY_HOURS`` (24 by default). The workers' periodic work does it too
+(``billing.scheduling.prune``); run it from cron where no worker runs. A key younger than
+that is always kept, so a retry within a day is always replayed.
 """
 
 from django.core.management.base import BaseCommand
