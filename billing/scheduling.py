@@ -12,11 +12,10 @@ the tick. A job whose worker died is taken back after ``FOLIO_JOB_LEASE`` (``bil
 `manage.py run_schedules` runs the same work in the foreground, for cron and tests.
 """
 
-from datetime import date
+from datetime import date, timedelta
 from typing import NamedTuple
 
 from django.conf import settings
-from django.core.management import call_command
 from django.utils import timezone
 from django_tasks_db.compat import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
@@ -42,15 +41,20 @@ def run(today: date | None = None) -> Outcome:
 
 def prune():
     """
-    Delete what is only kept for a while: finished jobs older than
-    ``FOLIO_JOB_RETENTION_DAYS`` (django-tasks-db's own pruning; what a job did stays
-    recorded where it belongs, such as a document's deliveries) and the API's idempotency keys
-    past their retention. Jobs waiting or running are never touched.
+    Delete what is only kept for a while: finished jobs that ended more than
+    ``FOLIO_JOB_RETENTION_DAYS`` ago (what a job did stays recorded where it belongs, such as
+    a document's deliveries) and the API's idempotency keys past their retention. Jobs
+    waiting or running are never touched, nor a self-retrying job that crashed (an e-mail,
+    a month-end run): ``billing.jobs.reclaim_abandoned`` makes it ready again, and without it
+    its delivery or run would wait for ever. (django-tasks-db's ``prune_db_task_results``
+    cannot leave those out.)
     """
     from .api.idempotency import prune as prune_idempotency_keys
+    from .jobs import SELF_RETRYING  # billing.jobs imports the tasks, which import this
 
-    call_command("prune_db_task_results", queue_name="*",
-                 min_age_days=settings.FOLIO_JOB_RETENTION_DAYS, verbosity=0)
+    cutoff = timezone.now() - timedelta(days=settings.FOLIO_JOB_RETENTION_DAYS)
+    DBTaskResult.objects.finished().filter(finished_at__lte=cutoff).exclude(
+        status=TaskResultStatus.FAILED, task_path__in=SELF_RETRYING).delete()
     prune_idempotency_keys()
 
 

@@ -244,6 +244,8 @@ FOLIO_JOB_LEASE = int(os.environ.get("FOLIO_JOB_LEASE", "600"))
 # Finished jobs (done or failed) are deleted by the periodic work this many days after they
 # ended (billing.scheduling.prune); what they did stays recorded, e.g. as deliveries.
 FOLIO_JOB_RETENTION_DAYS = int(os.environ.get("FOLIO_JOB_RETENTION_DAYS", "30"))
+if FOLIO_JOB_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("FOLIO_JOB_RETENTION_DAYS is a number of days, at least 1.")
 # An e-mail is tried this many times, waiting FOLIO_EMAIL_BACKOFF seconds after the first
 # failure, doubling each time (at most an hour), then marked failed.
 FOLIO_EMAIL_ATTEMPTS = int(os.environ.get("FOLIO_EMAIL_ATTEMPTS", "5"))

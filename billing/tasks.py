@@ -16,7 +16,7 @@ def deliver_email(delivery_id: int) -> str:
 
 @task()
 def run_schedules() -> str:
-    """The periodic work (``billing.scheduling``): recurring invoices, then reminders."""
+    """The periodic work (``billing.scheduling``): recurring invoices, reminders, tidying."""
     from . import scheduling
 
     outcome = scheduling.run()

@@ -169,23 +169,30 @@ def test_the_periodic_work_prunes_old_finished_jobs_and_expired_idempotency_keys
 
     from billing import scheduling
     from billing.api.models import IdempotencyKey
-    from billing.tasks import deliver_email
+    from billing.tasks import deliver_email, run_schedules
 
     from .factories import CompanyFactory
 
     settings.FOLIO_JOB_RETENTION_DAYS = 30
     now = timezone.now()
 
-    def job(status, days_ago):
-        result = DBTaskResult.objects.get(pk=deliver_email.enqueue(1).id)
+    def job(task, status, days_ago):
+        result = DBTaskResult.objects.get(pk=task.enqueue(*task_args(task)).id)
         if status != "READY":
             DBTaskResult.objects.filter(pk=result.pk).update(
                 status=status, finished_at=now - timedelta(days=days_ago))
         return result.pk
 
-    old_done, old_failed = job("SUCCESSFUL", 31), job("FAILED", 45)
-    recent_done, waiting = job("SUCCESSFUL", 29), job("READY", 0)
+    def task_args(task):
+        return (1,) if task is deliver_email else ()
+
+    old_done, old_failed = job(deliver_email, "SUCCESSFUL", 31), job(run_schedules, "FAILED", 45)
+    recent_done = job(deliver_email, "SUCCESSFUL", 29)
+    waiting = job(deliver_email, "READY", 0)
     DBTaskResult.objects.filter(pk=waiting).update(enqueued_at=now - timedelta(days=90))
+    # An e-mail job that crashed (its worker's database went away): a worker takes it back
+    # and runs it again, however long none ran; pruned, its delivery would wait for ever.
+    crashed = job(deliver_email, "FAILED", 45)
     company = CompanyFactory()
     expired, kept = (IdempotencyKey.objects.create(company=company, key=key, method="POST",
                                                    path="/", body_hash="")
@@ -194,6 +201,17 @@ def test_the_periodic_work_prunes_old_finished_jobs_and_expired_idempotency_keys
 
     scheduling.run()
 
-    assert set(DBTaskResult.objects.values_list("pk", flat=True)) >= {recent_done, waiting}
-    assert not DBTaskResult.objects.filter(pk__in=[old_done, old_failed]).exists()
+    left = set(DBTaskResult.objects.values_list("pk", flat=True))
+    assert {recent_done, waiting, crashed} <= left
+    assert not {old_done, old_failed} & left
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["kept"]
+    assert jobs.reclaim_abandoned() == 1  # the crashed one, ready again
+
+
+def test_a_job_retention_under_a_day_is_refused_at_start():
+    """0 could be read as "keep for ever"; it would prune a crashed job before its lease."""
+    env = {**os.environ, "FOLIO_JOB_RETENTION_DAYS": "0"}
+    process = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert process.returncode != 0
+    assert "FOLIO_JOB_RETENTION_DAYS is a number of days, at least 1." in process.stderr

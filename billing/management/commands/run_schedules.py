@@ -1,4 +1,5 @@
-"""`manage.py run_schedules`: make the recurring invoices and send the reminders due now."""
+"""`manage.py run_schedules`: make the recurring invoices and send the reminders due now,
+then delete the finished jobs and idempotency keys past their retention."""
 
 from datetime import date
 
@@ -8,8 +9,9 @@ from billing import scheduling
 
 
 class Command(BaseCommand):
-    help = ("Make the recurring invoices and send the reminders that are due (what the "
-            "worker's periodic job does), then exit: for cron, or with no worker running. "
+    help = ("Make the recurring invoices and send the reminders that are due, then delete "
+            "finished jobs and API idempotency keys past their retention (what the worker's "
+            "periodic job does), and exit: for cron, or with no worker running. "
             "Running it twice, or beside workers, makes nothing twice.")
 
     def add_arguments(self, parser):
