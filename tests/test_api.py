@@ -393,6 +393,38 @@ def test_payments_credit_and_cancel(api, company):
     assert Payment.objects.count() == 1
 
 
+def test_a_mistaken_payment_is_reversed_with_a_reason_and_the_invoice_reopens(
+        api, client, company):
+    buyer = ClientFactory(company=company)
+    invoice, other = InvoiceFactory(client=buyer), InvoiceFactory(client=buyer)
+    for draft in (invoice, other):
+        api.post(f"/invoices/{draft.pk}/send")
+    total = api.get(f"/invoices/{invoice.pk}").json()["total"]
+    paid = api.post(f"/invoices/{invoice.pk}/payments",
+                    {"amount": total, "method": "cash"}).json()
+    other_paid = api.post(f"/invoices/{other.pk}/payments",
+                          {"amount": "10.00", "method": "cash"}).json()
+    assert api.get(f"/invoices/{invoice.pk}").json()["state"] == "paid"
+    reverse = f"/invoices/{invoice.pk}/payments/{paid['id']}/reverse"
+
+    body = assert_problem(api.post(reverse, {"reason": "  "}), 422)
+    assert body["errors"][0]["field"] == "reason"
+    # Only this invoice's payments, and only for roles that record payments.
+    assert_problem(api.post(f"/invoices/{invoice.pk}/payments/{other_paid['id']}/reverse",
+                            {"reason": "Not ours"}), 404)
+    assert_problem(api_for(client, company, "viewer").post(reverse, {"reason": "No"}), 403)
+    assert_problem(api_for(client, CompanyFactory(), "owner").post(
+        reverse, {"reason": "Theirs"}), 404)
+
+    response = api.post(reverse, {"reason": "Booked on the wrong invoice"})
+    assert response.status_code == 200, response.content
+    assert response.json() == {**paid, "reversed": True}
+    reopened = api.get(f"/invoices/{invoice.pk}").json()
+    assert (reopened["state"], reopened["open_amount"]) == ("sent", total)
+    assert "already" in assert_problem(api.post(reverse, {"reason": "Again"}), 422)["detail"]
+    assert Payment.objects.count() == 2  # kept, never deleted
+
+
 def test_downloads(api, company):
     invoice = InvoiceFactory(client=ClientFactory(company=company))
     response = api.get(f"/invoices/{invoice.pk}/pdf")

@@ -31,6 +31,7 @@ from billing.models import (
     Invoice,
     InvoiceLine,
     Payment,
+    PaymentReversal,
 )
 from billing.services import draft_credit_note, record_payment, send_document
 from counters.models import IssuedNumber, StateEvent
@@ -63,13 +64,14 @@ def a_company_with_documents():
     draft, sent, paid_in_part = (InvoiceFactory(client=buyer) for _ in range(3))
     send_document(sent)
     send_document(paid_in_part)
-    record_payment(paid_in_part, amount=paid_in_part.total / 2, method="card")
+    payment = record_payment(paid_in_part, amount=paid_in_part.total / 2, method="card")
     credit_draft = CreditNoteFactory(client=buyer)
     credit_sent = send_document(draft_credit_note(sent, reason="Refund"))
     return company, {
         "clients": [buyer.pk],
         "invoices": [draft.pk, sent.pk, paid_in_part.pk],
         "credit-notes": [credit_draft.pk, credit_sent.pk],
+        "payments": [payment.pk],
     }
 
 
@@ -118,9 +120,10 @@ BODIES = {
     "credit_invoice": {"reason": "Taken over"},
     "cancel_invoice": {"reason": "Taken over"},
     "record_payment": {"amount": "1.00", "method": "cash"},
+    "reverse_payment": {"reason": "Taken over"},
 }
-WATCHED = [Client, Invoice, InvoiceLine, CreditNote, CreditNoteLine, Payment, IssuedNumber,
-           StateEvent, IdempotencyKey]
+WATCHED = [Client, Invoice, InvoiceLine, CreditNote, CreditNoteLine, Payment, PaymentReversal,
+           IssuedNumber, StateEvent, IdempotencyKey]
 
 
 def everything():
@@ -144,7 +147,8 @@ def test_a_token_of_another_company_reaches_none_of_its_ids(client):
                 f"{operation['operationId']}: add a valid body to BODIES")
             body = BODIES.get(operation["operationId"])
             for pk in ids[resource]:
-                url = path.replace("{id}", str(pk))
+                url = path.replace("{id}", str(pk)).replace(
+                    "{payment_id}", str(ids["payments"][0]))
                 kwargs = {"content_type": "application/json",
                           "data": json.dumps(body) if body is not None else ""} \
                     if method != "get" else {}

@@ -33,8 +33,9 @@ from ..forms import (
     InvoiceForm,
     InvoiceLineFormSet,
     PaymentForm,
+    ReverseForm,
 )
-from ..models import Client, CreditNote, DocumentState, Invoice
+from ..models import Client, CreditNote, DocumentState, Invoice, Payment
 from ..pdf import document_pdf, pdf_filename
 from ..permissions import Action, can
 from . import schemas as s
@@ -550,6 +551,23 @@ def record_payment(request, payload: s.PaymentIn, id: int = ID):
         invoice, amount=cleaned["amount"], date=cleaned["date"], method=cleaned["method"],
         reference=cleaned["reference"], user=actor(request))
     return Status(201, payment_out(payment))
+
+
+@router.post("/invoices/{id}/payments/{payment_id}/reverse", response=s.PaymentOut,
+             tags=["invoices"])
+def reverse_payment(request, payload: s.ReverseIn, id: int = ID, payment_id: int = ID):
+    """Reverse a mistaken payment of the invoice, saying why: the payment is kept, marked
+    reversed, and a paid invoice is open again. A payment is reversed once."""
+    allow(request, Action.RECORD_PAYMENT)
+    invoice = get(request, Invoice, id)
+    payment = scoped(request, Payment).filter(invoice=invoice, pk=payment_id).first()
+    if payment is None:
+        raise Http404
+    form = ReverseForm({"reason": payload.reason})
+    if not form.is_valid():
+        raise validation_problem(form_errors(form))
+    services.reverse_payment(payment, reason=form.cleaned_data["reason"], user=actor(request))
+    return payment_out(services.payments_of(invoice).get(pk=payment.pk))
 
 
 # --- Numbering and audit ------------------------------------------------------------------

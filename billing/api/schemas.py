@@ -252,6 +252,10 @@ class PaymentIn(Schema):
     reference: Annotated[str, Field(max_length=200)] = ""
 
 
+class ReverseIn(Schema):
+    reason: Text
+
+
 class PaymentOut(Schema):
     id: int
     invoice: int
