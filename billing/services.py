@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import ProtectedError
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -22,6 +23,7 @@ from . import snapshot as snapshots
 from .api.models import ApiToken
 from .models import (
     DRAFT,
+    Client,
     CreditNote,
     CreditNoteLine,
     Document,
@@ -236,6 +238,27 @@ def _pay(invoice, *, amount, date, method, reference, user):
     payment.save()
     _settle(invoice, user)
     return payment
+
+
+class ClientInUse(ValidationError):
+    """The client has documents or recurring invoices, which name it: it is kept."""
+
+
+def delete_client(client: Client) -> None:
+    """
+    Delete a client entered by mistake: one without any document (draft or issued), quote
+    or recurring invoice. The database protects the others (their documents name them), and
+    the refusal says so.
+    """
+    with transaction.atomic():
+        locked = Client.objects.select_for_update().get(pk=client.pk)
+        try:
+            with transaction.atomic():  # a savepoint: the refusal leaves the lock usable
+                locked.delete()
+        except ProtectedError:
+            raise ClientInUse(
+                _("%(client)s has documents or recurring invoices, which name it, so it is "
+                  "kept.") % {"client": locked.name}, code="client_in_use") from None
 
 
 def record_payment(invoice: Invoice, *, amount, method, date=None, reference="",

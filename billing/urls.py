@@ -52,6 +52,7 @@ urlpatterns = [
     path("clients/new/", views.client_form, name="client_create"),
     path("clients/<int:pk>/", views.client_detail, name="client_detail"),
     path("clients/<int:pk>/edit/", views.client_form, name="client_edit"),
+    path("clients/<int:pk>/delete/", views.client_delete, name="client_delete"),
     *document_urls(Kind.INVOICE, "invoices"),
     *document_urls(Kind.CREDIT_NOTE, "credit-notes"),
     # Quotes are not EN 16931 invoices: their PDF only.

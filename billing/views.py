@@ -345,6 +345,19 @@ def client_form(request, pk=None):
     return render(request, "billing/client_form.html", {"form": form, "client": client})
 
 
+@require_POST
+@company_required(action=Action.CREATE)
+def client_delete(request, pk):
+    client = get_object_or_404(scoped(request, Client), pk=pk)
+    try:
+        services.delete_client(client)
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+        return redirect("client_detail", pk=pk)
+    messages.success(request, _("Client %(name)s deleted.") % {"name": client.name})
+    return redirect("client_list")
+
+
 @company_required
 def client_detail(request, pk):
     client = get_object_or_404(scoped(request, Client), pk=pk)

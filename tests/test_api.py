@@ -16,7 +16,7 @@ from django.utils import timezone
 from billing.api.idempotency import prune
 from billing.api.models import ApiToken, IdempotencyKey
 from billing.api.tokens import create_token
-from billing.models import DocumentState, Invoice, Membership, Payment
+from billing.models import Client, DocumentState, Invoice, Membership, Payment
 from counters.models import IssuedNumber
 
 from .factories import (
@@ -423,6 +423,17 @@ def test_a_mistaken_payment_is_reversed_with_a_reason_and_the_invoice_reopens(
     assert (reopened["state"], reopened["open_amount"]) == ("sent", total)
     assert "already" in assert_problem(api.post(reverse, {"reason": "Again"}), 422)["detail"]
     assert Payment.objects.count() == 2  # kept, never deleted
+
+
+def test_a_client_is_deleted_unless_documents_name_it(api, client, company):
+    mistaken, kept = (ClientFactory(company=company) for _ in range(2))
+    InvoiceFactory(client=kept)
+    body = assert_problem(api.delete(f"/clients/{kept.pk}"), 409)
+    assert "has documents" in body["detail"]
+    assert_problem(api_for(client, company, "viewer").delete(f"/clients/{mistaken.pk}"), 403)
+    assert api.delete(f"/clients/{mistaken.pk}").status_code == 204
+    assert_problem(api.get(f"/clients/{mistaken.pk}"), 404)
+    assert list(Client.objects.values_list("pk", flat=True)) == [kept.pk]
 
 
 def test_downloads(api, company):

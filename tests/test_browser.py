@@ -212,6 +212,23 @@ def test_a_client_page_leads_to_its_documents(page, owner):
     page.shot("client-oldest-invoice")
 
 
+def test_a_client_entered_by_mistake_is_deleted_after_a_confirmation(page, owner):
+    from billing.models import Client
+
+    from .factories import ClientFactory
+
+    ClientFactory(company=owner.company, name="Typo Client")
+    log_in(page)
+    page.get_by_role("link", name="Clients", exact=True).click()
+    page.get_by_role("link", name="Typo Client").click()
+    questions = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
+    page.get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("Client Typo Client deleted.")).to_be_visible()
+    assert questions == ["Delete this client? It has no invoices or credit notes."]
+    assert not Client.objects.filter(name="Typo Client").exists()
+
+
 def test_the_list_filters_by_state_and_keeps_the_choice(page, owner):
     from billing.services import send_document
 

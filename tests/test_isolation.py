@@ -182,7 +182,9 @@ def company_with_documents():
                   invoice_pattern="SHOP-{YYYY}-{counter}",
                   credit_note_pattern="SHOP-CN-{YYYY}-{counter}"))]
     return {"numberingsettings": series,
-            "client": [client], "invoice": [draft, sent], "credit_note": [credit_draft,
+            # A client without documents too: it can be deleted.
+            "client": [client, ClientFactory(company=client.company)],
+            "invoice": [draft, sent], "credit_note": [credit_draft,
                                                                           credit_sent],
             "payment": [payment, reversed_payment], "recurringinvoice": schedules,
             "sendbatch": [run], "quote": quotes}

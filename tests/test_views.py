@@ -82,6 +82,29 @@ def test_create_a_client_and_find_it(browser):
     assert "No client matches" in text_of(browser.get(reverse("client_list"), {"q": "zzz"}))
 
 
+def test_a_client_without_documents_is_deleted_and_one_with_documents_is_kept(
+        browser, client):
+    mistaken, kept = (ClientFactory(company=browser.company) for _ in range(2))
+    InvoiceFactory(client=kept)  # a draft names it
+    page = text_of(browser.get(reverse("client_detail", args=[mistaken.pk])))
+    assert "data-delete-client" in page
+    # A page with documents offers no delete; a request anyway is refused with the reason.
+    assert "data-delete-client" not in text_of(
+        browser.get(reverse("client_detail", args=[kept.pk])))
+    response = browser.post(reverse("client_delete", args=[kept.pk]), follow=True)
+    assert "has documents or recurring invoices" in text_of(response)
+    assert Client.objects.filter(pk=kept.pk).exists()
+
+    response = browser.post(reverse("client_delete", args=[mistaken.pk]), follow=True)
+    assert f"Client {mistaken.name} deleted." in text_of(response)
+    assert not Client.objects.filter(pk=mistaken.pk).exists()
+
+    viewer = MembershipFactory(company=browser.company, role=Membership.Role.VIEWER)
+    client.force_login(viewer.user)
+    assert client.post(reverse("client_delete", args=[kept.pk])).status_code == 403
+    assert browser.get(reverse("client_delete", args=[kept.pk])).status_code == 405
+
+
 def test_a_client_form_with_bad_input_keeps_what_was_typed(browser):
     response = browser.post(reverse("client_create"), {"name": "", "email": "not-an-email"})
     body = text_of(response)

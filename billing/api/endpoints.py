@@ -219,6 +219,19 @@ def update_client(request, payload: s.ClientPatch, id: int = ID):
     return client_out(_save_client(request, data, client))
 
 
+@router.delete("/clients/{id}", response={204: None}, tags=["clients"])
+def delete_client(request, id: int = ID):
+    """Delete a client entered by mistake; one with documents or recurring invoices is kept
+    (409)."""
+    allow(request, Action.CREATE)
+    client = get(request, Client, id)
+    try:
+        services.delete_client(client)
+    except services.ClientInUse as error:
+        raise Problem(409, " ".join(error.messages), kind="client-in-use") from None
+    return Status(204, None)
+
+
 # --- Documents ----------------------------------------------------------------------------
 
 
