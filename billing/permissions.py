@@ -1,7 +1,7 @@
 """
 What a role may do in a company: the one rule that the pages, the admin and the commands
-ask. Viewers read; accountants also create (and edit or delete drafts), send, credit, cancel
-and record payments; owners also manage numbering and members.
+ask. Viewers read; accountants also create (and edit or delete drafts, and clients nothing
+names), send, credit, cancel and record payments; owners also manage numbering and members.
 
 ``can(membership_or_role, action)`` answers for one membership (or a role, or None for no
 membership); ``user_can(user, company_id, action)`` for a user in a company (a superuser may

@@ -248,10 +248,12 @@ def delete_client(client: Client) -> None:
     """
     Delete a client entered by mistake: one without any document (draft or issued), quote
     or recurring invoice. The database protects the others (their documents name them), and
-    the refusal says so.
+    the refusal says so. A client already gone is not an error: it is deleted.
     """
     with transaction.atomic():
-        locked = Client.objects.select_for_update().get(pk=client.pk)
+        locked = Client.objects.select_for_update().filter(pk=client.pk).first()
+        if locked is None:
+            return  # deleted a moment ago (a second click, another request): done
         try:
             with transaction.atomic():  # a savepoint: the refusal leaves the lock usable
                 locked.delete()

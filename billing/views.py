@@ -372,6 +372,9 @@ def client_detail(request, pk):
         "invoices": invoice_rows[:PAGE_SIZE], "more_invoices": len(invoice_rows) > PAGE_SIZE,
         "credit_notes": credit_note_rows[:PAGE_SIZE],
         "more_credit_notes": len(credit_note_rows) > PAGE_SIZE, "today": today,
+        # Offered when nothing names the client (the database refuses the others).
+        "deletable": not invoice_rows and not credit_note_rows
+        and not client.quotes.exists() and not client.recurring_invoices.exists(),
         "send_all": [(Kind.INVOICE, _("Send all draft invoices in background")),
                      (Kind.CREDIT_NOTE, _("Send all draft credit notes in background"))],
     })

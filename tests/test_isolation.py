@@ -374,6 +374,7 @@ ROLE_ACTIONS = [
     # (url name, target kind or None, POST data, allowed roles)
     ("client_create", None, {"name": "New"}, {"owner", "accountant"}),
     ("client_edit", "client", {"name": "Renamed"}, {"owner", "accountant"}),
+    ("client_delete", "unnamed_client", {}, {"owner", "accountant"}),
     ("invoice_create", None, POST_DATA["edit"], {"owner", "accountant"}),
     ("invoice_edit", "draft", POST_DATA["edit"], {"owner", "accountant"}),
     ("invoice_send", "draft", {}, {"owner", "accountant"}),
@@ -399,7 +400,8 @@ def test_roles(client, role, name, target, data, allowed, django_capture_on_comm
     membership = MembershipFactory(role=role)
     UserFactory(username="newcomer")
     own = ClientFactory(company=membership.company)
-    targets = {"client": own, "draft": InvoiceFactory(client=own),
+    targets = {"client": own, "unnamed_client": ClientFactory(company=membership.company),
+               "draft": InvoiceFactory(client=own),
                "sent": send_document(InvoiceFactory(client=own))}
     targets["payment"] = record_payment(send_document(InvoiceFactory(client=own)),
                                         amount=Decimal("1.00"), method="cash")

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from billing.models import Client, CreditNote, EmailDelivery, Invoice, Membership
-from billing.services import send_document
+from billing.services import delete_client, send_document
 from counters.models import IssuedNumber, NumberingSettings, NumberingSettingsChange
 
 from .factories import (
@@ -24,6 +24,7 @@ from .factories import (
     CreditNoteFactory,
     InvoiceFactory,
     MembershipFactory,
+    QuoteFactory,
     UserFactory,
 )
 
@@ -98,6 +99,14 @@ def test_a_client_without_documents_is_deleted_and_one_with_documents_is_kept(
     response = browser.post(reverse("client_delete", args=[mistaken.pk]), follow=True)
     assert f"Client {mistaken.name} deleted." in text_of(response)
     assert not Client.objects.filter(pk=mistaken.pk).exists()
+    # A second click (or another request that got there first) is no error.
+    assert browser.post(reverse("client_delete", args=[mistaken.pk])).status_code == 404
+    delete_client(mistaken)
+    # A client that only a quote names is offered no delete either.
+    quoted = ClientFactory(company=browser.company)
+    QuoteFactory(client=quoted)
+    assert "data-delete-client" not in text_of(
+        browser.get(reverse("client_detail", args=[quoted.pk])))
 
     viewer = MembershipFactory(company=browser.company, role=Membership.Role.VIEWER)
     client.force_login(viewer.user)
