@@ -320,3 +320,127 @@ def test_findings_are_written_in_the_readers_language(books):
     assert "valeur 2 manquante (entre INV-2026-0001 et INV-2026-0003)" in messages
     assert any(m.startswith("la chaîne d'empreintes est rompue avant INV-2026-0003") for m in
                messages)
+
+
+# --- Large books: the document passes on a second connection ------------------------------
+
+
+@pytest.fixture
+def damaged_books(issue_on):
+    """Committed books (a transactional test) with damage for every kind of pass."""
+    issue_on(date(2026, 3, 2))
+    client = ClientFactory()
+    invoices = [send_document(InvoiceFactory(client=client)) for _ in range(4)]
+    sql("DELETE FROM counters_issuednumber WHERE number = 'INV-2026-0002'")  # gap, chain
+    sql("UPDATE billing_invoice SET total = 1 WHERE id = %s", [invoices[2].pk])  # tampered
+    sql("UPDATE billing_invoice SET state = 'paid' WHERE id = %s", [invoices[3].pk])  # state
+    return invoices
+
+
+def audited(**scope):
+    from counters.audit import AuditScope, run_audit
+
+    return [finding.as_dict() for finding in run_audit(AuditScope(**scope)).findings]
+
+
+@pytest.fixture
+def lanes(monkeypatch):
+    """Every audit uses a second connection; the lanes started are listed."""
+    from counters import audit as audit_module
+
+    started = []
+    lane_class = audit_module._Lane
+
+    class Lane(lane_class):
+        def start(self):
+            started.append(self)
+            super().start()
+
+    monkeypatch.setattr(audit_module, "SECOND_CONNECTION_FROM", 0)
+    monkeypatch.setattr(audit_module, "_Lane", Lane)
+    return started
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_large_books_find_the_same_on_two_connections(damaged_books, lanes, monkeypatch):
+    from counters import audit as audit_module
+
+    on_two = audited()
+    assert len(lanes) == 1 and not lanes[0].is_alive()
+    monkeypatch.setattr(audit_module, "SECOND_CONNECTION_FROM", 10**12)
+    on_one = audited()
+    assert len(lanes) == 1
+    key = lambda finding: sorted(finding.items())  # noqa: E731
+    assert sorted(on_two, key=key) == sorted(on_one, key=key)
+    assert {"gap", "tampered", "state_mismatch"} <= {f["kind"] for f in on_two}
+    assert any(f["message"].startswith("INV-2026-0003 was changed after it was issued")
+               for f in on_two)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_second_connection_reads_the_books_as_the_audit_began(
+        issue_on, lanes, monkeypatch):
+    """A change committed while the audit runs is not half seen: the second connection
+    reads the snapshot the first one exported, even when it starts reading after the
+    change."""
+    import threading
+
+    from django.db import connection as this_thread_connection
+
+    from counters import audit as audit_module
+
+    issue_on(date(2026, 3, 2))
+    invoice = send_document(InvoiceFactory())
+    waiting, damaged = threading.Event(), threading.Event()
+    document_findings = audit_module._document_findings
+
+    def after_the_damage(scope):
+        waiting.set()
+        damaged.wait()
+        yield from document_findings(scope)
+
+    def damage():
+        waiting.wait()
+        sql("UPDATE billing_invoice SET total = 1 WHERE id = %s", [invoice.pk])
+        this_thread_connection.close()
+        damaged.set()
+
+    monkeypatch.setattr(audit_module, "_document_findings", after_the_damage)
+    vandal = threading.Thread(target=damage)
+    vandal.start()
+    assert audited() == []
+    vandal.join()
+    assert lanes and [f["kind"] for f in audited()] == ["tampered"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_second_connection_hands_on_its_error_and_stops_with_the_reader(
+        damaged_books, lanes, monkeypatch):
+    from counters import audit as audit_module
+
+    def broken(scope):
+        raise RuntimeError("the disk is on fire")
+        yield
+
+    monkeypatch.setattr(audit_module, "_state_findings", broken)
+    with pytest.raises(RuntimeError, match="the disk is on fire"):
+        audited()
+    assert not lanes[-1].is_alive()
+
+    monkeypatch.setattr(audit_module._Lane, "QUEUE_SIZE", 1)
+    monkeypatch.setattr(audit_module, "_state_findings", lambda scope: iter(
+        audit_module.Finding("state_mismatch", 1, f"finding {n}") for n in range(100)))
+    findings = run_audit_findings()
+    first = next(findings)
+    assert first.kind == "gap"
+    findings.close()  # a reader that stops early: the lane must not wait for ever
+    assert not lanes[-1].is_alive()
+
+
+def run_audit_findings():
+    from counters.audit import AuditScope, run_audit
+
+    return run_audit(AuditScope()).findings
