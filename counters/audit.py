@@ -738,7 +738,9 @@ def _duplicate_numbers(scope):
                       message=_("number %(number)s recorded %(count)s times in the ledger") % {
                           "number": number, "count": count})
     where, params = scope.where("d", series_columns=False)
-    sql = (f"SELECT d.company_id, d.number, COUNT(*) FROM ({_documents_sql()}) d "
+    documents = " UNION ALL ".join(f"SELECT company_id, number FROM {kind.table}"
+                                   for kind in registry.registered())
+    sql = (f"SELECT d.company_id, d.number, COUNT(*) FROM ({documents}) d "
            f"WHERE {where} AND d.number <> '' GROUP BY d.company_id, d.number "
            f"HAVING COUNT(*) > 1")
     for company_id, number, count in _stream(sql, params, **_SORTED_GROUPS):
@@ -747,58 +749,64 @@ def _duplicate_numbers(scope):
                           "count": count, "number": number})
 
 
-def _documents_sql():
-    return " UNION ALL ".join(
-        f"SELECT '{k.kind}' AS kind, id, company_id, state, number, issue_date, total, "
-        f"currency, snapshot, '{k.draft_state}' AS draft_state, "
-        f"CASE WHEN state = '{k.draft_state}' THEN 1 ELSE 0 END AS is_draft "
-        f"FROM {k.table}"
-        for k in registry.registered()
-    )
-
-
 def _document_findings(scope):
     """
-    One join of the ledger with every document: numbered drafts, issued documents without a
-    number or without a ledger entry, entries whose document is gone, and documents that no
-    longer say what the ledger recorded when they were issued.
+    The ledger joined with every document, one kind at a time: numbered drafts, issued
+    documents without a number or without a ledger entry, entries whose document is gone,
+    and documents that no longer say what the ledger recorded when they were issued.
     """
-    docs = _documents_sql()
+    kinds = registry.registered()
+    for kind in kinds:
+        yield from _kind_document_findings(scope, kind)
+    # Entries of a kind no registered model has (their documents are gone with it).
+    in_series, params = scope.where("l")
+    marks = ", ".join(["%s"] * len(kinds))
+    for row in _stream(
+            f"SELECT {_IDENTITY} FROM {LEDGER} l WHERE {in_series} "
+            f"AND l.kind NOT IN ({marks})", params + [kind.kind for kind in kinds]):
+        yield _document_gone(*row)
+
+
+def _document_gone(company_id, series, period, value, number, kind, document_id, issue_date):
+    return Finding(LEDGER_MISMATCH, company_id=company_id, series=series, period=period,
+                   values=[value], numbers=[number], documents=[f"{kind} #{document_id}"],
+                   date=_as_date(issue_date),
+                   message=_("%(number)s is in the ledger but its %(document)s is gone") % {
+                       "number": number, "document": f"{kind} #{document_id}"})
+
+
+def _kind_document_findings(scope, kind):
     where_d, params_d = scope.where("d", series_columns=False)
     where_l, params_l = scope.where("l", series_columns=False)
     in_series, params_s = scope.where("l")
     content_digest = chain.sha256_sql("d.snapshot", connection.vendor)
     sql = f"""
-        SELECT l.company_id, l.series, l.period, l.value, l.number, l.kind, l.document_id,
-               l.issue_date, l.total, l.currency,
-               d.company_id, d.kind, d.id, d.number, d.issue_date, d.total, d.currency,
-               d.is_draft, l.snapshot_digest <> '' AND {content_digest} <> l.snapshot_digest
-        FROM (SELECT * FROM {LEDGER} l WHERE {where_l}) l
-        FULL JOIN (SELECT * FROM ({docs}) d WHERE {where_d}) d
-            ON d.kind = l.kind AND d.id = l.document_id
-        WHERE (l.id IS NULL AND (d.is_draft = 0 OR d.number <> ''))
+        SELECT {_IDENTITY}, l.total, l.currency,
+               d.company_id, d.id, d.number, d.issue_date, d.total, d.currency,
+               d.state = %s, l.snapshot_digest <> '' AND {content_digest} <> l.snapshot_digest
+        FROM (SELECT * FROM {LEDGER} l WHERE l.kind = %s AND {where_l}) l
+        FULL JOIN (SELECT * FROM {kind.table} d WHERE {where_d}) d ON d.id = l.document_id
+        WHERE (l.id IS NULL AND (d.state <> %s OR d.number <> ''))
            OR (d.id IS NULL AND {in_series})
            OR (l.id IS NOT NULL AND d.id IS NOT NULL AND {in_series} AND (
-                d.is_draft = 1 OR d.number <> l.number OR d.issue_date IS NULL
+                d.state = %s OR d.number <> l.number OR d.issue_date IS NULL
                 OR d.issue_date <> l.issue_date OR d.total <> l.total
                 OR d.currency <> l.currency OR d.company_id <> l.company_id
                 OR (l.snapshot_digest <> '' AND {content_digest} <> l.snapshot_digest)))
     """
-    for row in _stream(sql, params_l + params_d + params_s + params_s):
+    draft = kind.draft_state
+    params = [draft, kind.kind, *params_l, *params_d, draft, *params_s, *params_s, draft]
+    for row in _stream(sql, params):
         (company_id, series, period, value, l_number, l_kind, l_doc_id, l_date, l_total,
-         l_currency, d_company, d_kind, d_id, d_number, d_date, d_total, d_currency,
+         l_currency, d_company, d_id, d_number, d_date, d_total, d_currency,
          is_draft, content_changed) = row
         if d_id is None:
-            yield Finding(LEDGER_MISMATCH, company_id=company_id, series=series, period=period,
-                          values=[value], numbers=[l_number],
-                          documents=[f"{l_kind} #{l_doc_id}"], date=_as_date(l_date),
-                          message=_("%(number)s is in the ledger but its %(document)s is "
-                                    "gone") % {"number": l_number,
-                                               "document": f"{l_kind} #{l_doc_id}"})
+            yield _document_gone(company_id, series, period, value, l_number, l_kind, l_doc_id,
+                                 l_date)
             continue
-        document = f"{d_kind} #{d_id}"
-        about_document = dict(company_id=d_company, documents=[document], document_kind=d_kind,
-                              date=_as_date(d_date))
+        document = f"{kind.kind} #{d_id}"
+        about_document = dict(company_id=d_company, documents=[document],
+                              document_kind=kind.kind, date=_as_date(d_date))
         if is_draft and d_number:
             yield Finding(NUMBERED_DRAFT, numbers=[d_number],
                           message=_("draft %(document)s carries the number %(number)s") % {
@@ -838,30 +846,35 @@ def _document_findings(scope):
 
 
 def _state_findings(scope):
-    """Documents whose state is not the one their history ends with (drafts: no history)."""
+    """
+    Documents whose state is not the one their history ends with (drafts: no history), one
+    kind at a time.
+    """
     where_d, params_d = scope.where("d", series_columns=False)
     where_e, params_e = scope.where("e", series_columns=False)
-    sql = f"""
-        SELECT d.company_id, d.kind, d.id, d.number, d.state, d.issue_date, last.to_state
-        FROM ({_documents_sql()}) d
-        LEFT JOIN (
-            SELECT e.kind, e.document_id, e.to_state,
-                   ROW_NUMBER() OVER (PARTITION BY e.kind, e.document_id
-                                      ORDER BY e.seq DESC) AS latest
-            FROM {EVENTS} e WHERE {where_e}
-        ) last ON last.kind = d.kind AND last.document_id = d.id AND last.latest = 1
-        WHERE {where_d} AND COALESCE(last.to_state, d.draft_state) <> d.state
-    """
-    for company_id, kind, pk, number, state, issue_date, recorded in _stream(
-            sql, params_e + params_d, **_FILTER):
-        document = f"{kind} #{pk}"
-        yield Finding(
-            STATE_MISMATCH, company_id=company_id, numbers=[number] if number else [],
-            documents=[document], document_kind=kind, date=_as_date(issue_date),
-            message=(_("%(document)s is %(state)s but its history ends with %(recorded)s")
-                     if recorded else _("%(document)s is %(state)s but its history is empty"))
-            % {"document": number or document, "state": repr(state),
-               "recorded": repr(recorded)})
+    for kind in registry.registered():
+        sql = f"""
+            SELECT d.company_id, d.id, d.number, d.state, d.issue_date, last.to_state
+            FROM {kind.table} d
+            LEFT JOIN (
+                SELECT e.document_id, e.to_state,
+                       ROW_NUMBER() OVER (PARTITION BY e.document_id ORDER BY e.seq DESC)
+                       AS latest
+                FROM {EVENTS} e WHERE e.kind = %s AND {where_e}
+            ) last ON last.document_id = d.id AND last.latest = 1
+            WHERE {where_d} AND COALESCE(last.to_state, %s) <> d.state
+        """
+        params = [kind.kind, *params_e, *params_d, kind.draft_state]
+        for company_id, pk, number, state, issue_date, recorded in _stream(sql, params):
+            document = f"{kind.kind} #{pk}"
+            yield Finding(
+                STATE_MISMATCH, company_id=company_id, numbers=[number] if number else [],
+                documents=[document], document_kind=kind.kind, date=_as_date(issue_date),
+                message=(_("%(document)s is %(state)s but its history ends with %(recorded)s")
+                         if recorded else
+                         _("%(document)s is %(state)s but its history is empty"))
+                % {"document": number or document, "state": repr(state),
+                   "recorded": repr(recorded)})
 
 
 def _keyed_event_mismatches(where, params, key):

@@ -231,6 +231,19 @@ def test_ledger_entry_without_its_document_and_document_without_its_entry(books)
     ])
 
 
+def test_a_ledger_entry_of_a_kind_no_document_has(books):
+    """The documents are joined with the ledger one kind at a time: an entry whose kind was
+    changed to one that no document model has is still found, its document gone."""
+    invoices, _ = books
+    sql("UPDATE counters_issuednumber SET kind = 'receipt' WHERE number = 'INV-2026-0002'")
+    status, found, _ = findings("ledger_mismatch")
+    assert status == 1
+    assert sorted(f["message"] for f in found) == sorted([
+        f"INV-2026-0002 is in the ledger but its receipt #{invoices[1].pk} is gone",
+        f"issued invoice #{invoices[1].pk} (INV-2026-0002) has no ledger entry",
+    ])
+
+
 def test_a_chronology_break(issue_on):
     client = ClientFactory()
     issue_on(date(2026, 5, 20))
