@@ -163,27 +163,29 @@ def run_audit(scope: AuditScope | None = None, checkpoint=None) -> Audit:
 
 
 def _summaries(scope):
-    where, params = scope.where("l")
-    rows = {}
+    # The ledger and the sequences in one statement, which reads one snapshot of both: read
+    # one after the other, a number issued in between would show as handed out by its
+    # sequence but missing from the ledger.
+    where_l, params_l = scope.where("l")
+    where_s, params_s = scope.where("s")
+    rows, last_dates = {}, {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT l.company_id, l.series, l.period, MIN(l.value), MAX(l.value), COUNT(*), "
-            f"MAX(l.issue_date) "
-            f"FROM {LEDGER} l WHERE {where} GROUP BY l.company_id, l.series, l.period",
-            params,
+            f"SELECT COALESCE(m.company_id, s.company_id), COALESCE(m.series, s.series), "
+            f"COALESCE(m.period, s.period), m.first, m.last, COALESCE(m.issued, 0), "
+            f"m.last_date, COALESCE(s.last, 0) "
+            f"FROM (SELECT l.company_id, l.series, l.period, MIN(l.value) AS first, "
+            f"MAX(l.value) AS last, COUNT(*) AS issued, MAX(l.issue_date) AS last_date "
+            f"FROM {LEDGER} l WHERE {where_l} GROUP BY l.company_id, l.series, l.period) m "
+            f"FULL JOIN (SELECT * FROM {SEQUENCES} s WHERE {where_s} AND s.last > 0) s "
+            f"ON s.company_id = m.company_id AND s.series = m.series AND s.period = m.period",
+            params_l + params_s,
         )
-        last_dates = {}
-        for company_id, series, period, first, last, count, day in cursor.fetchall():
-            rows[(company_id, series, period)] = [first, last, count, 0]
-            last_dates[(company_id, series, period)] = _as_date(day)
-        where, params = scope.where("s")
-        cursor.execute(
-            f"SELECT s.company_id, s.series, s.period, s.last FROM {SEQUENCES} s "
-            f"WHERE {where} AND s.last > 0",
-            params,
-        )
-        for company_id, series, period, sequence_last in cursor.fetchall():
-            rows.setdefault((company_id, series, period), [None, None, 0, 0])[3] = sequence_last
+        for (company_id, series, period, first, last, count, day,
+             sequence_last) in cursor.fetchall():
+            rows[(company_id, series, period)] = [first, last, count, sequence_last]
+            if day is not None:
+                last_dates[(company_id, series, period)] = _as_date(day)
     jumps = defaultdict(list)
     jump_filter = {
         name: value for name, value in (("company_id", scope.company_id),

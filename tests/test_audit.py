@@ -457,3 +457,34 @@ def run_audit_findings():
     from counters.audit import AuditScope, run_audit
 
     return run_audit(AuditScope()).findings
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_number_issued_while_the_audit_reads_the_summaries_is_no_gap(issue_on):
+    """The series' summaries read the ledger and the sequences in one snapshot: a number
+    issued by someone else meanwhile is either in both or in neither."""
+    import threading
+
+    issue_on(date(2026, 3, 2))
+    client = ClientFactory()
+    send_document(InvoiceFactory(client=client))
+    draft = InvoiceFactory(client=client)
+    issued = []
+
+    def send_elsewhere():
+        issued.append(send_document(Invoice.objects.get(pk=draft.pk)).number)
+        connection.close()  # this thread's own connection
+
+    def issue_once_the_ledger_is_read(execute, statement, params, many, context):
+        result = execute(statement, params, many, context)
+        if not issued and "GROUP BY l.company_id, l.series, l.period" in statement:
+            other = threading.Thread(target=send_elsewhere)
+            other.start()
+            other.join()
+        return result
+
+    with connection.execute_wrapper(issue_once_the_ledger_is_read):
+        found = audited()
+    assert issued == ["INV-2026-0002"]
+    assert found == []
