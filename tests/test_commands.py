@@ -166,6 +166,23 @@ def test_bench_pages_times_each_page_and_removes_its_data():
     assert "benchmark data removed" in text and not Invoice.objects.exists()
 
 
+def test_bench_audit_reports_the_peak_memory_of_the_audit_alone():
+    """Not of the benchmark's own process, which a child shares until it execs (a child's
+    ru_maxrss counts it)."""
+    from types import SimpleNamespace
+
+    from billing.management.commands.bench_audit import Command
+
+    ballast = bytearray(400 * 1024 * 1024)
+    ballast[::4096] = b"\x01" * len(ballast[::4096])  # resident, not just reserved
+    # The child audits a company its database (not the test's) does not have: however it
+    # ends, it reports its peak.
+    _seconds, peak_kib, _status = Command(stderr=StringIO()).time_audit(
+        SimpleNamespace(pk=10**12))
+    assert 10 * 1024 < peak_kib < 400 * 1024
+    del ballast
+
+
 def test_bench_audit_fills_books_that_audit_clean():
     """The benchmark times the audit of a clean series: what it writes must be one."""
     from billing.management.commands.bench_audit import Command
