@@ -351,19 +351,27 @@ def _stream(sql, params, **planner):
     """
     Rows of ``sql`` one at a time, never the whole result in memory. On PostgreSQL through
     psycopg's streaming mode rather than a server-side cursor, which would rule out parallel
-    plans; inside ``_reading``, planned under ``planner`` settings (``SET LOCAL``).
+    plans, in chunks of rows where libpq can (a result per row costs more than the row);
+    inside ``_reading``, planned under ``planner`` settings (``SET LOCAL``).
     """
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             if connection.in_atomic_block:
                 for name in _PLANNER_SETTINGS:
                     cursor.execute(f"SET LOCAL {name} = {planner.get(name, 'DEFAULT')}")
-            yield from cursor.cursor.stream(sql, params)
+            yield from cursor.cursor.stream(sql, params, size=_stream_chunk())
             return
         _register_sqlite_sha256()
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(2000):
             yield from rows
+
+
+def _stream_chunk():
+    """Rows per chunk of a streamed result: libpq 17 and later can send them in chunks."""
+    from psycopg import pq  # PostgreSQL only
+
+    return 2000 if pq.version() >= 170000 else 1
 
 
 def _register_sqlite_sha256():
@@ -615,10 +623,10 @@ def _keyed_hash_mismatches(scope, key):
     where, params = scope.where("l")
     sql = (f"SELECT l.id, {chain.content_sql('l', connection.vendor)}, l.entry_hash "
            f"FROM {LEDGER} l WHERE {where}")  # unordered: a plain sequential scan
-    digest = chain.digest
+    digest = chain.digester(key)
     mismatches = array("q")
     for entry_id, content, entry_hash in _stream(sql, params):
-        if digest(content, key) != entry_hash:
+        if digest(content) != entry_hash:
             mismatches.append(entry_id)
     for start in range(0, len(mismatches), 1000):
         ids = list(mismatches[start:start + 1000])
@@ -883,9 +891,10 @@ def _keyed_event_mismatches(where, params, key):
     """Events whose content, written by the database, no longer hashes to their hash."""
     sql = (f"SELECT e.id, {chain.content_sql('e', connection.vendor, StateEvent)}, "
            f"e.event_hash FROM {EVENTS} e WHERE {where}")
+    digest = chain.digester(key)
     mismatches = array("q")
     for event_id, content, event_hash in _stream(sql, params):
-        if chain.digest(content, key) != event_hash:
+        if digest(content) != event_hash:
             mismatches.append(event_id)
     for start in range(0, len(mismatches), 1000):
         ids = list(mismatches[start:start + 1000])

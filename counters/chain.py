@@ -57,10 +57,26 @@ def digest(content: str, key: bytes | None = None) -> str:
     key when the installation has one, else SHA-256. Every hash chain goes through here.
     ``key`` overrides the configured key (for re-keying; ``b""``: unkeyed).
     """
+    return digester(key)(content)
+
+
+def digester(key: bytes | None = None):
+    """
+    ``digest`` as a function of the content alone, its key set up once: for hashing many
+    contents (the audit), where setting the key up again for each one would cost more than
+    the hash itself.
+    """
     key = key if key is not None else ledger_key()
-    if key:
-        return hmac.digest(key, content.encode(), "sha256").hex()
-    return hashlib.sha256(content.encode()).hexdigest()
+    if not key:
+        return lambda content: hashlib.sha256(content.encode()).hexdigest()
+    keyed = hmac.new(key, digestmod="sha256")
+
+    def keyed_digest(content: str) -> str:
+        link = keyed.copy()
+        link.update(content.encode())
+        return link.hexdigest()
+
+    return keyed_digest
 
 
 def key_id(key: bytes | None = None) -> str:

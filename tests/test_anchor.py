@@ -70,6 +70,17 @@ def test_digest_is_sha256_without_a_key_and_hmac_with_one(settings):
     assert chain.key_id() and KEY.hex() not in chain.key_id() and len(chain.key_id()) == 16
 
 
+def test_a_digester_keyed_once_hashes_each_content_on_its_own(settings):
+    """The audit sets the key up once for a million contents: each still gets its own HMAC,
+    not one of the contents before it."""
+    settings.FOLIO_LEDGER_KEY = KEY
+    digest = chain.digester()
+    contents = ["a|b", "a|b", "c", ""]
+    assert [digest(content) for content in contents] == [
+        hmac.new(KEY, content.encode(), "sha256").hexdigest() for content in contents]
+    assert chain.digester(b"")("a|b") == hashlib.sha256(b"a|b").hexdigest()
+
+
 def test_with_a_key_the_ledger_is_hmac_chained_and_audits_clean(keyed, ledger):
     previous = chain.GENESIS
     for entry in IssuedNumber.objects.filter(series="invoice").order_by("value"):
