@@ -147,25 +147,32 @@ class Audit:
 def run_audit(scope: AuditScope | None = None, checkpoint=None) -> Audit:
     """
     Audit the books in ``scope``; with a verified ``counters.checkpoint.Checkpoint``, also
-    check that every chain still reaches the head it had then.
+    check that every chain still reaches the head it had then. The summaries and the
+    findings read the books in one transaction (``_reading``), which stays open until the
+    findings have been read to the end.
     """
     scope = scope or AuditScope()
-    summaries = _summaries(scope)
-    findings = (
-        finding
-        for finding in _all_findings(scope, summaries, checkpoint)
-        if scope.covers(finding)
-    )
+    reading = _audit(scope, checkpoint)
+    summaries = next(reading)
+    findings = (finding for finding in reading if scope.covers(finding))
     return Audit(scope=scope, series=summaries, findings=findings)
+
+
+def _audit(scope, checkpoint):
+    """The series' summaries, then each finding."""
+    with _reading() as snapshot:
+        summaries = _summaries(scope)
+        yield summaries
+        yield from _all_findings(scope, summaries, checkpoint, snapshot)
 
 
 # --- Summaries -----------------------------------------------------------------------------
 
 
 def _summaries(scope):
-    # The ledger and the sequences in one statement, which reads one snapshot of both: read
-    # one after the other, a number issued in between would show as handed out by its
-    # sequence but missing from the ledger.
+    # The ledger and the sequences in one statement, which reads one snapshot of both even in
+    # a caller's read-committed transaction: read one after the other, a number issued in
+    # between would show as handed out by its sequence but missing from the ledger.
     where_l, params_l = scope.where("l")
     where_s, params_s = scope.where("s")
     rows, last_dates = {}, {}
@@ -213,29 +220,28 @@ def _summaries(scope):
 # --- Findings ------------------------------------------------------------------------------
 
 
-def _all_findings(scope, summaries, checkpoint=None):
+def _all_findings(scope, summaries, checkpoint, snapshot):
     document_passes = [partial(_document_findings, scope), partial(_state_findings, scope)]
-    with _reading() as snapshot:
-        lane = None
-        if snapshot and sum(s.issued for s in summaries) >= SECOND_CONNECTION_FROM:
-            lane = _Lane(document_passes, snapshot)
-            lane.start()
-        try:
-            yield from _series_findings(scope, summaries)
-            yield from _client_counter_findings(scope)
-            if checkpoint is not None:
-                yield from checkpoint.findings(scope)
-            yield from _hash_findings(scope)
-            yield from _duplicate_numbers(scope)
-            yield from _history_findings(scope)
-            if lane:
-                yield from lane.findings()
-            else:
-                for make in document_passes:
-                    yield from make()
-        finally:
-            if lane:
-                lane.stop()
+    lane = None
+    if snapshot and sum(s.issued for s in summaries) >= SECOND_CONNECTION_FROM:
+        lane = _Lane(document_passes, snapshot)
+        lane.start()
+    try:
+        yield from _series_findings(scope, summaries)
+        yield from _client_counter_findings(scope)
+        if checkpoint is not None:
+            yield from checkpoint.findings(scope)
+        yield from _hash_findings(scope)
+        yield from _duplicate_numbers(scope)
+        yield from _history_findings(scope)
+        if lane:
+            yield from lane.findings()
+        else:
+            for make in document_passes:
+                yield from make()
+    finally:
+        if lane:
+            lane.stop()
 
 
 @contextmanager
@@ -292,6 +298,7 @@ class _Lane(threading.Thread):
             raise ValueError(f"not a snapshot id: {snapshot!r}")
         self.passes, self.snapshot = passes, snapshot
         self.language = translation.get_language()
+        self.database = None  # the thread's psycopg connection, once it has one
         self.queue = queue.Queue(maxsize=self.QUEUE_SIZE)
         self.stopped = threading.Event()
 
@@ -302,7 +309,10 @@ class _Lane(threading.Thread):
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     cursor.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot}'")
                     _plan_for_the_audit(cursor)
+                self.database = connection.connection
                 for make in self.passes:
+                    if self.stopped.is_set():
+                        return
                     for finding in make():
                         if not self._put(finding):
                             return
@@ -329,9 +339,16 @@ class _Lane(threading.Thread):
             yield item
 
     def stop(self):
-        """Let the thread end (if the reader stopped early) and wait for it."""
+        """
+        End the thread and wait for it. A reader that stopped early (an error, Ctrl-C) does
+        not wait for a pass to finish: its query is cancelled, again until the thread ends
+        (a cancel that arrives between two queries cancels nothing).
+        """
         self.stopped.set()
-        self.join()
+        while self.is_alive():
+            if self.database is not None:
+                self.database.cancel_safe()
+            self.join(timeout=1)
 
 
 # A query that keeps only the rows that are findings: the planner cannot know how few (it
@@ -770,10 +787,11 @@ def _document_findings(scope):
         yield from _kind_document_findings(scope, kind)
     # Entries of a kind no registered model has (their documents are gone with it).
     in_series, params = scope.where("l")
-    marks = ", ".join(["%s"] * len(kinds))
-    for row in _stream(
-            f"SELECT {_IDENTITY} FROM {LEDGER} l WHERE {in_series} "
-            f"AND l.kind NOT IN ({marks})", params + [kind.kind for kind in kinds]):
+    if kinds:
+        marks = ", ".join(["%s"] * len(kinds))
+        in_series += f" AND l.kind NOT IN ({marks})"
+        params += [kind.kind for kind in kinds]
+    for row in _stream(f"SELECT {_IDENTITY} FROM {LEDGER} l WHERE {in_series}", params):
         yield _document_gone(*row)
 
 

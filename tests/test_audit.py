@@ -411,11 +411,11 @@ def test_the_second_connection_reads_the_books_as_the_audit_began(
 
     def after_the_damage(scope):
         waiting.set()
-        damaged.wait()
+        assert damaged.wait(timeout=60)
         yield from document_findings(scope)
 
     def damage():
-        waiting.wait()
+        assert waiting.wait(timeout=60)
         sql("UPDATE billing_invoice SET total = 1 WHERE id = %s", [invoice.pk])
         this_thread_connection.close()
         damaged.set()
@@ -453,6 +453,39 @@ def test_the_second_connection_hands_on_its_error_and_stops_with_the_reader(
     assert not lanes[-1].is_alive()
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_reader_that_stops_early_cancels_the_second_connections_query(
+        damaged_books, lanes, monkeypatch):
+    """An error or Ctrl-C in the reader does not wait for a long pass to end."""
+    import threading
+
+    import psycopg
+
+    from counters import audit as audit_module
+
+    started, outcome = threading.Event(), []
+
+    def a_long_pass(scope):
+        with connection.cursor() as cursor:  # the second connection's, in its thread
+            started.set()
+            try:
+                cursor.execute("SELECT pg_sleep(600)")
+            except Exception as error:
+                outcome.append(error.__cause__)
+                raise
+            outcome.append("slept")
+        yield from ()
+
+    monkeypatch.setattr(audit_module, "_document_findings", a_long_pass)
+    findings = run_audit_findings()
+    assert next(findings).kind == "gap"
+    assert started.wait(timeout=60)
+    findings.close()
+    assert not lanes[-1].is_alive()
+    assert isinstance(outcome[0], psycopg.errors.QueryCanceled)
+
+
 def run_audit_findings():
     from counters.audit import AuditScope, run_audit
 
@@ -488,3 +521,37 @@ def test_a_number_issued_while_the_audit_reads_the_summaries_is_no_gap(issue_on)
         found = audited()
     assert issued == ["INV-2026-0002"]
     assert found == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_jump_made_while_the_audit_runs_is_no_gap(issue_on):
+    """The summaries (with their explained jumps) and the findings read one snapshot: a jump
+    and a number issued after it while the audit runs are either both seen or neither."""
+    import threading
+
+    issue_on(date(2026, 3, 2))
+    client = ClientFactory()
+    first = send_document(InvoiceFactory(client=client))
+    draft = InvoiceFactory(client=client)
+    issued = []
+
+    def jump_and_send_elsewhere():
+        set_next_number(company_id=first.company_id, series="invoice", period="2026",
+                        next_value=10, reason="Migrated from the old system")
+        issued.append(send_document(Invoice.objects.get(pk=draft.pk)).number)
+        connection.close()  # this thread's own connection
+
+    def jump_once_the_jumps_are_read(execute, statement, params, many, context):
+        result = execute(statement, params, many, context)
+        if not issued and "counters_numberjump" in statement:
+            other = threading.Thread(target=jump_and_send_elsewhere)
+            other.start()
+            other.join()
+        return result
+
+    with connection.execute_wrapper(jump_once_the_jumps_are_read):
+        found = audited()
+    assert issued == ["INV-2026-0010"]
+    assert found == []
+    assert audited() == []  # and afterwards, the jump explains the values skipped

@@ -137,13 +137,14 @@ class Command(BaseCommand):
                 cursor.executemany(
                     f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
-    def time_audit(self, company):
-        """(wall seconds, peak memory in KiB, exit status) of ``audit_gaps`` in a child."""
+    def time_audit(self, company, env=None):
+        """(wall seconds, peak memory in KiB, exit status) of ``audit_gaps`` in a child (with
+        ``env``, its environment)."""
         arguments = ["audit_gaps", "--company", str(company.pk), "--verbosity", "0"]
         command = [sys.executable, "-c", _REPORTING_PEAK, str(settings.BASE_DIR / "manage.py"),
                    *arguments]
         started = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True)
+        result = subprocess.run(command, capture_output=True, text=True, env=env)
         seconds = time.perf_counter() - started
         peak = re.search(r"^peak_kib=(\d+)$", result.stderr, re.MULTILINE)
         if result.returncode:
@@ -163,9 +164,12 @@ sys.argv = sys.argv[1:]
 try:
     runpy.run_path(sys.argv[0], run_name="__main__")
 finally:
-    with open("/proc/self/status") as status:
-        peak = [line.split()[1] for line in status if line.startswith("VmHWM:")][0]
-    print(f"peak_kib={peak}", file=sys.stderr)
+    try:  # Linux
+        with open("/proc/self/status") as status:
+            peak = [line.split()[1] for line in status if line.startswith("VmHWM:")][0]
+        print(f"peak_kib={peak}", file=sys.stderr)
+    except OSError:
+        pass
 """
 
 
