@@ -492,33 +492,49 @@ def run_audit_findings():
     return run_audit(AuditScope()).findings
 
 
+def audited_while(work, after):
+    """The audit's findings, ``work`` done and committed by someone else (another thread, its
+    own connection) as soon as the audit has run its first statement containing ``after``."""
+    import threading
+
+    done = []
+
+    def elsewhere():
+        try:
+            work()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def then_work(execute, statement, params, many, context):
+        result = execute(statement, params, many, context)
+        if not done and after in statement:
+            done.append(statement)
+            other = threading.Thread(target=elsewhere)
+            other.start()
+            other.join()
+        return result
+
+    with connection.execute_wrapper(then_work):
+        found = audited()
+    assert done, f"the audit ran no statement containing {after!r}"
+    return found
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_number_issued_while_the_audit_reads_the_summaries_is_no_gap(issue_on):
     """The series' summaries read the ledger and the sequences in one snapshot: a number
     issued by someone else meanwhile is either in both or in neither."""
-    import threading
-
     issue_on(date(2026, 3, 2))
     client = ClientFactory()
     send_document(InvoiceFactory(client=client))
     draft = InvoiceFactory(client=client)
     issued = []
 
-    def send_elsewhere():
+    def send():
         issued.append(send_document(Invoice.objects.get(pk=draft.pk)).number)
-        connection.close()  # this thread's own connection
 
-    def issue_once_the_ledger_is_read(execute, statement, params, many, context):
-        result = execute(statement, params, many, context)
-        if not issued and "GROUP BY l.company_id, l.series, l.period" in statement:
-            other = threading.Thread(target=send_elsewhere)
-            other.start()
-            other.join()
-        return result
-
-    with connection.execute_wrapper(issue_once_the_ledger_is_read):
-        found = audited()
+    found = audited_while(send, after="GROUP BY l.company_id, l.series, l.period")
     assert issued == ["INV-2026-0002"]
     assert found == []
 
@@ -528,30 +544,18 @@ def test_a_number_issued_while_the_audit_reads_the_summaries_is_no_gap(issue_on)
 def test_a_jump_made_while_the_audit_runs_is_no_gap(issue_on):
     """The summaries (with their explained jumps) and the findings read one snapshot: a jump
     and a number issued after it while the audit runs are either both seen or neither."""
-    import threading
-
     issue_on(date(2026, 3, 2))
     client = ClientFactory()
     first = send_document(InvoiceFactory(client=client))
     draft = InvoiceFactory(client=client)
     issued = []
 
-    def jump_and_send_elsewhere():
+    def jump_and_send():
         set_next_number(company_id=first.company_id, series="invoice", period="2026",
                         next_value=10, reason="Migrated from the old system")
         issued.append(send_document(Invoice.objects.get(pk=draft.pk)).number)
-        connection.close()  # this thread's own connection
 
-    def jump_once_the_jumps_are_read(execute, statement, params, many, context):
-        result = execute(statement, params, many, context)
-        if not issued and "counters_numberjump" in statement:
-            other = threading.Thread(target=jump_and_send_elsewhere)
-            other.start()
-            other.join()
-        return result
-
-    with connection.execute_wrapper(jump_once_the_jumps_are_read):
-        found = audited()
+    found = audited_while(jump_and_send, after="counters_numberjump")
     assert issued == ["INV-2026-0010"]
     assert found == []
     assert audited() == []  # and afterwards, the jump explains the values skipped
