@@ -24,6 +24,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest, Round
 from django.db.models.lookups import GreaterThanOrEqual
 
+from . import money
 from .models import DRAFT, CreditNote, DocumentState, Payment
 
 # Sums of many amounts: wider than one document's column.
@@ -31,9 +32,16 @@ SUM_FIELD = DecimalField(max_digits=20, decimal_places=2)
 ZERO = Value(Decimal("0.00"), output_field=SUM_FIELD)
 
 
+def cents(expression):
+    """``expression``, an amount, rounded to the cent in SQL. SQLite adds and subtracts
+    decimals as REALs (0.70 + 0.10 is 0.7999999999999999 there): rounded, every figure is
+    the exact amount again, on PostgreSQL too."""
+    return Round(expression, 2, output_field=SUM_FIELD)
+
+
 def _sum_of(queryset, field):
     """The sum of ``field`` over ``queryset`` (rows of the invoice ``OuterRef("pk")``)."""
-    summed = queryset.order_by().values("invoice").annotate(s=Sum(field)).values("s")
+    summed = queryset.order_by().values("invoice").annotate(s=cents(Sum(field))).values("s")
     return Coalesce(Subquery(summed, output_field=SUM_FIELD), ZERO, output_field=SUM_FIELD)
 
 
@@ -58,7 +66,7 @@ def open_amount_expression():
     return Case(
         When(~Q(state=DocumentState.SENT), then=ZERO),
         When(covered, then=ZERO),
-        default=Greatest(F("total") - F("credited_total") - F("paid_amount"), ZERO),
+        default=Greatest(cents(F("total") - F("credited_total") - F("paid_amount")), ZERO),
         output_field=SUM_FIELD,
     )
 
@@ -79,11 +87,11 @@ def by_currency(invoices, today):
     rows = {row["currency"]: row for row in invoices.values("currency").order_by(
         "currency").annotate(
         drafts=Count("id", filter=Q(state=DRAFT)),
-        drafts_total=Sum("total", filter=Q(state=DRAFT)),
+        drafts_total=cents(Sum("total", filter=Q(state=DRAFT))),
         open=Count("id", filter=sent),
-        open_total=Sum("total", filter=sent, output_field=SUM_FIELD),
+        open_total=cents(Sum("total", filter=sent)),
         overdue=Count("id", filter=overdue),
-        overdue_total=Sum("total", filter=overdue, output_field=SUM_FIELD),
+        overdue_total=cents(Sum("total", filter=overdue)),
         paid=Count("id", filter=Q(state=DocumentState.PAID)),
     )}
     settled = with_balances(invoices.filter(sent).filter(
@@ -91,17 +99,18 @@ def by_currency(invoices, today):
         | Q(pk__in=Payment.objects.filter(reversal__isnull=True).values("invoice"))))
     reduced = F("total") - F("open_amount_sql")  # what credits and payments took off
     for row in settled.values("currency").order_by("currency").annotate(
-            open_less=Sum(reduced, output_field=SUM_FIELD),
-            overdue_less=Sum(reduced, filter=Q(due_date__lt=today), output_field=SUM_FIELD)):
+            open_less=cents(Sum(reduced, output_field=SUM_FIELD)),
+            overdue_less=cents(Sum(reduced, filter=Q(due_date__lt=today),
+                                   output_field=SUM_FIELD))):
         totals = rows[row["currency"]]
         totals["open_total"] -= row["open_less"] or 0
         totals["overdue_total"] = (totals["overdue_total"] or 0) - (row["overdue_less"] or 0)
     received = Payment.objects.filter(invoice__in=invoices.exclude(state=DRAFT),
                                       reversal__isnull=True)
     for row in received.values("invoice__currency").order_by().annotate(
-            paid_total=Sum("amount", output_field=SUM_FIELD)):
+            paid_total=cents(Sum("amount", output_field=SUM_FIELD))):
         rows[row["invoice__currency"]]["paid_total"] = row["paid_total"]
-    return [{**row, **{name: row.get(name) or ZERO.value for name in AMOUNTS}}
+    return [{**row, **{name: money.to_cents(row.get(name) or 0) for name in AMOUNTS}}
             for row in rows.values()]
 
 

@@ -12,6 +12,7 @@ from . import formats, money
 from .einvoice.codes import CURRENCIES, TaxCategory, UnitCode
 from .models import (
     CLIENT_CODE_RE,
+    DATE_VALIDATORS,
     MAX_AMOUNT,
     REASON_MAX_LENGTH,
     REFERENCE_MAX_LENGTH,
@@ -467,7 +468,8 @@ class PaidInFullForm(forms.Form):
 class PaymentForm(PaidInFullForm):
     """A payment received against an invoice: some or all of what is left to pay."""
 
-    date = forms.DateField(label=_("Payment date"), widget=DATE_INPUT)
+    date = forms.DateField(label=_("Payment date"), widget=DATE_INPUT,
+                           validators=DATE_VALIDATORS)
     amount = forms.DecimalField(label=_("Amount"), max_digits=14, decimal_places=2,
                                 min_value=Decimal("0.01"), max_value=MAX_AMOUNT)
     field_order = ["date", "amount", "method", "reference"]

@@ -12,7 +12,7 @@ and database triggers refuse what bypasses the model): it is corrected by a cred
 import contextlib
 import json
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -43,6 +43,11 @@ def validate_bic(value):
     if not bic.is_valid(value):
         raise ValidationError(_("This is not a valid BIC."), code="invalid_bic")
 
+# The dates a person may enter (due, valid-until, payment, schedule dates): a year such as
+# 9999 is a typo, and the dates computed from it (reminders, periods) would not exist.
+EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2999, 12, 31)
+DATE_VALIDATORS = [MinValueValidator(EARLIEST_DATE), MaxValueValidator(LATEST_DATE)]
+
 MAX_REMINDER_STEPS = 10
 MAX_REMINDER_DAYS = 365
 
@@ -53,7 +58,7 @@ def parse_reminder_days(text: str) -> list[int]:
     most ten; sorted. Empty: []. Anything else is refused with a message saying why.
     """
     parts = [part for part in text.replace(";", ",").replace(" ", ",").split(",") if part]
-    if not all(part.isdigit() for part in parts):
+    if not all(part.isdecimal() and part.isascii() for part in parts):
         raise ValidationError(_("Give whole numbers of days separated by commas, such as "
                                 "\"3, 14, 30\"."), code="reminder_days_format")
     days = [int(part) for part in parts]
@@ -391,7 +396,8 @@ class Document(ConcurrentTransitionMixin, models.Model):
         _("sequence value"), null=True, blank=True, editable=False
     )
     issue_date = models.DateField(_("issue date"), null=True, blank=True, editable=False)
-    due_date = models.DateField(_("due date"), null=True, blank=True)
+    due_date = models.DateField(_("due date"), null=True, blank=True,
+                                validators=DATE_VALIDATORS)
     currency = models.CharField(_("currency"), max_length=3, default="EUR")
     notes = models.TextField(_("notes"), blank=True, max_length=NOTES_MAX_LENGTH)
     buyer_reference = models.CharField(
@@ -872,7 +878,7 @@ class Quote(Document):
 
     state = FSMField(_("state"), default=DRAFT, choices=QuoteState.choices, protected=True)
     valid_until = models.DateField(
-        _("valid until"), null=True, blank=True,
+        _("valid until"), null=True, blank=True, validators=DATE_VALIDATORS,
         help_text=_("Empty: %(days)d days after the quote is sent.") % {
             "days": QUOTE_VALIDITY_DAYS})
 
@@ -1045,7 +1051,7 @@ class Payment(AppendOnly):
                                 verbose_name=_("company"))
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments",
                                 verbose_name=_("invoice"))
-    date = models.DateField(_("payment date"))
+    date = models.DateField(_("payment date"), validators=DATE_VALIDATORS)
     amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
     method = models.CharField(_("method"), max_length=20, choices=PaymentMethod.choices)
     reference = models.CharField(_("reference"), max_length=REFERENCE_MAX_LENGTH, blank=True)
@@ -1155,11 +1161,11 @@ class RecurringInvoice(models.Model):
                                  default=Frequency.MONTHLY)
     day_of_month = models.PositiveSmallIntegerField(_("day of the month"), choices=DAY_CHOICES,
                                                     default=1)
-    start_date = models.DateField(_("start date"),
+    start_date = models.DateField(_("start date"), validators=DATE_VALIDATORS,
                                   help_text=_("The first invoice is made on the first chosen "
                                               "day of the month from this date on."))
     end_date = models.DateField(_("end date"), null=True, blank=True,
-                                help_text=_("Empty: until paused."))
+                                validators=DATE_VALIDATORS, help_text=_("Empty: until paused."))
     mode = models.CharField(_("mode"), max_length=10, choices=RecurringMode.choices,
                             default=RecurringMode.DRAFT)
     email = models.BooleanField(_("e-mail the invoice to the client"), default=True,

@@ -21,7 +21,7 @@ from .forms import RecurringInvoiceForm, RecurringLineFormSet
 from .models import DocumentState, RecurringInvoice
 from .permissions import Action, can
 from .tenancy import scoped
-from .views import PAGE_SIZE, Page, _totals, company_required
+from .views import PAGE_SIZE, Page, _pk, _totals, company_required
 
 UPCOMING = 3
 
@@ -63,8 +63,8 @@ def recurring_invoice_form(request, pk=None):
 @company_required
 def recurring_invoice_totals(request):
     """htmx: the totals block for the template lines being edited."""
-    pk = request.GET.get("pk", "")
-    schedule = get_object_or_404(_schedules(request), pk=pk) if pk.isdigit() \
+    pk = _pk(request.GET.get("pk", ""))
+    schedule = get_object_or_404(_schedules(request), pk=pk) if pk is not None \
         else RecurringInvoice(company=request.company)
     formset = RecurringLineFormSet(request.POST, instance=schedule, prefix="lines")
     formset.is_valid()

@@ -215,6 +215,7 @@ def _pay(invoice, *, amount, date, method, reference, user):
     if amount is None or amount != money.to_cents(amount) or amount <= 0:
         raise ValidationError(_("A payment is an amount above zero, in cents."),
                               code="bad_amount")
+    amount = money.to_cents(amount)  # as stored: "1e2" is 100.00
     date = date or timezone.localdate()
     if date > timezone.localdate():
         raise ValidationError(_("A payment cannot be dated in the future."), code="future")
@@ -571,5 +572,5 @@ def client_balances(client) -> dict:
     rows = with_balances(client.invoices.filter(state=DocumentState.SENT))
     balances = {}
     for currency, amount in rows.values_list("currency", "open_amount_sql"):
-        balances[currency] = balances.get(currency, Decimal("0.00")) + amount
+        balances[currency] = balances.get(currency, Decimal("0.00")) + money.to_cents(amount)
     return dict(sorted(balances.items()))

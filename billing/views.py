@@ -493,9 +493,9 @@ def _totals(formset):
 def document_totals(request, kind):
     """htmx: the totals block for the lines being edited."""
     spec = KINDS[kind]
-    pk = request.GET.get("pk", "")
+    pk = _pk(request.GET.get("pk", ""))
     # Editing a draft: its existing lines are validated against it.
-    document = get_object_or_404(scoped(request, spec.model), pk=pk) if pk.isdigit() \
+    document = get_object_or_404(scoped(request, spec.model), pk=pk) if pk is not None \
         else spec.model(company=request.company)
     formset = spec.formset(request.POST, instance=document, prefix="lines")
     formset.is_valid()
@@ -661,8 +661,7 @@ def document_einvoice(request, kind, pk, syntax):
 def document_email(request, kind, pk):
     spec = KINDS[kind]
     document = get_object_or_404(scoped(request, spec.model).select_related("client"), pk=pk)
-    delivery_id = request.POST.get("delivery", "")  # "Retry" on a failed delivery
-    delivery_id = int(delivery_id) if delivery_id.isdigit() and len(delivery_id) < 18 else None
+    delivery_id = _pk(request.POST.get("delivery", ""))  # "Retry" on a failed delivery
     try:
         delivery = services.retry_email(document, user=request.user, delivery_id=delivery_id)
     except ValidationError as error:
@@ -1094,7 +1093,7 @@ def numbering_preview(request):
     if series_id == "new":
         numbering = NumberingSettings(company=request.company)
     else:
-        numbering = _numbering_series(request, int(series_id) if series_id.isdigit() else None)
+        numbering = _numbering_series(request, _pk(series_id))
     form = NumberingSettingsForm(request.POST, instance=numbering)
     return render(request, "billing/_numbering_examples.html",
                   {"examples": _examples(form), "form": form})

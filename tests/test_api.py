@@ -593,3 +593,69 @@ def test_an_owner_cannot_revoke_another_companys_token(client, company, owner):
 def test_the_docs_and_schema_are_served(client):
     assert client.get(f"{API}/openapi.json").status_code == 200
     assert client.get(f"{API}/docs").status_code == 200
+
+
+def test_a_key_replays_only_to_the_token_that_used_it(client, company):
+    owner_api, viewer_api = api_for(client, company, "owner"), api_for(client, company, "viewer")
+    assert owner_api.post("/clients", {"name": "By the owner"}, key="shared").status_code == 201
+    # A viewer may not create clients: another token's answer is not replayed to it.
+    body = assert_problem(viewer_api.post("/clients", {"name": "By the owner"}, key="shared"),
+                          422)
+    assert "another token" in body["detail"]
+    assert Client.objects.filter(name="By the owner").count() == 1
+
+
+def test_a_refusal_of_the_token_itself_is_not_kept_under_the_key(client, company):
+    owner_api, viewer_api = api_for(client, company, "owner"), api_for(client, company, "viewer")
+    assert_problem(viewer_api.post("/clients", {"name": "First"}, key="vk"), 403)
+    assert not IdempotencyKey.objects.exists()
+    assert owner_api.post("/clients", {"name": "First"}, key="vk").status_code == 201
+    assert Client.objects.filter(name="First").exists()
+
+
+@pytest.mark.parametrize("key", [None, "big"])
+def test_a_body_over_the_upload_limit_is_a_413_problem(api, company, settings, key):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = a_draft_body(ClientFactory(company=company).pk, notes="x" * 2000)
+    assert_problem(api.post("/invoices", body, key=key), 413)
+    draft = InvoiceFactory(client=ClientFactory(company=company))
+    assert_problem(api.post(f"/invoices/{draft.pk}/send", {"email": False, "x": "y" * 2000},
+                            key=key), 413)
+    assert not Invoice.objects.exclude(pk=draft.pk).exists()
+    assert not IssuedNumber.objects.exists() and not IdempotencyKey.objects.exists()
+
+
+@pytest.mark.parametrize("body", [[], "x", 123, None])
+def test_a_send_body_that_is_not_an_object_is_refused(api, company, body):
+    draft = InvoiceFactory(client=ClientFactory(company=company))
+    response = api.client.post(f"{API}/invoices/{draft.pk}/send", json.dumps(body),
+                               content_type="application/json",
+                               HTTP_AUTHORIZATION=f"Bearer {api.token}")
+    assert_problem(response, 422)
+    assert not IssuedNumber.objects.exists()
+
+
+@pytest.mark.parametrize("typed, stored", [("1e2", "100.00"), ("0.1", "0.10"), ("7", "7.00")])
+def test_a_payment_is_answered_as_stored(api, company, typed, stored):
+    invoice = InvoiceFactory(client=ClientFactory(company=company))
+    api.post(f"/invoices/{invoice.pk}/send")
+    response = api.post(f"/invoices/{invoice.pk}/payments",
+                        {"amount": typed, "method": "bank_transfer"})
+    assert response.status_code == 201, response.content
+    assert response.json()["amount"] == stored
+    assert str(Payment.objects.get().amount) == stored
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"lines": []}, "lines"),
+    ({"amount": "1.00", "rate": "20.00", "lines": [{"line": "LINE"}]}, "amount"),
+    ({"lines": [{"line": "LINE"}, {"line": "LINE", "quantity": "0.5"}]}, "lines[1].line"),
+])
+def test_an_ambiguous_credit_request_is_refused(api, company, body, field):
+    invoice = InvoiceFactory(client=ClientFactory(company=company))
+    api.post(f"/invoices/{invoice.pk}/send")
+    line = invoice.lines.get().pk
+    body = json.loads(json.dumps(body).replace('"LINE"', str(line)))
+    problem = assert_problem(api.post(f"/invoices/{invoice.pk}/credit", body), 422)
+    assert field in [e["field"] for e in problem["errors"]]
+    assert not invoice.credit_notes.exists()

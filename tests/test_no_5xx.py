@@ -372,3 +372,40 @@ def test_random_input_to_the_admin_never_answers_5xx(client, fuzz_world, label, 
 def test_the_admin_fuzz_reaches_every_folio_model():
     assert {"billing.Invoice", "billing.Company", "counters.NumberingSettings"} <= {
         label for label, _model in ADMIN_MODELS}
+
+
+@pytest.mark.parametrize("name", ["invoice_totals", "credit_note_totals", "quote_totals",
+                                  "recurring_invoice_totals"])
+@pytest.mark.parametrize("pk", ["²", "١", "9" * 40])
+def test_a_totals_request_for_a_malformed_id_is_not_a_server_error(owner, name, pk):
+    response = owner.post(f"{reverse(name)}?pk={pk}", invoice_data(owner, GOOD_LINE))
+    assert response.status_code in (200, 404)
+
+
+@pytest.mark.parametrize("series", ["²", "١", "9" * 40])
+def test_a_numbering_preview_for_a_malformed_series_is_not_a_server_error(owner, series):
+    response = owner.post(f"{reverse('numbering_preview')}?series={series}", SETTINGS)
+    assert response.status_code in (200, 404)
+
+
+@pytest.mark.parametrize("due", ["9999-12-31", "0001-01-01"])
+def test_a_due_date_outside_the_calendar_is_refused(owner, due):
+    """Reminders are dated from the due date: year 9999 would make dates that do not
+    exist."""
+    before = snapshot()
+    response = owner.post(reverse("invoice_create"),
+                          invoice_data(owner, GOOD_LINE, due_date=due))
+    assert response.status_code == 200 and "due_date" in response.context["form"].errors
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "1899-12-31"])
+def test_a_payment_date_outside_the_calendar_is_refused(owner, day):
+    from billing.services import send_document
+
+    invoice = send_document(InvoiceFactory(company=owner.company,
+                                           client=ClientFactory(company=owner.company)))
+    response = owner.post(reverse("invoice_payment", args=[invoice.pk]),
+                          {"date": day, "amount": "1.00", "method": "bank_transfer"})
+    assert not invoice.payments.exists()
+    assert response.status_code in (200, 302)

@@ -274,6 +274,20 @@ def test_credit_notes_and_payments_both_reduce_what_is_left_to_pay(invoice):
     assert invoice.state == "paid" and invoice.open_amount() == 0
 
 
+def test_balances_in_sql_are_exact_to_the_cent(invoice):
+    """SQLite adds decimals as REALs: 0.70 + 0.10 there is 0.7999999999999999, and a figure
+    computed from such a sum drifts off the cent unless it is rounded where it is added."""
+    pay(invoice, "0.70")
+    pay(invoice, "0.10")
+    row = with_balances(Invoice.objects.filter(pk=invoice.pk)).get()
+    assert (row.paid_amount, row.open_amount_sql) == (D("0.80"), D("239.20"))
+    figures = totals_by_currency(Invoice.objects.filter(pk=invoice.pk), timezone.localdate())
+    assert figures == {"EUR": {"open_total": D("239.20"), "overdue_total": D("0.00"),
+                               "paid_total": D("0.80")}}
+    assert all(amount.as_tuple().exponent == -2 for amount in figures["EUR"].values())
+    assert services.client_balances(invoice.client) == {"EUR": D("239.20")}
+
+
 def test_a_credit_after_a_partial_payment_that_leaves_nothing_to_pay_settles_it(invoice):
     pay(invoice, "120.00")
     with pytest.raises(services.CreditExceedsInvoice, match="received payments"):

@@ -451,3 +451,20 @@ def test_a_worker_writes_and_runs_the_periodic_job(tmp_path):
                          "WHERE task_path LIKE '%run_schedules'")
     assert [status for status, _value in jobs] == ["SUCCESSFUL", "SUCCESSFUL"]
     assert '"3 invoice(s)' in jobs[0][1] and '"0 invoice(s)' in jobs[1][1]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field, value", [("start_date", "9999-12-15"),
+                                          ("end_date", "9999-12-31"),
+                                          ("start_date", "0001-01-01")])
+def test_a_schedule_date_outside_the_calendar_is_refused(signed_in, owner, field, value):
+    """A typo such as 9999 would make periods that do not exist (year 10000)."""
+    from django.urls import reverse
+
+    buyer = ClientFactory(company=owner.company)
+    response = signed_in.post(reverse("recurring_invoice_create"),
+                              form_data(buyer, **{field: value}))
+    assert response.status_code == 200
+    assert field in response.context["form"].errors
+    assert not RecurringInvoice.objects.exists()
+    assert signed_in.get(reverse("recurring_invoice_list")).status_code == 200

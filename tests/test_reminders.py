@@ -46,7 +46,8 @@ def test_steps_are_whole_days_once_each_and_sorted():
     assert parse_reminder_days(" 30,3 ; 14 ") == [3, 14, 30]
     assert parse_reminder_days("") == []
     for bad, message in [("3, x", "whole numbers"), ("0", "1 to 365"), ("400", "1 to 365"),
-                         ("3, 3", "once"), (",".join(map(str, range(1, 12))), "At most")]:
+                         ("3, 3", "once"), ("²", "whole numbers"), ("١٤", "whole numbers"),
+                         (",".join(map(str, range(1, 12))), "At most")]:
         with pytest.raises(ValidationError, match=message):
             parse_reminder_days(bad)
 

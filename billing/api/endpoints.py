@@ -6,6 +6,7 @@ through ``billing.permissions.can``, input through the pages' forms, every chang
 
 import base64
 import binascii
+import json
 from datetime import date
 
 from django.core.exceptions import PermissionDenied
@@ -363,7 +364,15 @@ def _send_options(request):
     if not request.body.strip():
         return s.SendIn()
     try:
-        return s.SendIn.model_validate_json(request.body)
+        options = json.loads(request.body)
+    except ValueError:
+        raise validation_problem([{"field": "", "message": _("The body is not JSON.")}]) \
+            from None
+    if not isinstance(options, dict):
+        raise validation_problem([{"field": "", "message": _(
+            "The body is a JSON object, such as {\"email\": true}, or nothing.")}])
+    try:
+        return s.SendIn.model_validate(options)
     except ValueError as error:
         errors = getattr(error, "errors", lambda: [])()
         raise validation_problem([
@@ -503,6 +512,7 @@ def credit_invoice(request, payload: s.CreditIn, id: int = ID):
     invoice = get(request, Invoice, id, ("client",))
     lines = list(invoice.lines.all())
     data = {"reason": payload.reason}
+    _refuse_ambiguous_credit(payload)
     if payload.lines:
         data["what"] = CreditForm.LINES
         data["line"] = [str(item.line) for item in payload.lines]
@@ -519,6 +529,26 @@ def credit_invoice(request, payload: s.CreditIn, id: int = ID):
     credit_note = services.draft_credit_note(
         invoice, reason=form.cleaned_data["reason"].strip(), amount_lines=form.credit_lines)
     return Status(201, detail(credit_note))
+
+
+def _refuse_ambiguous_credit(payload):
+    """A credit request says one thing: the open amount (neither lines nor an amount), some
+    lines (each once), or an amount."""
+    errors = []
+    if payload.lines is not None and not payload.lines:
+        errors.append({"field": "lines", "message": _(
+            "Name at least one line, or leave lines out to credit the open amount.")})
+    if payload.lines and payload.amount is not None:
+        errors.append({"field": "amount", "message": _(
+            "Credit either lines or an amount, not both.")})
+    seen = set()
+    for index, item in enumerate(payload.lines or ()):
+        if item.line in seen:
+            errors.append({"field": f"lines[{index}].line", "message": _(
+                "This line is named twice: name each line once, with its quantity.")})
+        seen.add(item.line)
+    if errors:
+        raise validation_problem(errors)
 
 
 @router.post("/invoices/{id}/cancel", response=s.CancelOut, tags=["invoices"])

@@ -10,7 +10,10 @@ committing:
   the unique index (company, key) until the first commits, inserts nothing, and replays —
   one effect, by the database's constraint, not a check-then-act (SQLite writes one
   transaction at a time);
-- a request that fails with a 5xx rolls back, key included: it may be retried.
+- the same key from another token of the company: 422 (an answer is replayed only to the
+  token that got it, so a replay never skips a role check);
+- a request that fails with a 5xx, or that its token may not make (401, 403, 429), rolls
+  back, key included: it may be retried, by another token too.
 
 Keys are kept ``FOLIO_IDEMPOTENCY_HOURS`` (24 by default, the least the API promises);
 ``manage.py prune_idempotency_keys`` deletes older ones.
@@ -20,6 +23,7 @@ import hashlib
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import connection, transaction
 from django.http import HttpResponse
 from django.utils import timezone
@@ -32,6 +36,8 @@ from .tokens import token_of
 PREFIX = "/api/"
 HEADER = "HTTP_IDEMPOTENCY_KEY"
 KEY_MAX_LENGTH = 255
+# Answers about the token rather than the request: not kept under the key.
+NOT_KEPT = {401, 403, 429}
 
 
 def retention():
@@ -86,14 +92,18 @@ class IdempotencyMiddleware:
         return self.get_response(request)
 
     def once(self, request, token, key):
-        body_hash = hashlib.sha256(request.body).hexdigest()
+        try:
+            body_hash = hashlib.sha256(request.body).hexdigest()
+        except RequestDataTooBig:
+            return problems.too_big()
         with transaction.atomic():
             row_id = claim(token, key, request.method, request.path[:500], body_hash)
             if row_id is None:
                 # Another request with this key committed (or we waited for it to): replay.
                 return self.replay(request, token, key, body_hash)
             response = self.get_response(request)
-            if response.status_code >= 500 or getattr(response, "streaming", False):
+            if response.status_code >= 500 or response.status_code in NOT_KEPT \
+                    or getattr(response, "streaming", False):
                 transaction.set_rollback(True)
                 return response
             IdempotencyKey.objects.filter(pk=row_id).update(
@@ -107,6 +117,10 @@ class IdempotencyMiddleware:
             return problems.problem_response(
                 409, _("A request with this Idempotency-Key is still in progress; try again "
                        "in a moment."), kind="idempotency-in-progress")
+        if row.token_id != token.pk:
+            return problems.problem_response(
+                422, _("This Idempotency-Key was used by another token of the company: use a "
+                       "new key."), kind="idempotency-key-reused")
         if (row.method, row.path, row.body_hash) != (request.method, request.path[:500],
                                                       body_hash):
             return problems.problem_response(

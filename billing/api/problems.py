@@ -7,7 +7,7 @@ Errors as RFC 9457 problem details: ``application/problem+json`` with ``type``, 
 import json
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpResponse
 from django.utils.translation import gettext as _
@@ -20,8 +20,8 @@ TYPE_BASE = "https://folio.invalid/problems/"  # identifiers, not pages to fetch
 
 TITLES = {
     400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-    405: "Method not allowed", 409: "Conflict", 422: "Unprocessable content",
-    500: "Internal server error", 503: "Service unavailable",
+    405: "Method not allowed", 409: "Conflict", 413: "Content too large",
+    422: "Unprocessable content", 500: "Internal server error", 503: "Service unavailable",
 }
 
 
@@ -61,6 +61,11 @@ def form_errors(*forms) -> list[dict]:
     return errors
 
 
+def too_big() -> HttpResponse:
+    """The answer to a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE``."""
+    return problem_response(413, _("The request body is too large."), kind="too-large")
+
+
 def validation_problem(errors, detail=None) -> Problem:
     detail = detail or "; ".join(
         f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
@@ -89,6 +94,10 @@ def install(api):
                                       else [("", exc.messages)])
                   for m in messages]
         return problem_response(422, " ".join(exc.messages), kind="refused", errors=errors)
+
+    @api.exception_handler(RequestDataTooBig)
+    def body_too_big(request, exc):
+        return too_big()
 
     @api.exception_handler(AuthenticationError)
     def unauthorized(request, exc):
