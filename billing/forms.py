@@ -193,11 +193,12 @@ class QuoteForm(DocumentForm):
 
 LINE_FIELDS = ["description", "quantity", "unit_code", "unit_price", "tax_category", "tax_rate",
                "tax_exemption_reason", "tax_exemption_code"]
-LINE_WIDGETS = {
-    "quantity": forms.NumberInput(attrs={"step": "0.001", "min": "0.001"}),
-    "unit_price": forms.NumberInput(attrs={"step": "0.01", "min": "0"}),
-    "tax_rate": forms.NumberInput(attrs={"step": "0.01", "min": "0", "max": "100"}),
-}
+# Quantities and amounts are typed as text in the user's language and read the same way
+# ("10,50" in French is 10.50; a point is read too): a number input would drop a comma
+# it does not expect, without a word, and 10,50 would become 1050.
+DECIMAL_INPUT = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"})
+LINE_NUMBERS = ["quantity", "unit_price", "tax_rate"]
+LINE_WIDGETS = {name: DECIMAL_INPUT for name in LINE_NUMBERS}
 
 
 class LineForm(forms.ModelForm):
@@ -269,7 +270,7 @@ class LineFormSetBase(BoundedLinesFormSet):
 def line_formset(model, line_model):
     return inlineformset_factory(
         model, line_model, form=LineForm, formset=LineFormSetBase, fields=LINE_FIELDS,
-        widgets=LINE_WIDGETS,
+        widgets=LINE_WIDGETS, localized_fields=LINE_NUMBERS,
         extra=0, can_delete=True, can_order=True, min_num=0, max_num=MAX_LINES,
         validate_max=True,
     )
@@ -393,7 +394,8 @@ class CreditForm(forms.Form):
                              initial=OPEN, widget=forms.RadioSelect)
     line = forms.MultipleChoiceField(required=False)
     amount = forms.DecimalField(label=_("Amount before tax"), required=False, max_digits=12,
-                                decimal_places=2, min_value=Decimal("0.01"))
+                                decimal_places=2, min_value=Decimal("0.01"), localize=True,
+                                widget=DECIMAL_INPUT)
     rate = forms.ChoiceField(label=_("Tax rate (%)"), required=False)
     reason = forms.CharField(label=_("Reason"), required=False, max_length=500)
 
@@ -405,7 +407,7 @@ class CreditForm(forms.Form):
             self.fields[f"quantity_{item.pk}"] = forms.DecimalField(
                 label=_("Quantity to credit"), required=False, initial=item.quantity,
                 min_value=Decimal("0.001"), max_value=item.quantity, decimal_places=3,
-                widget=forms.NumberInput(attrs={"step": "0.001"}))
+                localize=True, widget=DECIMAL_INPUT)
         # One choice per tax group of the invoice: its rate, and its category when that is
         # not the standard rate (a 0 % line may be zero rated, exempt, reverse charge…).
         self.groups = {}
@@ -471,7 +473,8 @@ class PaymentForm(PaidInFullForm):
     date = forms.DateField(label=_("Payment date"), widget=DATE_INPUT,
                            validators=DATE_VALIDATORS)
     amount = forms.DecimalField(label=_("Amount"), max_digits=14, decimal_places=2,
-                                min_value=Decimal("0.01"), max_value=MAX_AMOUNT)
+                                min_value=Decimal("0.01"), max_value=MAX_AMOUNT, localize=True,
+                                widget=DECIMAL_INPUT)
     field_order = ["date", "amount", "method", "reference"]
     id_prefix = "payment"
 
@@ -481,7 +484,6 @@ class PaymentForm(PaidInFullForm):
         self.open_amount = invoice.open_amount() if open_amount is None else open_amount
         self.fields["date"].initial = timezone.localdate()
         self.fields["amount"].initial = self.open_amount
-        self.fields["amount"].widget.attrs["step"] = "0.01"
 
     def clean_date(self):
         day = self.cleaned_data["date"]

@@ -691,3 +691,31 @@ def test_a_recurring_invoice_is_numbered_in_the_series_it_chose(page, owner):
     page.get_by_role("button", name="Run now").click()
     page.locator("[data-schedule-invoices] a").first.click()
     expect(page.locator("[data-number]")).to_have_text(re.compile(r"WEB-\d{4}-0001"))
+
+
+def test_a_french_user_types_amounts_with_a_decimal_comma(page, owner):
+    """A number input drops a comma it does not expect: 10,50 became 1050, at 55 % tax."""
+    from decimal import Decimal
+
+    from billing.models import UserPreferences
+
+    from .factories import ClientFactory
+
+    UserPreferences.objects.create(user=owner.user, language="fr")
+    ClientFactory(company=owner.company, name="Boulangerie Martin")
+    log_in(page)
+    page.goto("/invoices/new/")
+    page.locator("select[name=client]").select_option(label="Boulangerie Martin")
+    row = page.locator("#line-rows tr.line-row:visible").nth(0)
+    row.locator("input[name$='-description']").fill("Pain")
+    row.locator("input[name$='-quantity']").fill("1,5")
+    row.locator("input[name$='-unit_price']").fill("10,50")
+    row.locator("input[name$='-tax_rate']").fill("5,5")
+    # 1,5 × 10,50 = 15,75; TVA 5,5 % = 0,87 (0,86625 arrondi); total 16,62.
+    expect(page.locator("[data-total=total]")).to_contain_text("16,62")
+    page.shot("french-amounts")
+    page.locator("button.primary[type=submit]").first.click()
+    expect(page).to_have_url(re.compile(r"/invoices/\d+/$"))
+    line = Invoice.objects.get(company=owner.company).lines.get()
+    assert (line.quantity, line.unit_price, line.tax_rate) == (
+        Decimal("1.5"), Decimal("10.50"), Decimal("5.5"))

@@ -434,3 +434,54 @@ def test_what_folio_writes_on_a_clients_credit_note_is_in_their_language(issue_o
     balance = services.draft_credit_note(partly)  # what is left, one line per rate
     assert [line.description for line in balance.lines.all()] == [
         f"Restbetrag von {partly.number} zu 20 %"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language", ["fr", "de"])
+def test_numbers_are_typed_and_shown_with_the_languages_decimal_comma(client, member,
+                                                                       language):
+    """A number input would drop a comma it does not expect, without a word ("10,50" became
+    1050): quantities and amounts are text, read and shown in the user's language."""
+    from billing.services import send_document
+
+    from .factories import ClientFactory
+    from .test_bad_input import lines
+
+    buyer = ClientFactory(company=member.company)
+    client.force_login(member.user)
+    response = client.post(reverse("invoice_create"), {
+        "client": buyer.pk, "currency": "EUR",
+        **lines(("Work", "1,5", "10,50", "5,5"), ("More", "2.5", "1.10", "20"))},
+        HTTP_ACCEPT_LANGUAGE=language)
+    assert response.status_code == 302, response.context["formset"].errors
+    draft = Invoice.objects.get(company=member.company)
+    assert [(line.quantity, line.unit_price, line.tax_rate) for line in draft.lines.all()] == [
+        (Decimal("1.5"), Decimal("10.50"), Decimal("5.5")),
+        (Decimal("2.5"), Decimal("1.10"), Decimal("20"))]
+    form = client.get(reverse("invoice_edit", args=[draft.pk]),
+                      HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    assert 'value="10,50"' in form and 'inputmode="decimal"' in form
+
+    invoice = send_document(draft)
+    page = client.get(reverse("invoice_credit", args=[invoice.pk]),
+                      HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    assert 'value="1,500"' in page  # the quantity to credit, filled in
+    first = invoice.lines.order_by("position", "id").first()
+    client.post(reverse("invoice_credit", args=[invoice.pk]), {
+        "what": "lines", "line": [str(first.pk)], f"quantity_{first.pk}": "0,5"},
+        HTTP_ACCEPT_LANGUAGE=language)
+    assert invoice.credit_notes.get().lines.get().quantity == Decimal("0.5")
+
+
+@pytest.mark.django_db
+def test_in_english_a_comma_in_a_number_is_refused_not_misread(client, member):
+    client.force_login(member.user)
+    from .factories import ClientFactory
+    from .test_bad_input import lines
+
+    response = client.post(reverse("invoice_create"), {
+        "client": ClientFactory(company=member.company).pk, "currency": "EUR",
+        **lines(("Work", "1", "10,50", "20"))}, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200
+    assert "unit_price" in response.context["formset"].forms[0].errors
+    assert not Invoice.objects.exists()

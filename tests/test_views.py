@@ -711,3 +711,16 @@ def test_live_totals_of_a_saved_draft_count_its_existing_lines(browser):
     foreign = InvoiceFactory()
     assert browser.post(reverse("invoice_totals") + f"?pk={foreign.pk}", data).status_code \
         == 404
+
+
+@pytest.mark.parametrize("name", ["client_create", "invoice_create", "company_settings",
+                                  "numbering_settings", "recurring_invoice_create"])
+def test_every_help_text_is_the_description_of_its_field(browser, name):
+    """Screen readers read a field's help through ``aria-describedby``: each id it names
+    exists on the page."""
+    html = browser.get(reverse(name)).content.decode()
+    described = re.findall(r'aria-describedby="([^"]+)"', html)
+    assert described
+    for ids in described:
+        for id_ in ids.split():
+            assert f'id="{id_}"' in html, id_
