@@ -158,6 +158,17 @@ class InvoiceForm(DocumentForm):
         fields = ["client", "series", "due_date", "currency", "buyer_reference", "notes"]
         widgets = {"due_date": DATE_INPUT, "notes": forms.Textarea(attrs={"rows": 3})}
 
+    def clean_due_date(self):
+        due_date = self.cleaned_data["due_date"]
+        # An invoice is dated the day it is sent: it cannot fall due before. (A date set
+        # earlier and left as it is stays: the draft can still be sent, and changed.)
+        if due_date is not None and "due_date" in self.changed_data \
+                and due_date < timezone.localdate():
+            raise forms.ValidationError(_("An invoice cannot fall due on a day that has "
+                                          "passed: it is dated the day it is sent."),
+                                        code="due_date_past")
+        return due_date
+
 
 class CreditNoteForm(DocumentForm):
     class Meta:
@@ -444,6 +455,15 @@ class CreditForm(forms.Form):
             if data.get("amount") is None or not data.get("rate"):
                 raise forms.ValidationError(_("Say the amount to credit and its tax rate."),
                                             code="no_amount")
+            left = self.invoice.uncredited_net()
+            if data["amount"] > left:
+                # Sending checks it again, against the credit notes issued by then.
+                self.add_error("amount", forms.ValidationError(
+                    _("This is more than what is left to credit of %(invoice)s (%(left)s "
+                      "before tax).") % {"invoice": self.invoice.number,
+                                         "left": formats.money(left, self.invoice.currency)},
+                    code="credit_exceeds_invoice"))
+                return data
             with translation.override(self.invoice.client.document_language):
                 description = str(_("Credit on invoice %(number)s") % {
                     "number": self.invoice.number})  # the client reads it

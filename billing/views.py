@@ -1145,7 +1145,11 @@ def batch_start(request):
         posted = [_pk(value) for value in request.POST.getlist("document")]
         ids = batches.drafts(request.company, kind, ids=[pk for pk in posted if pk])
     if not ids:
-        messages.error(request, _("Select at least one draft to send."))
+        if client is not None or schedule is not None:
+            messages.info(request, _("There is no draft %(kind)s to send.") % {
+                "kind": spec.model._meta.verbose_name})
+        else:
+            messages.error(request, _("Select at least one draft to send."))
         if schedule is not None:
             return redirect("recurring_invoice_detail", pk=schedule.pk)
         return redirect(reverse("client_detail", args=[client.pk]) if client

@@ -4,6 +4,7 @@ Each case gets a clear message and leaves the database exactly as it was.
 """
 
 import io
+from datetime import timedelta
 from decimal import Decimal
 
 import pypdf
@@ -11,6 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
+from django.utils import timezone
 
 from billing.models import Invoice, Membership
 from billing.services import mark_paid, record_payment, reverse_payment, send_document
@@ -126,6 +128,11 @@ CASES = [
      lambda w: invoice(w, currency="12€", **lines(GOOD_LINE)), "three-letter currency code"),
     ("invoice: impossible due date", "invoice_create",
      lambda w: invoice(w, due_date="2026-02-31", **lines(GOOD_LINE)), "Enter a valid date."),
+    ("invoice: due date passed", "invoice_create",
+     lambda w: invoice(w, due_date=(timezone.localdate() - timedelta(days=1)).isoformat(),
+                       **lines(GOOD_LINE)), "cannot fall due on a day that has passed"),
+    ("invoice: due date in year 9999", "invoice_create",
+     lambda w: invoice(w, due_date="9999-12-31", **lines(GOOD_LINE)), "2999-12-31"),
     # Credit notes
     ("credit: another company's invoice", "credit_note_create",
      lambda w: invoice(w, invoice=w["foreign"].pk, **lines(GOOD_LINE)),
@@ -233,6 +240,10 @@ def test_bad_input_gets_a_clear_message_and_changes_nothing(world, case, target,
     assert snapshot() == before, case
 
 
+def in_a_month():
+    return (timezone.localdate() + timedelta(days=30)).isoformat()
+
+
 # The good input at each target of the catalogue. Every case above is one of these with one
 # value spoilt (or the action on an object in the wrong state): that the page accepts these
 # is what makes each refusal above the spoilt value's, and its unchanged database the
@@ -241,7 +252,7 @@ BASELINES = [
     ("client", "client_create",
      lambda w: {"name": "A", "email": "a@example.com", "vat_id": "FR" + "1" * 30}),
     ("invoice", "invoice_create",
-     lambda w: invoice(w, due_date="2026-02-28", **lines(("W", "1.001", "1.25", "100")))),
+     lambda w: invoice(w, due_date=in_a_month(), **lines(("W", "1.001", "1.25", "100")))),
     ("credit note", "credit_note_create",
      lambda w: invoice(w, invoice=w["sent"].pk, **lines(GOOD_LINE))),
     ("credit chosen lines", ("invoice_credit", "sent"),

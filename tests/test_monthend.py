@@ -355,6 +355,17 @@ def test_bad_or_empty_selections_get_a_message(browser, accountant, data):
     assert "Select at least one draft to send." in text or "Unknown kind" in text
 
 
+def test_a_client_without_drafts_is_told_so(browser, accountant):
+    from .factories import ClientFactory
+
+    client = ClientFactory(company=accountant.company)
+    response = browser.post(reverse("sendbatch_start"), {"kind": "invoice",
+                                                          "client": client.pk}, follow=True)
+    assert response.redirect_chain[-1][0] == reverse("client_detail", args=[client.pk])
+    assert "There is no draft invoice to send." in response.content.decode()
+    assert not SendBatch.objects.exists()
+
+
 def test_another_companys_drafts_are_not_taken(browser, accountant):
     stranger = MembershipFactory(role=Membership.Role.OWNER)
     theirs, = drafts_of(stranger, 1)
@@ -478,7 +489,8 @@ def test_select_drafts_start_and_watch_the_run_finish(page, owner):  # noqa: F81
 
 RUN_STRINGS = ["Send selected in background", "Month-end runs", "Remaining",
                "Sending in the background: you may close this page and come back.",
-               "Select at least one draft to send.", "All runs",
+               "Select at least one draft to send.", "There is no draft %(kind)s to send.",
+               "All runs",
                "The role of the person who started the run no longer allows sending."]
 
 

@@ -28,7 +28,7 @@ from counters import patterns
 from counters.models import REASON_MAX_LENGTH, NumberingSettings, NumberJump
 
 from .factories import ClientFactory, InvoiceFactory, MembershipFactory, UserFactory
-from .test_bad_input import GOOD_LINE, SETTINGS, lines
+from .test_bad_input import GOOD_LINE, SETTINGS, in_a_month, lines
 from .test_isolation import company_with_documents, object_kind, snapshot, taken_methods
 
 pytestmark = pytest.mark.django_db
@@ -212,7 +212,7 @@ APP_PAGES = app_pages()
 def good_data(view, world, target):
     """What the page's own form would send: the fuzz spoils some of it."""
     own = world["client"][0]
-    document = {"client": own.pk, "currency": "EUR", "notes": "n", "due_date": "2026-12-31",
+    document = {"client": own.pk, "currency": "EUR", "notes": "n", "due_date": in_a_month(),
                 "reason": "r", **lines(GOOD_LINE)}
     if target is not None and hasattr(target, "invoice_id") and target.invoice_id:
         document["invoice"] = target.invoice_id

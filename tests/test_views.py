@@ -219,6 +219,19 @@ def test_credit_note_pdf_names_the_corrected_invoice(browser):
     assert credit_note.number in text and invoice.number in text and "Returned" in text
 
 
+def test_a_credit_of_more_than_is_left_to_credit_is_refused_as_it_is_drafted(browser):
+    invoice = send_document(InvoiceFactory(client=ClientFactory(company=browser.company)))
+    left = invoice.subtotal
+    response = browser.post(reverse("invoice_credit", args=[invoice.pk]), {
+        "what": "amount", "amount": str(left + Decimal("0.01")), "rate": "20.00"})
+    assert response.status_code == 200
+    assert "more than what is left to credit" in str(response.context["form"].errors["amount"])
+    assert not CreditNote.objects.exists()
+    browser.post(reverse("invoice_credit", args=[invoice.pk]), {
+        "what": "amount", "amount": str(left), "rate": "20.00"})
+    assert CreditNote.objects.get().subtotal == left
+
+
 def test_credit_chosen_lines_then_cancel_the_rest(browser):
     invoice = send_document(InvoiceFactory(
         client=ClientFactory(company=browser.company),
