@@ -382,7 +382,7 @@ def test_payments_credit_and_cancel(api, company):
     assert sent["number"].startswith("CN-")
     assert api.get(f"/invoices/{invoice.pk}").json()["open_amount"] == "140.00"
     # Cancelling needs the payments reversed first: the service says so.
-    body = assert_problem(api.post(f"/invoices/{invoice.pk}/cancel", {"reason": "Oops"}), 422)
+    body = assert_problem(api.post(f"/invoices/{invoice.pk}/cancel", {"reason": "Oops"}), 409)
     assert "payments" in body["detail"]
     other = InvoiceFactory(client=buyer)
     api.post(f"/invoices/{other.pk}/send")
@@ -421,7 +421,7 @@ def test_a_mistaken_payment_is_reversed_with_a_reason_and_the_invoice_reopens(
     assert response.json() == {**paid, "reversed": True}
     reopened = api.get(f"/invoices/{invoice.pk}").json()
     assert (reopened["state"], reopened["open_amount"]) == ("sent", total)
-    assert "already" in assert_problem(api.post(reverse, {"reason": "Again"}), 422)["detail"]
+    assert "already" in assert_problem(api.post(reverse, {"reason": "Again"}), 409)["detail"]
     assert Payment.objects.count() == 2  # kept, never deleted
 
 
@@ -659,3 +659,46 @@ def test_an_ambiguous_credit_request_is_refused(api, company, body, field):
     problem = assert_problem(api.post(f"/invoices/{invoice.pk}/credit", body), 422)
     assert field in [e["field"] for e in problem["errors"]]
     assert not invoice.credit_notes.exists()
+
+
+@pytest.mark.parametrize("operation", ["cancel", "credit"])
+def test_an_operation_the_documents_state_refuses_is_a_conflict(api, company, operation):
+    """409, as the schema says: "not in a state that allows this"; 422 is for input."""
+    draft = InvoiceFactory(client=ClientFactory(company=company))
+    body = assert_problem(api.post(f"/invoices/{draft.pk}/{operation}", {"reason": "x"}), 409)
+    assert body["detail"]
+    assert not draft.credit_notes.exists()
+
+
+def test_credit_errors_name_the_apis_fields(api, company):
+    invoice = InvoiceFactory(client=ClientFactory(company=company))
+    api.post(f"/invoices/{invoice.pk}/send")
+    line = invoice.lines.get()
+    too_many = str(line.quantity + 1)
+    problem = assert_problem(api.post(f"/invoices/{invoice.pk}/credit", {
+        "lines": [{"line": line.pk, "quantity": too_many}]}), 422)
+    assert [e["field"] for e in problem["errors"]] == ["lines[0].quantity"]
+    problem = assert_problem(api.post(f"/invoices/{invoice.pk}/credit", {"amount": "5.00"}),
+                             422)
+    assert [e["field"] for e in problem["errors"]] == ["rate"]
+    problem = assert_problem(api.post(f"/invoices/{invoice.pk}/credit", {
+        "lines": [{"line": 999999}]}), 422)
+    assert [e["field"] for e in problem["errors"]] == ["lines"]
+    assert not invoice.credit_notes.exists()
+
+
+@pytest.mark.parametrize("rate", ["20", "20.0", "20.00", "S 20"])
+def test_a_credit_rate_is_read_as_a_number(api, company, rate):
+    invoice = InvoiceFactory(client=ClientFactory(company=company))
+    api.post(f"/invoices/{invoice.pk}/send")
+    response = api.post(f"/invoices/{invoice.pk}/credit", {"amount": "5.00", "rate": rate})
+    assert response.status_code == 201, response.content
+    assert response.json()["subtotal"] == "5.00"
+
+
+def test_a_credit_rate_the_invoice_does_not_have_is_refused(api, company):
+    invoice = InvoiceFactory(client=ClientFactory(company=company))
+    api.post(f"/invoices/{invoice.pk}/send")
+    problem = assert_problem(api.post(f"/invoices/{invoice.pk}/credit", {
+        "amount": "5.00", "rate": "7"}), 422)
+    assert [e["field"] for e in problem["errors"]] == ["rate"]

@@ -17,7 +17,8 @@ ERRORS = {
     "404": "No such resource in the token's company.",
     "422": "The input was refused; `detail` says why, `errors` lists each field's problem.",
 }
-UNREADABLE = {"400": "The body could not be read as JSON."}
+UNREADABLE = {"400": "The body could not be read as JSON.",
+              "413": "The body is larger than the server accepts."}
 CONFLICT = {
     "409": "The document is not in a state that allows this (already issued, not sent, a "
            "draft has no e-invoice…), or a request with the same Idempotency-Key is still "

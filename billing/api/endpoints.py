@@ -8,6 +8,7 @@ import base64
 import binascii
 import json
 from datetime import date
+from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -524,11 +525,48 @@ def credit_invoice(request, payload: s.CreditIn, id: int = ID):
     else:
         data["what"] = CreditForm.OPEN
     form = CreditForm(data, invoice=invoice, lines=lines)
+    if data.get("rate") and data["rate"] not in form.groups:
+        form.data["rate"] = _rate_choice(form.groups, data["rate"])
     if not form.is_valid():
-        raise validation_problem(form_errors(form))
+        raise validation_problem(_credit_errors(form, payload))
     credit_note = services.draft_credit_note(
         invoice, reason=form.cleaned_data["reason"].strip(), amount_lines=form.credit_lines)
     return Status(201, detail(credit_note))
+
+
+def _rate_choice(groups, rate):
+    """The credit form's choice for ``rate`` as a client may write it ("20", "20.0", "AE 0"):
+    the one tax group of that rate (and category, when named); else ``rate`` unchanged, which
+    the form refuses."""
+    category, _space, number = rate.strip().rpartition(" ")
+    try:
+        wanted = Decimal(number)
+    except ArithmeticError:
+        return rate
+    found = [key for key, line in groups.items() if line.tax_rate == wanted
+             and (not category or line.tax_category == category.upper())]
+    return found[0] if len(found) == 1 else rate
+
+
+def _credit_errors(form, payload):
+    """The credit form's errors under the API's names: ``lines[0].quantity`` for a line's
+    quantity, ``lines`` for the lines, ``amount`` or ``rate`` for what an amount lacks."""
+    names = {f"quantity_{item.line}": f"lines[{index}].quantity"
+             for index, item in enumerate(payload.lines or ())}
+    names["line"] = "lines"
+    # The form's "say what to credit" after a field refused it: its field already says why.
+    summaries = {"no_amount": "rate" if payload.amount is not None else "amount",
+                 "no_lines": "lines"}
+    errors = []
+    for field, found in form.errors.as_data().items():
+        for error in found:
+            name = names.get(field, "" if field == "__all__" else field)
+            if error.code in summaries:
+                name = summaries[error.code]
+                if name in form.errors or name == "lines" and "line" in form.errors:
+                    continue
+            errors += [{"field": name, "message": message} for message in error.messages]
+    return errors
 
 
 def _refuse_ambiguous_credit(payload):

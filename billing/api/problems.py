@@ -72,6 +72,14 @@ def validation_problem(errors, detail=None) -> Problem:
     return Problem(422, detail, kind="validation", errors=errors)
 
 
+# The services' refusals that come from a document's state, not from the input: a draft
+# that cannot be credited or cancelled, an invoice already paid, a payment already
+# reversed… (409, "not in a state that allows this", as the schema says).
+STATE_REFUSALS = frozenset({"not_draft", "draft", "not_sent", "invoice_draft",
+                            "already_reversed", "nothing_to_pay", "nothing_to_credit",
+                            "paid_in_part", "has_payments"})
+
+
 def install(api):
     """Answer every error of ``api`` as a problem."""
 
@@ -88,11 +96,16 @@ def install(api):
 
     @api.exception_handler(DjangoValidationError)
     def refused(request, exc):
-        # A service's refusal (not a draft, more than is left to pay…): its own words.
+        # A service's refusal (not a draft, more than is left to pay…): its own words; 409
+        # when it is the document's state that refuses.
         errors = [{"field": "" if f == "__all__" else f, "message": str(m)}
                   for f, messages in (exc.message_dict.items() if hasattr(exc, "error_dict")
                                       else [("", exc.messages)])
                   for m in messages]
+        codes = {error.code for error in getattr(exc, "error_list", ())}
+        if codes and codes <= STATE_REFUSALS:
+            return problem_response(409, " ".join(exc.messages), kind="state",
+                                    errors=errors)
         return problem_response(422, " ".join(exc.messages), kind="refused", errors=errors)
 
     @api.exception_handler(RequestDataTooBig)
