@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "billing.tenancy.CurrentCompanyMiddleware",
+    "billing.middleware.MethodNotAllowedPageMiddleware",
     # The API: a POST with an Idempotency-Key runs in one transaction and is replayed.
     "billing.api.idempotency.IdempotencyMiddleware",
     "csp.middleware.CSPMiddleware",

@@ -737,3 +737,13 @@ def test_every_help_text_is_the_description_of_its_field(browser, name):
     for ids in described:
         for id_ in ids.split():
             assert f'id="{id_}"' in html, id_
+
+
+def test_an_address_that_takes_a_form_opened_directly_shows_a_way_back(browser):
+    """Enter in the address bar after a refused payment form: not a blank 405."""
+    invoice = send_document(InvoiceFactory(client=ClientFactory(company=browser.company)))
+    response = browser.get(reverse("invoice_payment", args=[invoice.pk]))
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    html = response.content.decode()
+    assert f'href="{reverse("invoice_detail", args=[invoice.pk])}"' in html
+    assert "has no page of its own" in html
