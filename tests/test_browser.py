@@ -350,6 +350,20 @@ def test_pages_fit_a_phone(page, owner):
         assert overflow <= 0, f"{url} is {overflow}px wider than the phone"
 
 
+def test_the_dashboards_tables_show_every_column_on_a_laptop(page, owner):
+    from billing.services import draft_credit_note, send_document
+
+    from .factories import ClientFactory, InvoiceFactory
+
+    invoice = send_document(InvoiceFactory(
+        client=ClientFactory(company=owner.company, name="Boulangerie Martin")))
+    send_document(draft_credit_note(invoice))
+    log_in(page)
+    for table in page.locator("section.card table").all():
+        clipped = table.evaluate("t => t.scrollWidth - t.parentElement.clientWidth")
+        assert clipped <= 0, f"a table is {clipped}px wider than its card"
+
+
 PHONE = {"width": 390, "height": 844}
 
 
