@@ -485,3 +485,20 @@ def test_in_english_a_comma_in_a_number_is_refused_not_misread(client, member):
     assert response.status_code == 200
     assert "unit_price" in response.context["formset"].forms[0].errors
     assert not Invoice.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language", ["en", "fr", "de", "nl", "it", "es"])
+def test_a_point_is_never_read_as_a_thousands_separator(language):
+    """With Django's thousands grouping on, German would read "1.500" as 1500: grouping stays
+    off, and a number typed with a point means the same in every language."""
+    from billing.forms import InvoiceLineFormSet
+
+    data = {"lines-TOTAL_FORMS": "1", "lines-INITIAL_FORMS": "0", "lines-0-description": "W",
+            "lines-0-quantity": "1.500", "lines-0-unit_price": "1000.00",
+            "lines-0-tax_rate": "20"}
+    with translation.override(language):
+        formset = InvoiceLineFormSet(data, prefix="lines")
+        assert formset.is_valid(), formset.errors
+    assert formset.forms[0].cleaned_data["quantity"] == Decimal("1.5")
+    assert formset.forms[0].cleaned_data["unit_price"] == Decimal("1000")
