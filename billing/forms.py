@@ -1,9 +1,11 @@
+import re
 from decimal import Decimal
 
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 from django.forms import inlineformset_factory
 from django.utils import timezone, translation
+from django.utils.formats import get_format
 from django.utils.translation import gettext_lazy as _
 
 from counters.models import MAX_PADDING, IssuedNumber, NumberingSettings
@@ -32,7 +34,7 @@ from .models import (
     RecurringMode,
     UserPreferences,
 )
-from .services import CreditLine
+from .services import CreditLine, uncredited_by_group
 
 # The most lines a document may have: its page and its PDF stay quick to make.
 MAX_LINES = 200
@@ -208,8 +210,46 @@ LINE_FIELDS = ["description", "quantity", "unit_code", "unit_price", "tax_catego
 # ("10,50" in French is 10.50; a point is read too): a number input would drop a comma
 # it does not expect, without a word, and 10,50 would become 1050.
 DECIMAL_INPUT = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"})
+# 1.000 or 12.500.000: a point before groups of three digits.
+GROUPED_WITH_POINTS = re.compile(r"[+-]?\d{1,3}(\.\d{3})+")
+
+
+class TypedDecimalField(forms.DecimalField):
+    """
+    A decimal typed in the page's language. Where the language writes decimals with a comma
+    (French, German…), "1.000" may mean a thousand as well as one: it is refused with a
+    message rather than read either way.
+    """
+
+    widget = DECIMAL_INPUT
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("localize", True)
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        if self.localize and isinstance(value, str) and \
+                get_format("DECIMAL_SEPARATOR") == "," and \
+                GROUPED_WITH_POINTS.fullmatch(value.strip()):
+            raise forms.ValidationError(
+                _("%(value)s could mean a thousand or one: write 1000 for a thousand, or "
+                  "1,000 with a comma for decimals.") % {"value": value.strip()},
+                code="ambiguous_point")
+        return super().to_python(value)
+
+
 LINE_NUMBERS = ["quantity", "unit_price", "tax_rate"]
 LINE_WIDGETS = {name: DECIMAL_INPUT for name in LINE_NUMBERS}
+
+
+def read_plainly(*forms):
+    """``forms`` (forms or formsets, unbound to a page) reading numbers as the API writes
+    them, a point for decimals whatever the request's language."""
+    for form in forms:
+        for each in getattr(form, "forms", [form]):
+            for field in each.fields.values():
+                field.localize = False
+    return forms
 
 
 class LineForm(forms.ModelForm):
@@ -282,6 +322,7 @@ def line_formset(model, line_model):
     return inlineformset_factory(
         model, line_model, form=LineForm, formset=LineFormSetBase, fields=LINE_FIELDS,
         widgets=LINE_WIDGETS, localized_fields=LINE_NUMBERS,
+        field_classes={name: TypedDecimalField for name in LINE_NUMBERS},
         extra=0, can_delete=True, can_order=True, min_num=0, max_num=MAX_LINES,
         validate_max=True,
     )
@@ -404,9 +445,8 @@ class CreditForm(forms.Form):
                                       (AMOUNT, _("An amount:"))],
                              initial=OPEN, widget=forms.RadioSelect)
     line = forms.MultipleChoiceField(required=False)
-    amount = forms.DecimalField(label=_("Amount before tax"), required=False, max_digits=12,
-                                decimal_places=2, min_value=Decimal("0.01"), localize=True,
-                                widget=DECIMAL_INPUT)
+    amount = TypedDecimalField(label=_("Amount before tax"), required=False, max_digits=12,
+                               decimal_places=2, min_value=Decimal("0.01"))
     rate = forms.ChoiceField(label=_("Tax rate (%)"), required=False)
     reason = forms.CharField(label=_("Reason"), required=False, max_length=500)
 
@@ -415,10 +455,9 @@ class CreditForm(forms.Form):
         self.invoice, self.lines = invoice, lines
         self.fields["line"].choices = [(str(item.pk), item.description) for item in lines]
         for item in lines:
-            self.fields[f"quantity_{item.pk}"] = forms.DecimalField(
+            self.fields[f"quantity_{item.pk}"] = TypedDecimalField(
                 label=_("Quantity to credit"), required=False, initial=item.quantity,
-                min_value=Decimal("0.001"), max_value=item.quantity, decimal_places=3,
-                localize=True, widget=DECIMAL_INPUT)
+                min_value=Decimal("0.001"), max_value=item.quantity, decimal_places=3)
         # One choice per tax group of the invoice: its rate, and its category when that is
         # not the standard rate (a 0 % line may be zero rated, exempt, reverse charge…).
         self.groups = {}
@@ -455,13 +494,18 @@ class CreditForm(forms.Form):
             if data.get("amount") is None or not data.get("rate"):
                 raise forms.ValidationError(_("Say the amount to credit and its tax rate."),
                                             code="no_amount")
-            left = self.invoice.uncredited_net()
+            # What is left at the chosen rate: a credit corrects the tax charged at it.
+            # (Sending checks the whole invoice again, against the credit notes issued by
+            # then.)
+            group = self.groups[data["rate"]]
+            left = min(self.invoice.uncredited_net(), uncredited_by_group(
+                self.invoice, self.lines)[(group.tax_category, group.tax_rate)])
             if data["amount"] > left:
-                # Sending checks it again, against the credit notes issued by then.
                 self.add_error("amount", forms.ValidationError(
-                    _("This is more than what is left to credit of %(invoice)s (%(left)s "
-                      "before tax).") % {"invoice": self.invoice.number,
-                                         "left": formats.money(left, self.invoice.currency)},
+                    _("This is more than what is left to credit of %(invoice)s at this rate "
+                      "(%(left)s before tax).") % {
+                        "invoice": self.invoice.number,
+                        "left": formats.money(left, self.invoice.currency)},
                     code="credit_exceeds_invoice"))
                 return data
             with translation.override(self.invoice.client.document_language):
@@ -492,9 +536,8 @@ class PaymentForm(PaidInFullForm):
 
     date = forms.DateField(label=_("Payment date"), widget=DATE_INPUT,
                            validators=DATE_VALIDATORS)
-    amount = forms.DecimalField(label=_("Amount"), max_digits=14, decimal_places=2,
-                                min_value=Decimal("0.01"), max_value=MAX_AMOUNT, localize=True,
-                                widget=DECIMAL_INPUT)
+    amount = TypedDecimalField(label=_("Amount"), max_digits=14, decimal_places=2,
+                               min_value=Decimal("0.01"), max_value=MAX_AMOUNT)
     field_order = ["date", "amount", "method", "reference"]
     id_prefix = "payment"
 

@@ -550,6 +550,12 @@ class Document(ConcurrentTransitionMixin, models.Model):
         """
         if not lines:
             raise ValidationError(_("Add at least one line before sending."), code="no_lines")
+        due_date = getattr(self, "due_date", None)
+        if due_date is not None and not EARLIEST_DATE <= due_date <= LATEST_DATE:
+            # Saved before dates were bounded: reminders could not be dated from it.
+            raise ValidationError(_("The due date %(date)s is not one Folio can work with: "
+                                    "correct it in the draft.") % {"date": due_date},
+                                  code="due_date_range")
         if self.company.einvoicing and self.needs_einvoice():
             from .einvoice.checks import problems
 

@@ -62,17 +62,25 @@ def _period(schedule, first, n) -> date:
     return _on_day(*_add_months(first.year, first.month, months), schedule.day_of_month)
 
 
+def _period_or_none(schedule, n) -> date | None:
+    """The schedule's period ``n`` (from 0), None past the calendar's last year (a start
+    date saved before dates were bounded)."""
+    try:
+        return _period(schedule, first_period(schedule), n)
+    except (ValueError, OverflowError):
+        return None
+
+
 def period_dates(schedule, until, *, after=None, limit=None) -> list[date]:
     """
     The schedule's periods up to ``until`` (and its end date), those after ``after`` only,
     at most ``limit`` of them.
     """
-    first = first_period(schedule)
     last = min(until, schedule.end_date) if schedule.end_date else until
     periods, n = [], 0
     while limit is None or len(periods) < limit:
-        period = _period(schedule, first, n)
-        if period > last:
+        period = _period_or_none(schedule, n)
+        if period is None or period > last:
             break
         if after is None or period > after:
             periods.append(period)
@@ -82,11 +90,10 @@ def period_dates(schedule, until, *, after=None, limit=None) -> list[date]:
 
 def next_period(schedule, after=None) -> date | None:
     """The first period after ``after`` (None: from the start), None past the end date."""
-    first = first_period(schedule)
     n = 0
     while True:
-        period = _period(schedule, first, n)
-        if schedule.end_date and period > schedule.end_date:
+        period = _period_or_none(schedule, n)
+        if period is None or schedule.end_date and period > schedule.end_date:
             return None
         if after is None or period > after:
             return period

@@ -48,7 +48,10 @@ def next_reminder(invoice, *, done=None, open_amount=None):
     latest_done = max((reminder.step for reminder in done), default=0)
     for step in invoice.company.reminder_steps:
         if step > latest_done:
-            return step, invoice.due_date + timedelta(days=step)
+            try:
+                return step, invoice.due_date + timedelta(days=step)
+            except OverflowError:  # a due date saved before dates were bounded
+                return None
     return None
 
 

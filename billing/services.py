@@ -396,30 +396,45 @@ def open_lines(invoice) -> list[CreditLine]:
     return _open_lines(invoice)
 
 
-def _open_lines(invoice):
-    credited = list(
+def _credited_lines(invoice):
+    return list(
         CreditNoteLine.objects.filter(document__invoice=invoice).exclude(document__state=DRAFT)
     )
-    invoice_lines = list(invoice.lines.all())
-    if not credited:
-        return [CreditLine.of(line) for line in invoice_lines]
+
+
+def uncredited_by_group(invoice, invoice_lines=None, credited=None) -> dict:
+    """
+    What is left to credit of ``invoice``, net of tax, per tax group: {(category, rate):
+    its lines' taxable amount less that of the issued credit notes' lines in the group}.
+    A credit note corrects the tax charged at each rate, never more.
+    """
+    invoice_lines = list(invoice.lines.all()) if invoice_lines is None else invoice_lines
+    credited = _credited_lines(invoice) if credited is None else credited
     credited_net = {}
     for line in credited:
         key = (line.tax_category, line.tax_rate)
         credited_net[key] = credited_net.get(key, 0) + line.net_amount
+    return {(group.category, group.rate): money.to_cents(
+        group.taxable - credited_net.get((group.category, group.rate), Decimal("0")))
+        for group in money.totals(invoice_lines).groups}
+
+
+def _open_lines(invoice):
+    credited = _credited_lines(invoice)
+    invoice_lines = list(invoice.lines.all())
+    if not credited:
+        return [CreditLine.of(line) for line in invoice_lines]
     # Each tax group keeps its exemption: that of its first line.
     first_of_group = {}
     for line in invoice_lines:
         first_of_group.setdefault((line.tax_category, line.tax_rate), line)
     lines = []
-    for group in money.totals(invoice_lines).groups:
-        key = (group.category, group.rate)
-        left = money.to_cents(group.taxable - credited_net.get(key, Decimal("0")))
+    for key, left in uncredited_by_group(invoice, invoice_lines, credited).items():
         if left > 0:
             # A line of the credit note: in the language of the client who will read it.
             with translation.override(invoice.client.document_language):
                 description = _("Balance of %(invoice)s at %(rate)s%%") % {
-                    "invoice": invoice.number, "rate": formats.quantity(group.rate)}
+                    "invoice": invoice.number, "rate": formats.quantity(key[1])}
             lines.append(CreditLine.of(first_of_group[key], description=description,
                                        quantity=Decimal("1"), unit_price=left,
                                        unit_code="C62"))

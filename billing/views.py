@@ -866,7 +866,7 @@ def _credit_preview(form, invoice):
 
 def _pk(value):
     """A posted id, or None when it is not one (the lookup then finds nothing: 404)."""
-    return int(value) if value.isdecimal() and len(value) < 19 else None
+    return int(value) if value.isdecimal() and value.isascii() and len(value) < 19 else None
 
 
 @company_required(post_action=Action.MANAGE_MEMBERS)

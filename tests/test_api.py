@@ -650,6 +650,8 @@ def test_a_payment_is_answered_as_stored(api, company, typed, stored):
     ({"lines": []}, "lines"),
     ({"amount": "1.00", "rate": "20.00", "lines": [{"line": "LINE"}]}, "amount"),
     ({"lines": [{"line": "LINE"}, {"line": "LINE", "quantity": "0.5"}]}, "lines[1].line"),
+    ({"rate": "20"}, "rate"),
+    ({"lines": [{"line": "LINE"}], "rate": "20"}, "rate"),
 ])
 def test_an_ambiguous_credit_request_is_refused(api, company, body, field):
     invoice = InvoiceFactory(client=ClientFactory(company=company))
@@ -702,3 +704,32 @@ def test_a_credit_rate_the_invoice_does_not_have_is_refused(api, company):
     problem = assert_problem(api.post(f"/invoices/{invoice.pk}/credit", {
         "amount": "5.00", "rate": "7"}), 422)
     assert [e["field"] for e in problem["errors"]] == ["rate"]
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "de"])
+def test_api_numbers_are_read_the_same_in_every_language(api, company, language):
+    """Accept-Language sets the messages' language, never how a number is read."""
+    buyer = ClientFactory(company=company).pk
+    comma = {"client": buyer, "lines": [{"description": "W", "quantity": "1,5",
+                                         "unit_price": "10.00"}]}
+    problem = assert_problem(api.post("/invoices", comma, HTTP_ACCEPT_LANGUAGE=language), 422)
+    assert [e["field"] for e in problem["errors"]] == ["lines[0].quantity"]
+    point = {"client": buyer, "lines": [{"description": "W", "quantity": "1.000",
+                                         "unit_price": "10.00"}]}
+    response = api.post("/invoices", point, HTTP_ACCEPT_LANGUAGE=language)
+    assert response.status_code == 201, response.content
+    assert Invoice.objects.get().lines.get().quantity == Decimal("1")
+    invoice = Invoice.objects.get()
+    api.post(f"/invoices/{invoice.pk}/send")
+    assert_problem(api.post(f"/invoices/{invoice.pk}/payments",
+                            {"amount": "1,00", "method": "cash"},
+                            HTTP_ACCEPT_LANGUAGE=language), 422)
+    assert not Payment.objects.exists()
+
+
+def test_a_schema_refusal_names_fields_as_the_forms_do(api, company):
+    response = api.post("/invoices", {"client": ClientFactory(company=company).pk, "lines": [
+        {"description": "Ok", "unit_price": "10.00"}, {"description": "x" * 600,
+                                                       "unit_price": "1"}]})
+    problem = assert_problem(response, 422)
+    assert [e["field"] for e in problem["errors"]] == ["lines[1].description"]

@@ -487,18 +487,40 @@ def test_in_english_a_comma_in_a_number_is_refused_not_misread(client, member):
     assert not Invoice.objects.exists()
 
 
+def line_data(quantity, unit_price="1000.00"):
+    return {"lines-TOTAL_FORMS": "1", "lines-INITIAL_FORMS": "0", "lines-0-description": "W",
+            "lines-0-quantity": quantity, "lines-0-unit_price": unit_price,
+            "lines-0-tax_rate": "20"}
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("language", ["en", "fr", "de", "nl", "it", "es"])
 def test_a_point_is_never_read_as_a_thousands_separator(language):
-    """With Django's thousands grouping on, German would read "1.500" as 1500: grouping stays
-    off, and a number typed with a point means the same in every language."""
+    """With Django's thousands grouping on, German would read "1.5" as 15: grouping stays
+    off, and a number typed with a point and no group of three means the same in every
+    language."""
     from billing.forms import InvoiceLineFormSet
 
-    data = {"lines-TOTAL_FORMS": "1", "lines-INITIAL_FORMS": "0", "lines-0-description": "W",
-            "lines-0-quantity": "1.500", "lines-0-unit_price": "1000.00",
-            "lines-0-tax_rate": "20"}
     with translation.override(language):
-        formset = InvoiceLineFormSet(data, prefix="lines")
+        formset = InvoiceLineFormSet(line_data("1.5"), prefix="lines")
         assert formset.is_valid(), formset.errors
     assert formset.forms[0].cleaned_data["quantity"] == Decimal("1.5")
     assert formset.forms[0].cleaned_data["unit_price"] == Decimal("1000")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language, reads", [("en", Decimal("1")), ("fr", None), ("de", None),
+                                             ("nl", None), ("it", None), ("es", None)])
+def test_a_point_before_three_digits_is_refused_where_decimals_take_a_comma(language, reads):
+    """In German 1.000 is a thousand as often as it is one: refused, with a message, where a
+    comma marks decimals; in English it is one."""
+    from billing.forms import InvoiceLineFormSet
+
+    with translation.override(language):
+        formset = InvoiceLineFormSet(line_data("1.000"), prefix="lines")
+        valid = formset.is_valid()
+    if reads is None:
+        assert not valid
+        assert formset.forms[0].errors.as_data()["quantity"][0].code == "ambiguous_point"
+    else:
+        assert valid and formset.forms[0].cleaned_data["quantity"] == reads

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.admin import site as admin_site
 from django.contrib.messages import constants as message_levels
+from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, transaction
 from django.test import Client as Browser
 from django.urls import URLPattern, get_resolver, reverse
@@ -409,3 +410,30 @@ def test_a_payment_date_outside_the_calendar_is_refused(owner, day):
                           {"date": day, "amount": "1.00", "method": "bank_transfer"})
     assert not invoice.payments.exists()
     assert response.status_code in (200, 302)
+
+
+def test_dates_saved_before_they_were_bounded_break_no_page(owner):
+    """Year 9999, saved by an earlier version: the send refuses it with a message, and the
+    pages that compute dates from it still answer."""
+    from datetime import date
+
+    from billing import recurring, reminders
+    from billing.models import DocumentState, RecurringInvoice
+    from billing.services import send_document
+
+    from .test_recurring import schedule_of
+
+    draft = InvoiceFactory(company=owner.company, client=owner.own)
+    Invoice.objects.filter(pk=draft.pk).update(due_date=date(9999, 12, 31))
+    with pytest.raises(ValidationError, match="correct it in the draft"):
+        send_document(draft)
+    late = Invoice(company=owner.company, state=DocumentState.SENT, due_date=date(9999, 12, 31))
+    assert reminders.next_reminder(late, done=[], open_amount=Decimal("1")) is None
+
+    schedule = schedule_of(owner.own)
+    RecurringInvoice.objects.filter(pk=schedule.pk).update(start_date=date(9999, 12, 15))
+    schedule.refresh_from_db()
+    assert recurring.next_period(schedule) is None
+    assert recurring.period_dates(schedule, date(9999, 12, 31)) == []
+    assert owner.get(reverse("recurring_invoice_list")).status_code == 200
+    assert owner.get(reverse("recurring_invoice_detail", args=[schedule.pk])).status_code == 200

@@ -747,3 +747,37 @@ def test_an_address_that_takes_a_form_opened_directly_shows_a_way_back(browser):
     html = response.content.decode()
     assert f'href="{reverse("invoice_detail", args=[invoice.pk])}"' in html
     assert "has no page of its own" in html
+
+
+def test_a_credit_amount_is_bounded_by_what_is_left_at_its_rate(browser):
+    """100 at 20 % and 100 at 5.5 %: a credit of 150 at 20 % would give back tax never
+    charged at that rate."""
+    invoice = send_document(InvoiceFactory(
+        client=ClientFactory(company=browser.company),
+        lines=[{"description": "A", "quantity": 1, "unit_price": 100, "tax_rate": 20},
+               {"description": "B", "quantity": 1, "unit_price": 100,
+                "tax_rate": Decimal("5.5")}]))
+    response = browser.post(reverse("invoice_credit", args=[invoice.pk]), {
+        "what": "amount", "amount": "150.00", "rate": "20.00"})
+    assert response.status_code == 200 and "amount" in response.context["form"].errors
+    assert not CreditNote.objects.exists()
+    browser.post(reverse("invoice_credit", args=[invoice.pk]), {
+        "what": "amount", "amount": "100.00", "rate": "20.00"})
+    assert CreditNote.objects.get().subtotal == Decimal("100.00")
+
+
+def test_a_due_date_that_has_passed_since_it_was_set_is_kept_when_the_draft_is_edited(browser):
+    """The rule is on setting a date: a draft whose due date passed while it waited can
+    still be edited (and the date moved) and sent."""
+    past = date.today() - timedelta(days=10)
+    draft = InvoiceFactory(client=ClientFactory(company=browser.company))
+    Invoice.objects.filter(pk=draft.pk).update(due_date=past)
+    data = {"client": draft.client_id, "currency": "EUR", "due_date": past.isoformat(),
+            "notes": "Still due", **lines_data(("Work", "1", "100", "20"))}
+    response = browser.post(reverse("invoice_edit", args=[draft.pk]), data)
+    assert response.status_code == 302
+    assert Invoice.objects.get(pk=draft.pk).notes == "Still due"
+    moved = browser.post(reverse("invoice_edit", args=[draft.pk]), {
+        **data, "due_date": (past - timedelta(days=1)).isoformat()})
+    assert moved.status_code == 200 and "due_date" in moved.context["form"].errors
+    assert send_document(draft).due_date == past

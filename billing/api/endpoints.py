@@ -36,6 +36,7 @@ from ..forms import (
     InvoiceLineFormSet,
     PaymentForm,
     ReverseForm,
+    read_plainly,
 )
 from ..models import Client, CreditNote, DocumentState, Invoice, Payment
 from ..pdf import document_pdf, pdf_filename
@@ -283,6 +284,7 @@ def _save_draft(request, spec, document, fields, lines):
     form = spec.form(data, instance=document, company=company)
     formset = spec.formset(_lines_data(lines), instance=document, prefix="lines") \
         if lines is not None else None
+    read_plainly(form, *([formset] if formset is not None else []))
     valid = form.is_valid()  # first: the lines are checked against its client
     if formset is not None:
         valid = formset.is_valid() and valid
@@ -524,7 +526,7 @@ def credit_invoice(request, payload: s.CreditIn, id: int = ID):
         data.update(what=CreditForm.AMOUNT, amount=payload.amount, rate=payload.rate or "")
     else:
         data["what"] = CreditForm.OPEN
-    form = CreditForm(data, invoice=invoice, lines=lines)
+    form, = read_plainly(CreditForm(data, invoice=invoice, lines=lines))
     if data.get("rate") and data["rate"] not in form.groups:
         form.data["rate"] = _rate_choice(form.groups, data["rate"])
     if not form.is_valid():
@@ -579,6 +581,9 @@ def _refuse_ambiguous_credit(payload):
     if payload.lines and payload.amount is not None:
         errors.append({"field": "amount", "message": _(
             "Credit either lines or an amount, not both.")})
+    if payload.rate is not None and payload.amount is None:
+        errors.append({"field": "rate", "message": _(
+            "A rate goes with an amount: give the amount to credit at that rate.")})
     seen = set()
     for index, item in enumerate(payload.lines or ()):
         if item.line in seen:
@@ -624,7 +629,7 @@ def record_payment(request, payload: s.PaymentIn, id: int = ID):
                                               "state": invoice.get_state_display()},
                       kind="not-sent")
     data = {**payload.dict(), "date": _form_value(payload.date or timezone.localdate())}
-    form = PaymentForm(data, invoice=invoice)
+    form, = read_plainly(PaymentForm(data, invoice=invoice))
     if not form.is_valid():
         raise validation_problem(form_errors(form))
     cleaned = form.cleaned_data

@@ -12,8 +12,8 @@ committing:
   transaction at a time);
 - the same key from another token of the company: 422 (an answer is replayed only to the
   token that got it, so a replay never skips a role check);
-- a request that fails with a 5xx, or that its token may not make (401, 403, 429), rolls
-  back, key included: it may be retried, by another token too.
+- a request that fails with a 5xx, or that its token may not make (401, 403), rolls back,
+  key included: it may be retried, by another token too.
 
 Keys are kept ``FOLIO_IDEMPOTENCY_HOURS`` (24 by default, the least the API promises);
 ``manage.py prune_idempotency_keys`` deletes older ones.
@@ -37,7 +37,7 @@ PREFIX = "/api/"
 HEADER = "HTTP_IDEMPOTENCY_KEY"
 KEY_MAX_LENGTH = 255
 # Answers about the token rather than the request: not kept under the key.
-NOT_KEPT = {401, 403, 429}
+NOT_KEPT = {401, 403}
 
 
 def retention():

@@ -61,6 +61,18 @@ def form_errors(*forms) -> list[dict]:
     return errors
 
 
+def field_name(location) -> str:
+    """A schema error's location as the forms name fields: ("payload", "lines", 1,
+    "unit_price") is ``lines[1].unit_price``."""
+    parts = list(location)
+    if parts[:1] == ["payload"]:
+        parts = parts[1:]
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else f".{part}" if name else str(part)
+    return name
+
+
 def too_big() -> HttpResponse:
     """The answer to a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE``."""
     return problem_response(413, _("The request body is too large."), kind="too-large")
@@ -89,8 +101,8 @@ def install(api):
 
     @api.exception_handler(SchemaValidationError)
     def schema_invalid(request, exc):
-        errors = [{"field": ".".join(str(p) for p in e.get("loc", ())[1:]) or "",
-                   "message": e.get("msg", "")} for e in exc.errors]
+        errors = [{"field": field_name(e.get("loc", ())[1:]), "message": e.get("msg", "")}
+                  for e in exc.errors]
         return problem_response(
             422, validation_problem(errors).detail, kind="validation", errors=errors)
 

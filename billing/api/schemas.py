@@ -18,8 +18,10 @@ Dec = Annotated[
     PlainSerializer(lambda value: str(value), return_type=str),
     WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN, "examples": ["120.00"]}),
 ]
+# Read with a point for decimals whatever the Accept-Language (forms.read_plainly), which
+# sets the language of the messages only.
 DecIn = Annotated[str, Field(max_length=32, examples=["120.00"],
-                             description="A decimal number as a string.")]
+                             description="A decimal number as a string, with a point.")]
 Text = Annotated[str, Field(max_length=500)]
 MAX_ID = 2**63 - 1  # a bigint: larger ids are refused by the schema, not the database
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
