@@ -524,3 +524,29 @@ def test_a_point_before_three_digits_is_refused_where_decimals_take_a_comma(lang
         assert formset.forms[0].errors.as_data()["quantity"][0].code == "ambiguous_point"
     else:
         assert valid and formset.forms[0].cleaned_data["quantity"] == reads
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["invoice_totals", "quote_totals", "recurring_invoice_totals"])
+def test_the_live_totals_read_a_decimal_comma(client, member, name):
+    from .test_bad_input import lines
+
+    client.force_login(member.user)
+    html = client.post(reverse(name), lines(("Pain", "1,5", "10,50", "5,5")),
+                       HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "16,62" in html  # 15,75 + TVA 5,5 % 0,87
+
+
+@pytest.mark.django_db
+def test_a_payment_is_typed_with_a_decimal_comma(client, member):
+    from billing.services import send_document
+
+    from .factories import ClientFactory, InvoiceFactory
+
+    invoice = send_document(InvoiceFactory(company=member.company,
+                                           client=ClientFactory(company=member.company)))
+    client.force_login(member.user)
+    client.post(reverse("invoice_payment", args=[invoice.pk]), {
+        "date": timezone.localdate().isoformat(), "amount": "12,34",
+        "method": "bank_transfer"}, HTTP_ACCEPT_LANGUAGE="fr")
+    assert invoice.payments.get().amount == Decimal("12.34")
