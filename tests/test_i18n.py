@@ -550,3 +550,16 @@ def test_a_payment_is_typed_with_a_decimal_comma(client, member):
         "date": timezone.localdate().isoformat(), "amount": "12,34",
         "method": "bank_transfer"}, HTTP_ACCEPT_LANGUAGE="fr")
     assert invoice.payments.get().amount == Decimal("12.34")
+
+
+@pytest.mark.django_db
+def test_a_schedules_mode_keeps_its_capitals_in_german(client, member):
+    """German capitalises nouns: "Entwürfe erstellen", never "entwürfe erstellen"."""
+    from .factories import ClientFactory
+    from .test_recurring import schedule_of
+
+    schedule = schedule_of(ClientFactory(company=member.company))
+    client.force_login(member.user)
+    html = client.get(reverse("recurring_invoice_detail", args=[schedule.pk]),
+                      HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Entwürfe erstellen" in html and "entwürfe erstellen" not in html
