@@ -5,7 +5,7 @@ from django import forms
 from django.contrib.auth.forms import UserCreationForm
 from django.forms import inlineformset_factory
 from django.utils import timezone, translation
-from django.utils.formats import get_format
+from django.utils.formats import get_format, localize
 from django.utils.translation import gettext_lazy as _
 
 from counters.models import MAX_PADDING, IssuedNumber, NumberingSettings
@@ -128,6 +128,15 @@ class PreferencesForm(forms.ModelForm):
             choice for choice in self.fields["language"].choices if choice[0]]
 
 
+def prefill(form, given, **values):
+    """Show ``values`` in a new object's ``form``, except what the caller's ``given`` initial
+    sets. (A ModelForm's initial starts from the unsaved object's field defaults: the
+    model's EUR, an empty date, which ``setdefault`` would keep.)"""
+    for name, value in values.items():
+        if name not in (given or {}):
+            form.initial[name] = value
+
+
 class DocumentForm(forms.ModelForm):
     """The editable part of a draft. The company comes from the request, never the form."""
 
@@ -136,7 +145,7 @@ class DocumentForm(forms.ModelForm):
         self.instance.company = company
         self.fields["client"].queryset = Client.objects.filter(company=company)
         if not self.instance.pk:
-            self.initial.setdefault("currency", company.currency)
+            prefill(self, kwargs.get("initial"), currency=company.currency)
         offer_series(self, company.pk,
                      _("The client's series, else the default (%(default)s)"))
 
@@ -210,15 +219,20 @@ LINE_FIELDS = ["description", "quantity", "unit_code", "unit_price", "tax_catego
 # ("10,50" in French is 10.50; a point is read too): a number input would drop a comma
 # it does not expect, without a word, and 10,50 would become 1050.
 DECIMAL_INPUT = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"})
-# 1.000 or 12.500.000: a point before groups of three digits.
-GROUPED_WITH_POINTS = re.compile(r"[+-]?\d{1,3}(\.\d{3})+")
+# The whole part of a number grouped with points, as German writes it: 1.234 or 12.500.000.
+POINT_GROUPS = re.compile(r"[+-]?[1-9]\d{0,2}(\.\d{3})+")
+# Spaces that group thousands as French writes them (the page itself writes U+202F).
+GROUPING_SPACES = re.compile(r"[ \u00a0\u202f]")
 
 
 class TypedDecimalField(forms.DecimalField):
     """
-    A decimal typed in the page's language. Where the language writes decimals with a comma
-    (French, German…), "1.000" may mean a thousand as well as one: it is refused with a
-    message rather than read either way.
+    A decimal typed in the page's language, as the page writes numbers. Where decimals take a
+    comma (French, German…), thousands may be grouped with spaces or points ("1 234,50",
+    "1.234,50", "12.500.000"); one group of points and no comma, "1.000", may mean a
+    thousand as well as one: it is refused with a message rather than read either way.
+    Limits in messages are written the language's way too ("1,5", not "1.5", which reads
+    as fifteen there).
     """
 
     widget = DECIMAL_INPUT
@@ -229,13 +243,32 @@ class TypedDecimalField(forms.DecimalField):
 
     def to_python(self, value):
         if self.localize and isinstance(value, str) and \
-                get_format("DECIMAL_SEPARATOR") == "," and \
-                GROUPED_WITH_POINTS.fullmatch(value.strip()):
-            raise forms.ValidationError(
-                _("%(value)s could mean a thousand or one: write 1000 for a thousand, or "
-                  "1,000 with a comma for decimals.") % {"value": value.strip()},
-                code="ambiguous_point")
+                get_format("DECIMAL_SEPARATOR") == ",":
+            value = self.ungrouped(value)
         return super().to_python(value)
+
+    @staticmethod
+    def ungrouped(text):
+        text = GROUPING_SPACES.sub("", text.strip())
+        whole, comma, decimals = text.partition(",")
+        if POINT_GROUPS.fullmatch(whole):
+            if not comma and whole.count(".") == 1:
+                raise forms.ValidationError(
+                    _("%(value)s could mean a thousand or one: write 1000 for a thousand, "
+                      "or 1,000 with a comma for one.") % {"value": text},
+                    code="ambiguous_point")
+            whole = whole.replace(".", "")
+        return whole + comma + decimals
+
+    def run_validators(self, value):
+        try:
+            super().run_validators(value)
+        except forms.ValidationError as error:
+            raise forms.ValidationError([
+                forms.ValidationError(each.message, code=each.code, params={
+                    name: localize(param) if isinstance(param, Decimal) else param
+                    for name, param in (each.params or {}).items()})
+                for each in error.error_list]) from None
 
 
 LINE_NUMBERS = ["quantity", "unit_price", "tax_rate"]
@@ -491,6 +524,8 @@ class CreditForm(forms.Form):
                 raise forms.ValidationError(_("Choose at least one line to credit."),
                                             code="no_lines")
         if what == self.AMOUNT:
+            if "amount" in self.errors or "rate" in self.errors:
+                return data  # the field says what is wrong
             if data.get("amount") is None or not data.get("rate"):
                 raise forms.ValidationError(_("Say the amount to credit and its tax rate."),
                                             code="no_amount")
@@ -589,8 +624,8 @@ class RecurringInvoiceForm(forms.ModelForm):
         self.may_send = may_send
         self.fields["client"].queryset = Client.objects.filter(company=company)
         if not self.instance.pk:
-            self.initial.setdefault("currency", company.currency)
-            self.initial.setdefault("start_date", timezone.localdate())
+            prefill(self, kwargs.get("initial"), currency=company.currency,
+                    start_date=timezone.localdate())
         offer_series(self, company.pk,
                      _("The client's series, else the default (%(default)s)"))
 

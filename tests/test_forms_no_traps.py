@@ -188,11 +188,11 @@ def test_the_credit_page_shows_what_the_credit_note_will_contain(client, sent_in
     answer = {"what": "lines", "line": [chairs.pk], f"quantity_{chairs.pk}": "1.5"}
     html = client.post(url, answer, HTTP_HX_REQUEST="true").content.decode()
     assert preview_of(html) == (["Chairs|1.5|50.00\xa0EUR|20 %|75.00\xa0EUR"], "90.00\xa0EUR")
-    html = client.post(url, {"what": "amount", "amount": "100", "rate": "10.00"},
+    html = client.post(url, {"what": "amount", "amount": "25", "rate": "10.00"},
                        HTTP_HX_REQUEST="true").content.decode()
     assert preview_of(html) == (
-        [f"Credit on invoice {sent_invoice.number}|1|100.00\xa0EUR|10 %|100.00\xa0EUR"],
-        "110.00\xa0EUR")
+        [f"Credit on invoice {sent_invoice.number}|1|25.00\xa0EUR|10 %|25.00\xa0EUR"],
+        "27.50\xa0EUR")
     from billing.models import CreditNote
     assert not CreditNote.objects.exists()
 

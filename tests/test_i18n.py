@@ -527,6 +527,44 @@ def test_a_point_before_three_digits_is_refused_where_decimals_take_a_comma(lang
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("typed, reads", [
+    ("1.234,50", Decimal("1234.50")), ("1 234,50", Decimal("1234.50")),
+    ("1\u202f234,50", Decimal("1234.50")), ("12.500.000", Decimal("12500000")),
+    ("0.250", Decimal("0.25")), ("1.5", Decimal("1.5"))])
+def test_numbers_are_read_as_the_page_writes_them_in_german(typed, reads):
+    from billing.forms import InvoiceLineFormSet
+
+    with translation.override("de"):
+        formset = InvoiceLineFormSet(line_data(typed), prefix="lines")
+        assert formset.is_valid(), formset.errors
+    assert formset.forms[0].cleaned_data["quantity"] == reads
+
+
+@pytest.mark.django_db
+def test_a_limit_in_a_message_is_written_the_languages_way(client, member):
+    """"kleiner oder gleich 1.500" reads as fifteen hundred in German: 1,5 is meant."""
+    from billing.services import send_document
+
+    from .factories import ClientFactory, InvoiceFactory
+
+    invoice = send_document(InvoiceFactory(
+        company=member.company, client=ClientFactory(company=member.company),
+        lines=[{"description": "W", "quantity": Decimal("1.5"), "unit_price": Decimal("10"),
+                "tax_rate": Decimal("20")}]))
+    line = invoice.lines.get()
+    client.force_login(member.user)
+    response = client.post(reverse("invoice_credit", args=[invoice.pk]), {
+        "what": "lines", "line": [str(line.pk)], f"quantity_{line.pk}": "2"},
+        HTTP_ACCEPT_LANGUAGE="de")
+    message = str(response.context["form"].errors[f"quantity_{line.pk}"])
+    assert "1,500" in message and "1.500" not in message
+    response = client.post(reverse("invoice_credit", args=[invoice.pk]), {
+        "what": "amount", "amount": "abc", "rate": "20.00"}, HTTP_ACCEPT_LANGUAGE="de")
+    form = response.context["form"]
+    assert list(form.errors) == ["amount"]  # the field's own message, nothing more
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("name", ["invoice_totals", "quote_totals", "recurring_invoice_totals"])
 def test_the_live_totals_read_a_decimal_comma(client, member, name):
     from .test_bad_input import lines

@@ -769,7 +769,7 @@ def test_a_credit_amount_is_bounded_by_what_is_left_at_its_rate(browser):
 def test_a_due_date_that_has_passed_since_it_was_set_is_kept_when_the_draft_is_edited(browser):
     """The rule is on setting a date: a draft whose due date passed while it waited can
     still be edited (and the date moved) and sent."""
-    past = date.today() - timedelta(days=10)
+    past = timezone.localdate() - timedelta(days=10)
     draft = InvoiceFactory(client=ClientFactory(company=browser.company))
     Invoice.objects.filter(pk=draft.pk).update(due_date=past)
     data = {"client": draft.client_id, "currency": "EUR", "due_date": past.isoformat(),
@@ -781,3 +781,13 @@ def test_a_due_date_that_has_passed_since_it_was_set_is_kept_when_the_draft_is_e
         **data, "due_date": (past - timedelta(days=1)).isoformat()})
     assert moved.status_code == 200 and "due_date" in moved.context["form"].errors
     assert send_document(draft).due_date == past
+
+
+def test_a_new_document_and_schedule_start_in_the_companys_currency_and_today(browser):
+    Company = type(browser.company)
+    Company.objects.filter(pk=browser.company.pk).update(currency="CHF")
+    for name in ("invoice_create", "quote_create", "recurring_invoice_create"):
+        form = browser.get(reverse(name)).context["form"]
+        assert form["currency"].value() == "CHF", name
+    form = browser.get(reverse("recurring_invoice_create")).context["form"]
+    assert form["start_date"].value() == timezone.localdate()
