@@ -21,7 +21,7 @@ from .forms import RecurringInvoiceForm, RecurringLineFormSet
 from .models import DocumentState, RecurringInvoice
 from .permissions import Action, can
 from .tenancy import scoped
-from .views import PAGE_SIZE, Page, _pk, _totals, company_required
+from .views import PAGE_SIZE, Page, _pk, _totals, _unread_lines, company_required
 
 UPCOMING = 3
 
@@ -70,7 +70,8 @@ def recurring_invoice_totals(request):
     formset.is_valid()
     currency = request.POST.get("currency", request.company.currency)[:3].upper()
     return render(request, "billing/_totals.html",
-                  {"totals": _totals(formset), "currency": currency})
+                  {"totals": _totals(formset), "currency": currency,
+                   "unread": _unread_lines(formset)})
 
 
 @company_required

@@ -488,6 +488,14 @@ def _totals(formset):
     return money.totals(lines)
 
 
+def _unread_lines(formset) -> int:
+    """How many lines the live totals leave out because something typed in them cannot be
+    read (their errors show when the form is saved)."""
+    return sum(1 for line_form in formset.forms
+               if line_form.is_bound and line_form.has_changed() and not line_form.is_valid()
+               and not line_form.cleaned_data.get("DELETE"))
+
+
 @require_POST
 @company_required
 def document_totals(request, kind):
@@ -501,7 +509,8 @@ def document_totals(request, kind):
     formset.is_valid()
     currency = request.POST.get("currency", request.company.currency)[:3].upper()
     return render(request, "billing/_totals.html",
-                  {"totals": _totals(formset), "currency": currency})
+                  {"totals": _totals(formset), "currency": currency,
+                   "unread": _unread_lines(formset)})
 
 
 @company_required

@@ -791,3 +791,12 @@ def test_a_new_document_and_schedule_start_in_the_companys_currency_and_today(br
         assert form["currency"].value() == "CHF", name
     form = browser.get(reverse("recurring_invoice_create")).context["form"]
     assert form["start_date"].value() == timezone.localdate()
+
+
+@pytest.mark.parametrize("name", ["invoice_totals", "recurring_invoice_totals"])
+def test_the_live_totals_say_when_a_line_is_left_out(browser, name):
+    good = lines_data(("Work", "2", "10", "20"), ("Parts", "1", "5", "20"))
+    html = browser.post(reverse(name), good).content.decode()
+    assert "data-unread" not in html
+    html = browser.post(reverse(name), {**good, "lines-1-unit_price": "abc"}).content.decode()
+    assert "24.00" in html and "data-unread" in html and "left out" in html
